@@ -1,0 +1,44 @@
+import jwt from 'jsonwebtoken';
+import { err, ok, type Result } from 'neverthrow';
+import { syncError, type SyncError } from '../../domain';
+import type { Principal, TokenVerifier } from '../../application/ports';
+
+export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'ES256' | 'ES384' | 'ES512';
+
+export interface JwtVerifierOptions {
+  /** The HMAC secret, or the PEM public key for RS/ES algorithms. */
+  readonly key: string;
+  /** Pinned: a token signed any other way (`none` included) is refused. */
+  readonly algorithms: readonly JwtAlgorithm[];
+  readonly issuer?: string;
+  readonly audience?: string;
+  readonly clockToleranceSeconds?: number;
+}
+
+const unauthenticated = (reason: string): SyncError => ({
+  ...syncError('UNAUTHENTICATED', 'A valid bearer token is required.'),
+  cause: reason,
+});
+
+/** Verifies JWTs as spec §2 asks: pinned algorithms, `exp` required, `nbf`, `iss`/`aud` when configured, `sub` required. */
+export class JwtTokenVerifier implements TokenVerifier {
+  constructor(private readonly options: JwtVerifierOptions) {}
+
+  verify(token: string): Result<Principal, SyncError> {
+    let payload: string | jwt.JwtPayload;
+    try {
+      payload = jwt.verify(token, this.options.key, {
+        algorithms: [...this.options.algorithms],
+        ...(this.options.issuer ? { issuer: this.options.issuer } : {}),
+        ...(this.options.audience ? { audience: this.options.audience } : {}),
+        clockTolerance: this.options.clockToleranceSeconds ?? 5,
+      });
+    } catch (e) {
+      return err(unauthenticated(e instanceof Error ? e.message : 'invalid token'));
+    }
+    if (typeof payload === 'string') return err(unauthenticated('payload is not a JSON object'));
+    if (typeof payload.exp !== 'number') return err(unauthenticated('token has no exp'));
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255) return err(unauthenticated('token has no usable sub'));
+    return ok({ userId: payload.sub, isAdmin: (payload as { role?: unknown }).role === 'admin' });
+  }
+}

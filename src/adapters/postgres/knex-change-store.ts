@@ -1,0 +1,203 @@
+import type { Knex } from 'knex';
+import { ResultAsync } from 'neverthrow';
+import { columnNames, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
+import type { ChangeStore, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
+import { databaseError } from './errors';
+
+/** Rows per INSERT: well under PostgreSQL's 65,535 bind parameters for the widest table. */
+const WRITE_CHUNK = 500;
+const READ_CHUNK = 1000;
+
+/** Carries a use case's error out of a knex transaction callback, which can only reject. */
+class Rollback extends Error {
+  constructor(readonly error: SyncError) {
+    super(error.message);
+  }
+}
+
+function fromDb<T>(promise: Promise<T>): ResultAsync<T, SyncError> {
+  return ResultAsync.fromPromise(promise, (e) => (e instanceof Rollback ? e.error : databaseError(e)));
+}
+
+/** bigint columns come back as strings from `pg`; ms values fit a double exactly. */
+function toNumber(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v);
+}
+
+function selectColumns(table: TableSpec): string[] {
+  return ['id', ...columnNames(table), 'created_at', 'last_modified_at', 'first_written_at', 'last_modified_by', '_status'];
+}
+
+function wireValues(table: TableSpec, row: Record<string, unknown>): WireRecord {
+  const values: WireRecord = { id: row['id'] as string };
+  for (const column of columnNames(table)) {
+    const v = row[column];
+    values[column] = v === null || v === undefined ? null : table.columns[column]!.type === 'integer' ? toNumber(v) : (v as string | boolean);
+  }
+  values['created_at'] = toNumber(row['created_at']);
+  values['last_modified_at'] = toNumber(row['last_modified_at']);
+  return values;
+}
+
+/**
+ * The ChangeStore on PostgreSQL (or PGlite) through Knex. Stamps come from the `sync_stamp`
+ * trigger (migration 001); a push holds the user's `sync_users` row lock from its first statement
+ * to its commit, so pushes of one user are serialized and stamps commit in order.
+ */
+export class KnexChangeStore implements ChangeStore {
+  constructor(private readonly db: Knex) {}
+
+  pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
+    return fromDb(
+      this.db.transaction(
+        async (trx) => {
+          const user = await trx('sync_users').where({ user_id: userId }).first('last_ts');
+          const highWater = user ? toNumber(user.last_ts) : 0;
+          const rows: PulledRow[] = [];
+          if (highWater > (query.since ?? 0) || query.fullTables.size > 0) {
+            for (const table of query.tables) rows.push(...(await this.readTable(trx, userId, table, query, highWater)));
+          }
+          rows.sort((a, b) => a.lastModifiedAt - b.lastModifiedAt);
+          const hasMore = rows.length > query.limit;
+          return { rows: hasMore ? rows.slice(0, query.limit) : rows, hasMore, highWater };
+        },
+        // One snapshot for the high-water mark and the rows: every write at or below it is visible.
+        { isolationLevel: 'repeatable read', readOnly: true },
+      ),
+    );
+  }
+
+  private async readTable(trx: Knex.Transaction, userId: string, table: TableSpec, query: PullQuery, highWater: number): Promise<PulledRow[]> {
+    const full = query.fullTables.has(table.name);
+    const from = full ? 0 : (query.since ?? 0);
+    const q = trx(table.name)
+      .select(selectColumns(table))
+      .where('user_id', userId)
+      .andWhere('last_modified_at', '>', from)
+      .andWhere('last_modified_at', '<=', highWater);
+    if (from === 0) q.andWhere('_status', 'active');
+    else if (query.excludeDevice !== null) q.andWhereRaw('last_modified_by IS DISTINCT FROM ?', [query.excludeDevice]);
+    const found = await q.orderBy('last_modified_at').limit(query.limit + 1);
+    return found.map((row: Record<string, unknown>) => ({
+      table: table.name,
+      values: wireValues(table, row),
+      deleted: row['_status'] === 'deleted',
+      lastModifiedAt: toNumber(row['last_modified_at']),
+      firstWrittenAt: toNumber(row['first_written_at']),
+    }));
+  }
+
+  inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>): ResultAsync<T, SyncError> {
+    return fromDb(
+      this.db.transaction(async (trx) => {
+        // Take the user's write lock first: concurrent pushes of one user queue here.
+        await trx.raw('INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts', [userId]);
+        const result = await work(new KnexPushTransaction(trx, userId));
+        if (result.isErr()) throw new Rollback(result.error);
+        return result.value;
+      }),
+    );
+  }
+
+  ping(): ResultAsync<void, SyncError> {
+    return fromDb(this.db.raw('select 1').then(() => undefined));
+  }
+}
+
+class KnexPushTransaction implements PushTransaction {
+  constructor(
+    private readonly trx: Knex.Transaction,
+    private readonly userId: string,
+  ) {}
+
+  findReceipt(pushId: string, notBeforeMs: number): ResultAsync<PushReceipt | null, SyncError> {
+    return fromDb(
+      this.trx('sync_push_receipts')
+        .where({ user_id: this.userId, push_id: pushId })
+        .andWhere('created_at', '>=', notBeforeMs)
+        .first('body_hash', 'response')
+        .then((row) => (row ? { bodyHash: row.body_hash as string, response: parseJson(row.response) } : null)),
+    );
+  }
+
+  loadRows(table: TableSpec, ids: readonly string[]): ResultAsync<Map<string, StoredRow>, SyncError> {
+    if (ids.length === 0) return fromDb(Promise.resolve(new Map()));
+    const load = async () => {
+      const rows = new Map<string, StoredRow>();
+      for (let i = 0; i < ids.length; i += READ_CHUNK) {
+        const found = await this.trx(table.name)
+          .select(selectColumns(table))
+          .where('user_id', this.userId)
+          .whereIn('id', ids.slice(i, i + READ_CHUNK));
+        for (const row of found as Record<string, unknown>[]) {
+          const values = wireValues(table, row);
+          delete values['last_modified_at'];
+          rows.set(row['id'] as string, {
+            values,
+            deleted: row['_status'] === 'deleted',
+            lastModifiedAt: toNumber(row['last_modified_at']),
+            lastModifiedBy: (row['last_modified_by'] as string | null) ?? null,
+          });
+        }
+      }
+      return rows;
+    };
+    return fromDb(load());
+  }
+
+  writeRows(table: TableSpec, rows: readonly RowWrite[], byDevice: string | null): ResultAsync<void, SyncError> {
+    if (rows.length === 0) return fromDb(Promise.resolve());
+    const columns = columnNames(table);
+    const write = async () => {
+      // Read by the sync_stamp trigger; transaction-local, so it cannot leak to another request.
+      await this.trx.raw("SELECT set_config('sync.device_id', ?, true)", [byDevice ?? '']);
+      for (let i = 0; i < rows.length; i += WRITE_CHUNK) {
+        const chunk = rows.slice(i, i + WRITE_CHUNK).map((r) => {
+          const out: Record<string, unknown> = { user_id: this.userId, id: r.id, created_at: r.values['created_at'], _status: r.deleted ? 'deleted' : 'active' };
+          for (const c of columns) out[c] = r.values[c] ?? null;
+          return out;
+        });
+        await this.trx(table.name).insert(chunk).onConflict(['user_id', 'id']).merge();
+      }
+    };
+    return fromDb(write());
+  }
+
+  recordConflicts(conflicts: readonly Conflict[], resolvedAtMs: number): ResultAsync<void, SyncError> {
+    const rows = conflicts.map((c) => ({
+      user_id: this.userId,
+      entity: c.table,
+      record_id: c.id,
+      conflict_type: c.type,
+      resolution_strategy: c.resolution,
+      client_columns: JSON.stringify(c.clientColumns),
+      server_columns: JSON.stringify(c.serverColumns),
+      resolved_at: resolvedAtMs,
+    }));
+    return fromDb(this.trx.batchInsert('sync_conflicts', rows, WRITE_CHUNK).transacting(this.trx).then(() => undefined));
+  }
+
+  saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError> {
+    const save = async () => {
+      await this.trx('sync_push_receipts').where('user_id', this.userId).andWhere('created_at', '<', forgetBeforeMs).delete();
+      await this.trx('sync_push_receipts')
+        .insert({ user_id: this.userId, push_id: pushId, body_hash: receipt.bodyHash, response: JSON.stringify(receipt.response), created_at: nowMs })
+        .onConflict(['user_id', 'push_id'])
+        .merge();
+    };
+    return fromDb(save());
+  }
+
+  cursor(): ResultAsync<number, SyncError> {
+    return fromDb(
+      this.trx('sync_users')
+        .where({ user_id: this.userId })
+        .first('last_ts')
+        .then((row) => Math.max(1, row ? toNumber(row.last_ts) : 0)),
+    );
+  }
+}
+
+function parseJson(v: unknown): unknown {
+  return typeof v === 'string' ? JSON.parse(v) : v;
+}

@@ -1,0 +1,16 @@
+import type { Knex } from 'knex';
+import * as m001 from './001-sync-tables';
+
+/** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
+const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [['001-sync-tables', m001]];
+
+export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
+  getMigrations: async () => [...MIGRATIONS],
+  getMigrationName: ([name]) => name,
+  getMigration: async ([, migration]) => migration,
+};
+
+export async function migrateToLatest(db: Knex): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}

@@ -1,0 +1,16 @@
+export type * from './change-store';
+export type * from './clock';
+export type * from './digest';
+export type * from './token-verifier';
+
+/** Injection tokens, one per port or use case; only the composition root binds them. */
+export const TOKENS = {
+  ChangeStore: Symbol.for('ChangeStore'),
+  Clock: Symbol.for('Clock'),
+  Digest: Symbol.for('Digest'),
+  TokenVerifier: Symbol.for('TokenVerifier'),
+  SyncSettings: Symbol.for('SyncSettings'),
+  PullChanges: Symbol.for('PullChanges'),
+  PushChanges: Symbol.for('PushChanges'),
+  CheckReadiness: Symbol.for('CheckReadiness'),
+} as const;

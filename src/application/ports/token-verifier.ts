@@ -1,0 +1,12 @@
+import type { Result } from 'neverthrow';
+import type { SyncError } from '../../domain';
+
+export interface Principal {
+  readonly userId: string;
+  readonly isAdmin: boolean;
+}
+
+/** Checks a bearer token; every failure is `UNAUTHENTICATED` with a reason for the log. */
+export interface TokenVerifier {
+  verify(token: string): Result<Principal, SyncError>;
+}

@@ -1,0 +1,153 @@
+import { errAsync, okAsync, ResultAsync } from 'neverthrow';
+import {
+  canonicalJson,
+  checkSchemaVersion,
+  completeNewRow,
+  decide,
+  syncError,
+  validatePush,
+  validationFailed,
+  type Conflict,
+  type ConflictType,
+  type ErrorDetail,
+  type PushedTable,
+  type ResolutionStrategy,
+  type SyncError,
+  type TableSpec,
+  type ValidatedPush,
+} from '../domain';
+import type { ChangeStore, Clock, Digest, PushTransaction, RowWrite, StoredRow } from './ports';
+import type { SyncSettings } from './settings';
+
+export interface PushInput {
+  readonly userId: string;
+  readonly body: unknown;
+  readonly schemaVersion: string | undefined;
+  readonly deviceId: string | null;
+}
+
+export interface PushResponse {
+  readonly timestamp: number;
+  readonly conflicts: ReadonlyArray<{ table: string; id: string; type: ConflictType; resolution: ResolutionStrategy }>;
+}
+
+interface TablePlan {
+  readonly table: TableSpec;
+  readonly byDevice: RowWrite[];
+  readonly merged: RowWrite[];
+}
+
+/**
+ * Answers `POST /api/sync/push` (spec §4.2–4.3): validates the whole push, then applies it in one
+ * transaction under the user's lock, merging conflicts per the policy table. With a `push_id`,
+ * a replay of the same body returns the first answer and writes nothing.
+ */
+export class PushChanges {
+  constructor(
+    private readonly store: ChangeStore,
+    private readonly clock: Clock,
+    private readonly digest: Digest,
+    private readonly settings: SyncSettings,
+  ) {}
+
+  execute(input: PushInput): ResultAsync<PushResponse, SyncError> {
+    const limits = { maxRecords: this.settings.maxPushRecords, maxRecordBytes: this.settings.maxRecordBytes };
+    return checkSchemaVersion(input.schemaVersion, this.settings.schemaVersions)
+      .andThen(() => validatePush(input.body, input.userId, limits))
+      .asyncAndThen((push) => {
+        const bodyHash = push.pushId === null ? null : this.digest.hash(canonicalJson(input.body));
+        return this.store.inPushTransaction(input.userId, (tx) => {
+          const now = this.clock.now();
+          if (push.pushId === null || bodyHash === null) return this.apply(tx, push, input.deviceId, now);
+          const pushId = push.pushId;
+          const notBefore = now - this.settings.pushReceiptTtlMs;
+          return tx.findReceipt(pushId, notBefore).andThen((receipt) => {
+            if (receipt) {
+              return receipt.bodyHash === bodyHash
+                ? okAsync(receipt.response as PushResponse)
+                : errAsync(syncError('PUSH_ID_REUSED', `push_id ${pushId} was already used for a different body; nothing was written. Use a new push_id for each batch.`));
+            }
+            return this.apply(tx, push, input.deviceId, now).andThen((response) =>
+              tx.saveReceipt(pushId, { bodyHash, response }, now, notBefore).map(() => response),
+            );
+          });
+        });
+      });
+  }
+
+  private apply(tx: PushTransaction, push: ValidatedPush, deviceId: string | null, now: number): ResultAsync<PushResponse, SyncError> {
+    const loads = push.tables.map((t) =>
+      tx.loadRows(t.table, [...t.upserts.map((r) => r.id), ...t.deletes]).map((rows) => ({ pushed: t, rows })),
+    );
+    return ResultAsync.combine(loads).andThen((loaded) => {
+      const conflicts: Conflict[] = [];
+      const invalid: ErrorDetail[] = [];
+      const plans = loaded.map(({ pushed, rows }) => planTable(pushed, rows, push.lastPulledAt, deviceId, now, conflicts, invalid));
+      if (invalid.length) {
+        return errAsync(validationFailed(`The push has ${invalid.length} invalid entr${invalid.length === 1 ? 'y' : 'ies'}; nothing was written.`, invalid));
+      }
+      return writeSequentially(tx, plans, deviceId)
+        .andThen(() => (conflicts.length ? tx.recordConflicts(conflicts, now) : okAsync(undefined)))
+        .andThen(() => tx.cursor())
+        .map((timestamp) => ({
+          timestamp,
+          conflicts: conflicts.map((c) => ({ table: c.table, id: c.id, type: c.type, resolution: c.resolution })),
+        }));
+    });
+  }
+}
+
+function planTable(
+  pushed: PushedTable,
+  rows: Map<string, StoredRow>,
+  lastPulledAt: number | null,
+  deviceId: string | null,
+  now: number,
+  conflicts: Conflict[],
+  invalid: ErrorDetail[],
+): TablePlan {
+  const { table } = pushed;
+  const plan: TablePlan = { table, byDevice: [], merged: [] };
+  const serverRow = (id: string) => {
+    const row = rows.get(id);
+    return row && { ...row, writtenByPusher: deviceId !== null && row.lastModifiedBy === deviceId };
+  };
+  const changes = [
+    ...pushed.upserts.map((record) => ({ id: record.id, change: { kind: 'upsert' as const, record } })),
+    ...pushed.deletes.map((id) => ({ id, change: { kind: 'delete' as const, id } })),
+  ];
+  for (const { id, change } of changes) {
+    const decision = decide(table, change, serverRow(id), lastPulledAt);
+    switch (decision.action) {
+      case 'none':
+        break;
+      case 'create': {
+        const row = completeNewRow(table, decision.record, now);
+        if (row.isErr()) invalid.push(...row.error);
+        else plan.byDevice.push({ id, values: row.value, deleted: false });
+        break;
+      }
+      case 'update':
+        (decision.merged ? plan.merged : plan.byDevice).push({ id, values: decision.values, deleted: false });
+        break;
+      case 'delete':
+        (decision.merged ? plan.merged : plan.byDevice).push({ id, values: rows.get(id)!.values, deleted: true });
+        break;
+      case 'restamp_delete':
+        plan.merged.push({ id, values: rows.get(id)!.values, deleted: true });
+        break;
+    }
+    if ('conflict' in decision && decision.conflict) conflicts.push(decision.conflict);
+  }
+  return plan;
+}
+
+/** Writes in priority order; one statement at a time, as a transaction has one connection. */
+function writeSequentially(tx: PushTransaction, plans: readonly TablePlan[], deviceId: string | null): ResultAsync<void, SyncError> {
+  let chain: ResultAsync<void, SyncError> = okAsync(undefined);
+  for (const plan of plans) {
+    if (plan.byDevice.length) chain = chain.andThen(() => tx.writeRows(plan.table, plan.byDevice, deviceId));
+    if (plan.merged.length) chain = chain.andThen(() => tx.writeRows(plan.table, plan.merged, null));
+  }
+  return chain;
+}

@@ -1,0 +1,20 @@
+import type { SchemaVersionRange } from '../domain';
+
+/** The limits and ranges the use cases enforce; read from the environment by the composition root. */
+export interface SyncSettings {
+  readonly maxPushRecords: number;
+  readonly maxRecordBytes: number;
+  /** Default and maximum number of rows in one pull response. */
+  readonly pullLimit: number;
+  readonly schemaVersions: SchemaVersionRange;
+  /** How long a `push_id` is remembered (spec §4.2: 24 hours). */
+  readonly pushReceiptTtlMs: number;
+}
+
+export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
+  maxPushRecords: 1000,
+  maxRecordBytes: 1024 * 1024,
+  pullLimit: 10_000,
+  schemaVersions: { min: 1, max: 1 },
+  pushReceiptTtlMs: 24 * 60 * 60 * 1000,
+};

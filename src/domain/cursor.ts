@@ -1,0 +1,50 @@
+/**
+ * The pull cursor (spec §3, §4.1). The server stamps every row write of a user with a
+ * `last_modified_at` that is unique and strictly increasing for that user, so a single number
+ * says exactly how far a client has read, across all tables.
+ */
+import { emptyTableChanges, type ChangeSet } from './change-set';
+import type { TableSpec, WireRecord } from './schema';
+
+/** A row version read for a pull, in `last_modified_at` order. */
+export interface PulledRow {
+  readonly table: string;
+  readonly values: WireRecord;
+  readonly deleted: boolean;
+  readonly lastModifiedAt: number;
+  /** The stamp of the row's first write on the server. */
+  readonly firstWrittenAt: number;
+}
+
+/** WatermelonDB rejects 0 and null, so even an empty account gets a positive cursor. */
+export const MIN_CURSOR = 1;
+
+/**
+ * The cursor a pull returns. A full page resumes right after its last row; otherwise the
+ * snapshot's high-water mark, below which every write of the user has committed.
+ */
+export function nextCursor(since: number | null, rows: readonly PulledRow[], hasMore: boolean, highWater: number): number {
+  const last = rows[rows.length - 1];
+  if (hasMore && last) return last.lastModifiedAt;
+  return Math.max(since ?? 0, highWater, MIN_CURSOR);
+}
+
+/**
+ * Sorts pulled rows into WatermelonDB's buckets. `fullTables` are sent as for a first sync
+ * (no `since`): their rows are all `created` and their tombstones are left out.
+ */
+export function classifyRows(tables: readonly TableSpec[], rows: readonly PulledRow[], since: number | null, fullTables: ReadonlySet<string>): ChangeSet {
+  const changes: ChangeSet = {};
+  for (const t of tables) changes[t.name] = emptyTableChanges();
+  for (const row of rows) {
+    const bucket = changes[row.table];
+    if (!bucket) continue;
+    const from = fullTables.has(row.table) ? 0 : (since ?? 0);
+    const id = row.values['id'] as string;
+    if (row.deleted) {
+      if (from > 0) bucket.deleted.push(id);
+    } else if (row.firstWrittenAt > from) bucket.created.push(row.values);
+    else bucket.updated.push(row.values);
+  }
+  return changes;
+}

@@ -1,0 +1,137 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
+import type { DatabaseTarget } from '../adapters/postgres/connection';
+import type { SyncSettings } from '../application/settings';
+import { DEFAULT_SYNC_SETTINGS } from '../application/settings';
+
+export class ConfigError extends Error {}
+
+export interface JwtConfig {
+  readonly key: string;
+  readonly algorithms: readonly JwtAlgorithm[];
+  readonly issuer?: string;
+  readonly audience?: string;
+  /** Set when no key was configured and a development secret was generated or reused. */
+  readonly devSecretFile?: string;
+}
+
+export interface AppConfig {
+  readonly production: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly database: DatabaseTarget;
+  readonly jwt: JwtConfig;
+  readonly maxBodyBytes: number;
+  readonly sync: SyncSettings;
+  readonly logLevel: string;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const HMAC: readonly JwtAlgorithm[] = ['HS256', 'HS384', 'HS512'];
+const ASYMMETRIC: readonly JwtAlgorithm[] = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got "${raw}".`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be from ${min} to ${max}; got ${n}.`);
+  return n;
+}
+
+function databaseTarget(env: Env): DatabaseTarget {
+  const url = env['DATABASE_URL']?.trim();
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('DATABASE_URL must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/db. Unset it to use the embedded database.');
+    return { kind: 'postgres', url, poolMax: intVar(env, 'DB_POOL_MAX', 10, 1, 1000) };
+  }
+  const dir = env['PGLITE_DATA_DIR']?.trim() || './.data/pglite';
+  return { kind: 'pglite', dataDir: dir.startsWith('memory://') ? dir : resolve(dir) };
+}
+
+/** Where a generated development JWT secret is kept, so `npm run token` and restarts agree. */
+export function devSecretPath(env: Env): string {
+  const dir = env['PGLITE_DATA_DIR']?.trim();
+  const base = dir && !dir.startsWith('memory://') ? dirname(resolve(dir)) : resolve('./.data');
+  return join(base, 'dev-jwt-secret');
+}
+
+function jwtConfig(env: Env, production: boolean): JwtConfig {
+  const secret = env['JWT_SECRET'];
+  const publicKey = env['JWT_PUBLIC_KEY'];
+  const issuer = env['JWT_ISSUER']?.trim() || undefined;
+  const audience = env['JWT_AUDIENCE']?.trim() || undefined;
+  if (secret && publicKey) throw new ConfigError('Set JWT_SECRET (HMAC) or JWT_PUBLIC_KEY (RS/ES), not both.');
+
+  const algorithms = (env['JWT_ALGORITHMS'] ?? '')
+    .split(',')
+    .map((a) => a.trim().toUpperCase())
+    .filter(Boolean) as JwtAlgorithm[];
+  for (const a of algorithms) {
+    if (![...HMAC, ...ASYMMETRIC].includes(a)) throw new ConfigError(`JWT_ALGORITHMS has "${a}"; allowed: ${[...HMAC, ...ASYMMETRIC].join(', ')}.`);
+  }
+
+  if (publicKey) {
+    const pem = publicKey.includes('-----BEGIN') ? publicKey.replace(/\\n/g, '\n') : readKeyFile(publicKey);
+    const algs = algorithms.length ? algorithms : (['RS256', 'ES256'] as JwtAlgorithm[]);
+    // Pinning only asymmetric algorithms stops an HS256 token "signed" with the public key.
+    if (algs.some((a) => HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only RS*/ES* algorithms with JWT_PUBLIC_KEY.');
+    return { key: pem, algorithms: algs, issuer, audience };
+  }
+  const algs = algorithms.length ? algorithms : (['HS256'] as JwtAlgorithm[]);
+  if (algs.some((a) => !HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only HS* algorithms with JWT_SECRET; set JWT_PUBLIC_KEY for RS*/ES*.');
+  if (secret) {
+    if (Buffer.byteLength(secret) < 32) throw new ConfigError('JWT_SECRET must be at least 32 bytes long.');
+    return { key: secret, algorithms: algs, issuer, audience };
+  }
+  if (production) throw new ConfigError('Set JWT_SECRET or JWT_PUBLIC_KEY: production never runs with a generated secret.');
+  const file = devSecretPath(env);
+  return { key: loadOrCreateDevSecret(file), algorithms: algs, issuer, audience, devSecretFile: file };
+}
+
+function readKeyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`JWT_PUBLIC_KEY must be a PEM public key or the path of a file holding one; cannot read "${path}".`);
+  }
+}
+
+export function loadOrCreateDevSecret(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(32).toString('hex');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
+}
+
+/** Reads the configuration from the environment; a bad value fails fast, naming its variable. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const production = env['NODE_ENV'] === 'production';
+  const min = intVar(env, 'SCHEMA_VERSION_MIN', DEFAULT_SYNC_SETTINGS.schemaVersions.min, 1, 1_000_000);
+  const max = intVar(env, 'SCHEMA_VERSION_MAX', Math.max(min, DEFAULT_SYNC_SETTINGS.schemaVersions.max), 1, 1_000_000);
+  if (max < min) throw new ConfigError(`SCHEMA_VERSION_MAX (${max}) must not be below SCHEMA_VERSION_MIN (${min}).`);
+  const logLevel = env['LOG_LEVEL']?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
+  const host = env['HOST']?.trim() || '127.0.0.1';
+  return {
+    production,
+    host,
+    port: intVar(env, 'PORT', 3000, 0, 65535),
+    database: databaseTarget(env),
+    jwt: jwtConfig(env, production),
+    maxBodyBytes: intVar(env, 'SYNC_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    sync: {
+      ...DEFAULT_SYNC_SETTINGS,
+      maxPushRecords: intVar(env, 'SYNC_MAX_PUSH_RECORDS', DEFAULT_SYNC_SETTINGS.maxPushRecords, 1, 1_000_000),
+      maxRecordBytes: intVar(env, 'SYNC_MAX_RECORD_BYTES', DEFAULT_SYNC_SETTINGS.maxRecordBytes, 256, 1024 * 1024 * 1024),
+      pullLimit: intVar(env, 'SYNC_PULL_LIMIT', DEFAULT_SYNC_SETTINGS.pullLimit, 1, 1_000_000),
+      schemaVersions: { min, max },
+    },
+    logLevel,
+  };
+}

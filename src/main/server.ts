@@ -1,0 +1,99 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import type Koa from 'koa';
+import type { Knex } from 'knex';
+import { pino, type Logger } from 'pino';
+import { describeTarget, openDatabase } from '../adapters/postgres/connection';
+import { migrateToLatest } from '../adapters/postgres/migrations';
+import { signToken } from '../adapters/crypto/jwt-token-issuer';
+import type { Clock } from '../application/ports';
+import { ConfigError, loadConfig, type AppConfig } from './config';
+import { buildContainer, ROOT } from './container';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting connections, lets in-flight requests finish, then closes the database if this server opened it. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this database instead of opening one (tests share one); it is then left open on close. */
+  readonly db?: Knex;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+export async function startServer(config: AppConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ level: config.logLevel });
+  const ownDb = options.db === undefined;
+  const db = options.db ?? openDatabase(config.database);
+  try {
+    const applied = await migrateToLatest(db);
+    if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
+  } catch (e) {
+    if (ownDb) await db.destroy();
+    throw e;
+  }
+  const app = buildContainer(config, db, logger, options.clock).get<Koa>(ROOT.HttpApp);
+  const server = app.listen(config.port, config.host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        if (ownDb) await db.destroy();
+      })()),
+  };
+}
+
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`Configuration error: ${e.message}`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const logger = pino({ level: config.logLevel });
+  logger.info(`database: ${describeTarget(config.database)}`);
+  const running = await startServer(config, { logger });
+  console.log(`listening on ${running.url}`);
+  if (config.jwt.devSecretFile) {
+    logger.warn(`no JWT_SECRET or JWT_PUBLIC_KEY: using the development secret in ${config.jwt.devSecretFile} (never do this in production)`);
+    const token = signToken(config.jwt, 'demo-user', { expiresInSeconds: 24 * 3600 });
+    console.log(`development token for user "demo-user" (24 h):\n${token}\n`);
+    console.log(`try: curl -H "Authorization: Bearer ${token}" "${running.url}/api/sync/pull?last_pulled_at=0"`);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal}: finishing in-flight requests`);
+    running.close().then(
+      () => process.exit(0),
+      (e) => {
+        logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
+}
