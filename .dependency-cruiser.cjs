@@ -1,0 +1,59 @@
+/** The layering of docs/architecture.md, checked on every `npm test`. */
+module.exports = {
+  forbidden: [
+    {
+      name: 'domain-no-infra',
+      comment: 'src/domain is pure and runs unchanged in React Native: no I/O, no frameworks, nothing outside the domain but pure libraries.',
+      severity: 'error',
+      from: { path: '^src/domain' },
+      to: {
+        pathNot: ['^src/domain', '^node_modules/(neverthrow|zod)/', '^node_modules/@zod/'],
+      },
+    },
+    {
+      name: 'domain-no-node-builtins',
+      severity: 'error',
+      from: { path: '^src/domain' },
+      to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'application-only-domain',
+      comment: 'Use cases speak to ports; they never import adapters or the composition root.',
+      severity: 'error',
+      from: { path: '^src/application' },
+      to: { path: '^src/(adapters|main)' },
+    },
+    {
+      name: 'adapters-not-each-other',
+      comment: 'Adapters meet only in src/main.',
+      severity: 'error',
+      from: { path: '^src/adapters/([^/]+)/' },
+      to: { path: '^src/adapters/', pathNot: '^src/adapters/$1/' },
+    },
+    {
+      name: 'adapters-not-main',
+      severity: 'error',
+      from: { path: '^src/adapters' },
+      to: { path: '^src/main' },
+    },
+    {
+      name: 'mobile-no-server',
+      comment: 'mobile/ shares the domain core only.',
+      severity: 'error',
+      from: { path: '^mobile' },
+      to: { path: '^src/', pathNot: '^src/domain' },
+    },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js', '.cjs', '.mjs', '.json'] },
+  },
+};
