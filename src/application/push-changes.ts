@@ -76,10 +76,12 @@ export class PushChanges {
   }
 
   private apply(tx: PushTransaction, push: ValidatedPush, deviceId: string | null, now: number): ResultAsync<PushResponse, SyncError> {
-    const loads = push.tables.map((t) =>
-      tx.loadRows(t.table, [...t.upserts.map((r) => r.id), ...t.deletes]).map((rows) => ({ pushed: t, rows })),
-    );
-    return ResultAsync.combine(loads).andThen((loaded) => {
+    // One statement at a time: a transaction has one connection.
+    let loads: ResultAsync<Array<{ pushed: PushedTable; rows: Map<string, StoredRow> }>, SyncError> = okAsync([]);
+    for (const t of push.tables) {
+      loads = loads.andThen((done) => tx.loadRows(t.table, [...t.upserts.map((r) => r.id), ...t.deletes]).map((rows) => [...done, { pushed: t, rows }]));
+    }
+    return loads.andThen((loaded) => {
       const conflicts: Conflict[] = [];
       const invalid: ErrorDetail[] = [];
       const plans = loaded.map(({ pushed, rows }) => planTable(pushed, rows, push.lastPulledAt, deviceId, now, conflicts, invalid));
@@ -142,7 +144,7 @@ function planTable(
   return plan;
 }
 
-/** Writes in priority order; one statement at a time, as a transaction has one connection. */
+/** Writes in priority order, one statement at a time. */
 function writeSequentially(tx: PushTransaction, plans: readonly TablePlan[], deviceId: string | null): ResultAsync<void, SyncError> {
   let chain: ResultAsync<void, SyncError> = okAsync(undefined);
   for (const plan of plans) {

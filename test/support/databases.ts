@@ -69,9 +69,9 @@ export async function closeDatabases(): Promise<void> {
 
 /**
  * Declares a suite once per database. `ctx.database` is ready inside hooks and tests, and every
- * table is empty at the start of each test.
+ * table is empty at the start of each test. `name` lets a suite declare a test for one database only.
  */
-export function describeEachDatabase(title: string, body: (ctx: { readonly database: TestDatabase }) => void): void {
+export function describeEachDatabase(title: string, body: (ctx: { readonly database: TestDatabase }, name: DatabaseName) => void): void {
   for (const name of databaseNames()) {
     describe(`${title} [${name}]`, function () {
       const ctx = {} as { database: TestDatabase };
@@ -82,7 +82,7 @@ export function describeEachDatabase(title: string, body: (ctx: { readonly datab
       beforeEach(async () => {
         await ctx.database.reset();
       });
-      body(ctx);
+      body(ctx, name);
     });
   }
 }

@@ -40,7 +40,7 @@ export class ApiClient {
   }
 
   async pull(params: Record<string, string | number | null> = {}, headers: Record<string, string> = {}): Promise<HttpAnswer> {
-    const query = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
+    const query = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]));
     const res = await fetch(`${this.baseUrl}/api/sync/pull?${query}`, { headers: this.headers(headers) });
     return { status: res.status, body: await res.json(), headers: res.headers };
   }

@@ -51,8 +51,7 @@ export class KnexChangeStore implements ChangeStore {
     return fromDb(
       this.db.transaction(
         async (trx) => {
-          const user = await trx('sync_users').where({ user_id: userId }).first('last_ts');
-          const highWater = user ? toNumber(user.last_ts) : 0;
+          const highWater = await this.highWaterMark(trx, userId);
           const rows: PulledRow[] = [];
           if (highWater > (query.since ?? 0) || query.fullTables.size > 0) {
             for (const table of query.tables) rows.push(...(await this.readTable(trx, userId, table, query, highWater)));
@@ -65,6 +64,15 @@ export class KnexChangeStore implements ChangeStore {
         { isolationLevel: 'repeatable read', readOnly: true },
       ),
     );
+  }
+
+  /**
+   * The newest stamp committed in this snapshot. Writers hold the user's sync_users row lock from
+   * taking a stamp to committing, so any write still in flight will commit above this value.
+   */
+  protected async highWaterMark(trx: Knex.Transaction, userId: string): Promise<number> {
+    const user = await trx('sync_users').where({ user_id: userId }).first('last_ts');
+    return user ? toNumber(user.last_ts) : 0;
   }
 
   private async readTable(trx: Knex.Transaction, userId: string, table: TableSpec, query: PullQuery, highWater: number): Promise<PulledRow[]> {
