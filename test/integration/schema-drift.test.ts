@@ -1,0 +1,71 @@
+import { expect } from 'chai';
+import { TABLES, hasSensitiveColumns, type ColumnType } from '../../src/domain';
+import { describeEachDatabase } from '../support/databases';
+
+/** The migrations are history and the domain schema is the truth: this keeps the two from drifting. */
+const PG_TYPE: Record<ColumnType, string> = { text: 'text', integer: 'bigint', boolean: 'boolean', json_array: 'text' };
+
+const COMMON = {
+  user_id: { type: 'text', nullable: false },
+  id: { type: 'text', nullable: false },
+  created_at: { type: 'bigint', nullable: false },
+  last_modified_at: { type: 'bigint', nullable: false },
+  first_written_at: { type: 'bigint', nullable: false },
+  last_modified_by: { type: 'text', nullable: true },
+  _status: { type: 'text', nullable: false },
+};
+
+describeEachDatabase('migrated schema matches the domain schema', (ctx) => {
+  for (const table of TABLES) {
+    it(`${table.name}: columns, types, nullability, defaults, keys, index and stamp trigger`, async () => {
+      const db = ctx.database.db;
+      const cols = await db('information_schema.columns')
+        .select('column_name', 'data_type', 'is_nullable', 'column_default')
+        .where({ table_name: table.name })
+        .whereRaw('table_schema = current_schema()');
+      const actual = Object.fromEntries(cols.map((c: any) => [c.column_name, { type: c.data_type, nullable: c.is_nullable === 'YES' }]));
+      const expected: Record<string, { type: string; nullable: boolean }> = { ...COMMON };
+      for (const [name, spec] of Object.entries(table.columns)) expected[name] = { type: PG_TYPE[spec.type], nullable: spec.nullable };
+      if (hasSensitiveColumns(table)) expected['encrypted'] = { type: 'boolean', nullable: false };
+      expect(actual).to.deep.equal(expected);
+
+      // A column default in the domain is the database's default too (for writers other than the sync API).
+      for (const [name, spec] of Object.entries(table.columns)) {
+        if (spec.default === undefined || spec.default === null) continue;
+        const dbDefault = cols.find((c: any) => c.column_name === name)?.column_default as string | null;
+        expect(dbDefault, `${table.name}.${name} default`).to.be.a('string');
+        expect(String(dbDefault).replace(/::text$/, '').replace(/^'(.*)'$/, '$1'), `${table.name}.${name} default`).to.equal(String(spec.default));
+      }
+
+      const pk = await db.raw(
+        `SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum)) AS cols FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE i.indrelid = ?::regclass AND i.indisprimary`,
+        [table.name],
+      );
+      expect(pk.rows[0].cols).to.deep.equal(['user_id', 'id']);
+
+      const indexes = await db.raw(`SELECT indexdef FROM pg_indexes WHERE tablename = ? AND schemaname = current_schema()`, [table.name]);
+      expect(indexes.rows.map((r: any) => r.indexdef).some((d: string) => /\(user_id, last_modified_at\)/.test(d))).to.equal(true);
+
+      const triggers = await db.raw(`SELECT tgname FROM pg_trigger WHERE tgrelid = ?::regclass AND NOT tgisinternal`, [table.name]);
+      expect(triggers.rows.map((r: any) => r.tgname)).to.deep.equal([`${table.name}_sync_stamp`]);
+    });
+  }
+
+  it('stamps every write of a user with a unique, strictly increasing last_modified_at, whoever writes', async () => {
+    const db = ctx.database.db;
+    await db('ideas').insert([1, 2, 3].map((i) => ({ user_id: 'u', id: `i${i}`, text: 't', created_at: 0 })));
+    await db('projects').insert({ user_id: 'u', id: 'p', name: 'n', created_at: 0 });
+    await db('ideas').where({ user_id: 'u', id: 'i1' }).update({ text: 'again' });
+    const stamps = [
+      ...(await db('ideas').where({ user_id: 'u' }).select('last_modified_at')),
+      ...(await db('projects').where({ user_id: 'u' }).select('last_modified_at')),
+    ].map((r: any) => Number(r.last_modified_at));
+    expect(new Set(stamps).size).to.equal(stamps.length);
+    const user = await db('sync_users').where({ user_id: 'u' }).first();
+    expect(Number(user.last_ts)).to.equal(Math.max(...stamps));
+    const i1 = await db('ideas').where({ user_id: 'u', id: 'i1' }).first();
+    expect(Number(i1.first_written_at)).to.be.below(Number(i1.last_modified_at));
+  });
+});
