@@ -144,11 +144,6 @@ function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
     return null;
   }
   const id = idResult.data;
-  const size = utf8Length(JSON.stringify(raw));
-  if (size > ctx.limits.maxRecordBytes) {
-    ctx.details.push({ table, id, reason: `record is ${size} bytes, over the limit of ${ctx.limits.maxRecordBytes}` });
-    return null;
-  }
   const before = ctx.details.length;
   const values: WireRecord = {};
   let changed: string[] | null = null;
@@ -156,8 +151,12 @@ function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
     const value = raw[key];
     switch (key) {
       case 'id':
+        continue;
       case 'last_modified_at': // server-assigned: ignored on push
+        if (value !== null && typeof value !== 'number') ctx.details.push({ table, id, column: key, reason: 'must be a number or null (it is ignored on push)' });
+        continue;
       case '_status': // WatermelonDB's local state: ignored on push
+        if (typeof value !== 'string') ctx.details.push({ table, id, column: key, reason: 'must be a string (it is ignored on push)' });
         continue;
       case 'created_at': {
         const r = msSchema.safeParse(value);
@@ -189,7 +188,14 @@ function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
     if (r.success) values[key] = r.data;
     else ctx.details.push({ table, id, column: key, reason: issueReason(r.error) });
   }
-  return ctx.details.length === before ? { id, values, changed } : null;
+  if (ctx.details.length !== before) return null;
+  // Measured once every value is known to be flat: a deeply nested value never reaches stringify.
+  const size = utf8Length(JSON.stringify(raw));
+  if (size > ctx.limits.maxRecordBytes) {
+    ctx.details.push({ table, id, reason: `record is ${size} bytes, over the limit of ${ctx.limits.maxRecordBytes}` });
+    return null;
+  }
+  return { id, values, changed };
 }
 
 /**

@@ -86,7 +86,7 @@ describe('the server process', function () {
       const [, url] = await waitFor(again, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
       const [, token] = await waitFor(again, /development token for user "demo-user".*\n(\S+)/);
       const pulled = await fetch(`${url}/api/sync/pull?last_pulled_at=0&tables=ideas`, { headers: { authorization: `Bearer ${token}` } });
-      expect((await pulled.json()).changes.ideas.created).to.have.length(1000);
+      expect(((await pulled.json()) as any).changes.ideas.created).to.have.length(1000);
     } finally {
       again.child.kill('SIGKILL');
     }
