@@ -75,11 +75,14 @@ function isJsonArrayString(value: string): boolean {
   }
 }
 
+/** PostgreSQL text cannot hold NUL, so no synced text may carry one. */
+const textSchema = z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
+
 function valueSchema(spec: ColumnSpec): z.ZodType<WireValue> {
   let base: z.ZodType<WireValue>;
   switch (spec.type) {
     case 'text':
-      base = spec.enum ? z.enum(spec.enum as [string, ...string[]]) : z.string();
+      base = spec.enum ? z.enum(spec.enum as [string, ...string[]]) : textSchema;
       break;
     case 'integer':
       base = z.int();
@@ -88,7 +91,7 @@ function valueSchema(spec: ColumnSpec): z.ZodType<WireValue> {
       base = z.boolean();
       break;
     case 'json_array':
-      base = z.string().refine(isJsonArrayString, 'must be a JSON array encoded as a string');
+      base = textSchema.refine(isJsonArrayString, 'must be a JSON array encoded as a string');
       break;
   }
   return spec.nullable ? base.nullable() : base;
@@ -99,6 +102,12 @@ function schemaFor(spec: ColumnSpec): z.ZodType<WireValue> {
   let s = columnSchemas.get(spec);
   if (!s) columnSchemas.set(spec, (s = valueSchema(spec)));
   return s;
+}
+
+/** Why `value` does not fit the column, or null when it does (shared by push validation and the mobile data API). */
+export function columnValueProblem(spec: ColumnSpec, value: unknown): string | null {
+  const r = schemaFor(spec).safeParse(value);
+  return r.success ? null : issueReason(r.error);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

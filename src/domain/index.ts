@@ -6,3 +6,4 @@ export * from './cursor';
 export * from './pull-request';
 export * from './backoff';
 export * from './sync-result';
+export * from './wire';

@@ -38,7 +38,8 @@ export class JwtTokenVerifier implements TokenVerifier {
     }
     if (typeof payload === 'string') return err(unauthenticated('payload is not a JSON object'));
     if (typeof payload.exp !== 'number') return err(unauthenticated('token has no exp'));
-    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255) return err(unauthenticated('token has no usable sub'));
+    // The sub becomes every row's user_id: no control characters (PostgreSQL text cannot hold NUL).
+    if (typeof payload.sub !== 'string' || !/^[^\u0000-\u001f\u007f]{1,255}$/.test(payload.sub)) return err(unauthenticated('token has no usable sub'));
     return ok({ userId: payload.sub, isAdmin: (payload as { role?: unknown }).role === 'admin' });
   }
 }

@@ -1,0 +1,35 @@
+import type { CheckpointStore } from '../ports';
+
+/** The part of `@react-native-async-storage/async-storage` this adapter uses. */
+export interface AsyncStorageLike {
+  getItem(key: string): Promise<string | null>;
+  setItem(key: string, value: string): Promise<void>;
+  removeItem(key: string): Promise<void>;
+}
+
+export const checkpointKey = (table: string): string => `sync_last_pulled_${table}`;
+export const DEVICE_ID_KEY = 'sync_device_id';
+
+/** CheckpointStore over AsyncStorage, with the keys of spec §5. */
+export class AsyncStorageCheckpointStore implements CheckpointStore {
+  constructor(private readonly storage: AsyncStorageLike) {}
+
+  async getLastPulledAt(table: string): Promise<number | null> {
+    const raw = await this.storage.getItem(checkpointKey(table));
+    const n = raw === null ? NaN : Number(raw);
+    return Number.isFinite(n) && n > 0 ? n : null;
+  }
+
+  async setLastPulledAt(table: string, timestamp: number | null): Promise<void> {
+    if (timestamp === null) await this.storage.removeItem(checkpointKey(table));
+    else await this.storage.setItem(checkpointKey(table), String(timestamp));
+  }
+
+  getDeviceId(): Promise<string | null> {
+    return this.storage.getItem(DEVICE_ID_KEY);
+  }
+
+  setDeviceId(id: string): Promise<void> {
+    return this.storage.setItem(DEVICE_ID_KEY, id);
+  }
+}

@@ -1,0 +1,94 @@
+import { err, ok, type Result } from 'neverthrow';
+import type { z } from 'zod';
+import {
+  errorResponseSchema,
+  failureFromStatus,
+  networkFailure,
+  pullResponseSchema,
+  pushResponseSchema,
+  timeoutFailure,
+  type ErrorDetail,
+  type PullResponseBody,
+  type PushResponseBody,
+  type SyncErrorCode,
+} from '../../../src/domain';
+import type { PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
+
+export interface FetchTransportOptions {
+  /** e.g. https://sync.example.com (no trailing slash needed). */
+  readonly baseUrl: string;
+  /** The current access token; called before every request, so a refreshed token is picked up. */
+  readonly getToken: () => string | Promise<string>;
+  readonly deviceId: string;
+  readonly schemaVersion?: number;
+  readonly timeoutMs?: number;
+  /** Injected for certificate pinning or tests; defaults to the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+/** SyncTransport over `fetch`, with a timeout, the bearer token and the device id on every request. */
+export class FetchSyncTransport implements SyncTransport {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: FetchTransportOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+  }
+
+  pull(params: PullParams): Promise<Result<PullResponseBody, TransportFailure>> {
+    const query = new URLSearchParams({ last_pulled_at: String(params.lastPulledAt ?? 0), tables: params.tables.join(',') });
+    if (params.limit !== undefined) query.set('limit', String(params.limit));
+    if (this.options.schemaVersion !== undefined) query.set('schema_version', String(this.options.schemaVersion));
+    return this.request(`/api/sync/pull?${query}`, { method: 'GET' }, pullResponseSchema) as Promise<Result<PullResponseBody, TransportFailure>>;
+  }
+
+  push(body: PushBody): Promise<Result<PushResponseBody, TransportFailure>> {
+    return this.request('/api/sync/push', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, pushResponseSchema);
+  }
+
+  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>): Promise<Result<T, TransportFailure>> {
+    let token: string;
+    try {
+      token = await this.options.getToken();
+    } catch (e) {
+      return err({ kind: 'AUTH_ERROR', retryable: false, message: `no token: ${e instanceof Error ? e.message : String(e)}` });
+    }
+    const doFetch = this.options.fetch ?? globalThis.fetch;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.options.timeoutMs ?? 30_000);
+    try {
+      const headers: Record<string, string> = {
+        ...(init.headers as Record<string, string> | undefined),
+        authorization: `Bearer ${token}`,
+        'x-device-id': this.options.deviceId,
+        ...(this.options.schemaVersion !== undefined ? { 'x-schema-version': String(this.options.schemaVersion) } : {}),
+      };
+      let res: Response;
+      try {
+        res = await doFetch(`${this.baseUrl}${path}`, { ...init, headers, signal: controller.signal });
+      } catch (e) {
+        return err(controller.signal.aborted ? timeoutFailure('the server did not answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
+      }
+      let json: unknown;
+      try {
+        json = await res.json();
+      } catch {
+        json = undefined; // judged below, by status and shape
+      }
+      if (!res.ok) {
+        const parsed = errorResponseSchema.safeParse(json);
+        const retryAfter = Number(res.headers.get('retry-after'));
+        const failure: TransportFailure = {
+          ...failureFromStatus(res.status, parsed.success ? (parsed.data.error.code as SyncErrorCode) : undefined, parsed.success ? parsed.data.error.message : `HTTP ${res.status}`, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined),
+          status: res.status,
+          ...(parsed.success && Array.isArray(parsed.data.error.details) ? { details: parsed.data.error.details as ErrorDetail[] } : {}),
+        };
+        return err(failure);
+      }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) return err({ kind: 'SERVER_ERROR', retryable: false, message: 'the server answered with an unexpected shape', status: res.status });
+      return ok(parsed.data);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type { SqlDriver, SqlExecutor, SqlRow, SqlValue } from '../ports';
+
+/** The part of an OP-SQLite database (`open()` from `@op-engineering/op-sqlite`) this driver uses. */
+export interface OpSqliteDatabase {
+  execute(sql: string, params?: SqlValue[]): Promise<{ rows?: SqlRow[] | { _array?: SqlRow[] } }>;
+  close(): void;
+}
+
+/**
+ * SqlDriver over OP-SQLite. Statements and transactions go through one queue: OP-SQLite's
+ * transaction is BEGIN … COMMIT on the single connection, so a statement issued from elsewhere
+ * while it awaits would otherwise run inside it.
+ */
+export class OpSqliteDriver implements SqlDriver {
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly db: OpSqliteDatabase) {}
+
+  private run(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]> {
+    return this.db.execute(sql, params ? [...params] : undefined).then((r) => {
+      const rows = r.rows;
+      return Array.isArray(rows) ? rows : (rows?._array ?? []);
+    });
+  }
+
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the local database is closed'));
+    const next = this.queue.then(task, task);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  execute(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]> {
+    return this.enqueue(() => this.run(sql, params));
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.enqueue(async () => {
+      await this.run('BEGIN IMMEDIATE');
+      try {
+        const result = await fn({ execute: (sql, params) => this.run(sql, params) });
+        await this.run('COMMIT');
+        return result;
+      } catch (e) {
+        await this.run('ROLLBACK');
+        throw e;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.enqueue(async () => this.db.close());
+    this.closed = true;
+  }
+}

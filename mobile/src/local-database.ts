@@ -1,0 +1,332 @@
+/**
+ * The app's data API over the local SQLite database, and the sync engine's view of it.
+ *
+ * App code creates, updates, deletes and reads rows; this class keeps the sync bookkeeping:
+ * `_changed` (the locally changed columns, '' when clean), `_status` ('active' | 'deleted': deletes
+ * are soft until pushed, then purged) and `_version` (bumped on every local write, so a row that
+ * changed while its push was in flight is not marked clean by mistake).
+ */
+import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, tableSpec, type ChangeSet, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
+import { QUARANTINE_TABLE } from './local-schema';
+import type { SqlDriver, SqlExecutor, SqlRow, SqlValue, Timers } from './ports';
+
+export class LocalWriteError extends Error {
+  constructor(
+    message: string,
+    readonly details: readonly ErrorDetail[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export type PendingKind = 'created' | 'updated' | 'deleted';
+
+export interface PendingRow {
+  readonly rowid: number;
+  readonly kind: PendingKind;
+  readonly version: number;
+  /** The record as pushed: every column, `created_at`, and `_changed` for an update. */
+  readonly record: WireRecord;
+}
+
+export interface QuarantinedRecord {
+  readonly table: string;
+  readonly id: string;
+  readonly reason: string;
+  readonly quarantinedAt: number;
+}
+
+export interface QueryOptions {
+  readonly where?: Readonly<Record<string, WireValue>>;
+  readonly orderBy?: string;
+  readonly descending?: boolean;
+  readonly limit?: number;
+}
+
+const PULL_CHUNK = 50;
+
+function table(name: string): TableSpec {
+  const t = tableSpec(name);
+  if (!t) throw new LocalWriteError(`Unknown table "${name}".`, [{ table: name, reason: 'unknown table' }]);
+  return t;
+}
+
+const q = (name: string) => `"${name}"`;
+
+function toSql(t: TableSpec, column: string, value: WireValue | undefined): SqlValue {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return columnSpec(t, column)?.type === 'boolean' ? (value ? 1 : 0) : value;
+}
+
+function fromSql(t: TableSpec, row: SqlRow): WireRecord {
+  const out: WireRecord = { id: row['id'] as string };
+  for (const c of columnNames(t)) {
+    const v = row[c];
+    out[c] = v === null || v === undefined ? null : t.columns[c]!.type === 'boolean' ? v === 1 || v === true : (v as WireValue);
+  }
+  out['created_at'] = Number(row['created_at']);
+  out['last_modified_at'] = row['last_modified_at'] === null ? null : Number(row['last_modified_at']);
+  return out;
+}
+
+function checkValues(t: TableSpec, id: string, values: Readonly<Record<string, unknown>>, allowCreatedAt: boolean): void {
+  const details: ErrorDetail[] = [];
+  for (const [column, value] of Object.entries(values)) {
+    if (column === 'created_at' && allowCreatedAt) {
+      if (!Number.isSafeInteger(value) || (value as number) < 0) details.push({ table: t.name, id, column, reason: 'must be a non-negative integer (ms)' });
+      continue;
+    }
+    const spec = columnSpec(t, column);
+    if (!spec) {
+      details.push({ table: t.name, id, column, reason: 'unknown column (sync columns are kept by the client)' });
+      continue;
+    }
+    const problem = columnValueProblem(spec, value);
+    if (problem) details.push({ table: t.name, id, column, reason: problem });
+  }
+  if (details.length) throw new LocalWriteError(`Invalid values for ${t.name} ${id}.`, details);
+}
+
+export class LocalDatabase {
+  private readonly listeners = new Set<(table: string) => void>();
+
+  constructor(
+    private readonly db: SqlDriver,
+    private readonly timers: Timers,
+    private readonly newId: () => string,
+  ) {}
+
+  /** Called after every local write (the client debounces a sync on it). */
+  onChange(listener: (table: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(tableName: string): void {
+    for (const l of [...this.listeners]) l(tableName);
+  }
+
+  async create(tableName: string, values: Readonly<Record<string, WireValue>> & { id?: string }): Promise<WireRecord> {
+    const t = table(tableName);
+    const { id = this.newId(), ...rest } = values;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new LocalWriteError('id must be a string of 1 to 128 characters.', [{ table: t.name, column: 'id', reason: 'invalid' }]);
+    checkValues(t, id, rest, true);
+    const row = completeNewRow(t, { id, values: rest as WireRecord, changed: null }, this.timers.now());
+    if (row.isErr()) throw new LocalWriteError(`Missing required values for ${t.name}.`, row.error);
+    const cols = ['id', ...columnNames(t), 'created_at', '_status', '_changed', '_version'];
+    const params: SqlValue[] = [id, ...columnNames(t).map((c) => toSql(t, c, row.value[c])), row.value['created_at'] as number, 'active', columnNames(t).join(','), 1];
+    try {
+      await this.db.execute(`INSERT INTO ${q(t.name)} (${cols.map(q).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`, params);
+    } catch (e) {
+      throw new LocalWriteError(`Could not create ${t.name} ${id}: ${e instanceof Error ? e.message : e}`, [{ table: t.name, id, reason: 'exists or invalid' }]);
+    }
+    this.changed(t.name);
+    return { ...row.value, id, last_modified_at: null };
+  }
+
+  async update(tableName: string, id: string, patch: Readonly<Record<string, WireValue>>): Promise<WireRecord> {
+    const t = table(tableName);
+    checkValues(t, id, patch, false);
+    const columns = Object.keys(patch);
+    const updated = await this.db.transaction(async (tx) => {
+      const [row] = await tx.execute(`SELECT _changed FROM ${q(t.name)} WHERE id = ? AND _status = 'active'`, [id]);
+      if (!row) return false;
+      const changed = new Set(String(row['_changed']).split(',').filter(Boolean));
+      for (const c of columns) changed.add(c);
+      const sets = columns.map((c) => `${q(c)} = ?`);
+      await tx.execute(`UPDATE ${q(t.name)} SET ${[...sets, '_changed = ?', '_version = _version + 1'].join(', ')} WHERE id = ?`, [
+        ...columns.map((c) => toSql(t, c, patch[c])),
+        [...changed].join(','),
+        id,
+      ]);
+      return true;
+    });
+    if (!updated) throw new LocalWriteError(`No ${t.name} with id ${id}.`, [{ table: t.name, id, reason: 'not found' }]);
+    this.changed(t.name);
+    return (await this.get(t.name, id))!;
+  }
+
+  /** Soft delete: the row disappears from reads at once and is purged once the server has the delete. */
+  async delete(tableName: string, id: string): Promise<void> {
+    const t = table(tableName);
+    await this.db.execute(`UPDATE ${q(t.name)} SET _status = 'deleted', _version = _version + 1 WHERE id = ? AND _status = 'active'`, [id]);
+    this.changed(t.name);
+  }
+
+  async get(tableName: string, id: string): Promise<WireRecord | null> {
+    const t = table(tableName);
+    const [row] = await this.db.execute(`SELECT * FROM ${q(t.name)} WHERE id = ? AND _status = 'active'`, [id]);
+    return row ? fromSql(t, row) : null;
+  }
+
+  async query(tableName: string, options: QueryOptions = {}): Promise<WireRecord[]> {
+    const t = table(tableName);
+    const where = Object.entries(options.where ?? {});
+    checkValues(t, '(query)', Object.fromEntries(where.filter(([c]) => c !== 'id')), false);
+    const clauses = ["_status = 'active'", ...where.map(([c, v]) => (v === null ? `${q(c)} IS NULL` : `${q(c)} = ?`))];
+    const params = where.filter(([, v]) => v !== null).map(([c, v]) => toSql(t, c, v));
+    const order = options.orderBy ?? 'created_at';
+    if (order !== 'id' && order !== 'created_at' && !columnSpec(t, order)) throw new LocalWriteError(`Cannot order ${t.name} by unknown column ${order}.`);
+    const limit = options.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(options.limit))}` : '';
+    const rows = await this.db.execute(`SELECT * FROM ${q(t.name)} WHERE ${clauses.join(' AND ')} ORDER BY ${q(order)} ${options.descending ? 'DESC' : 'ASC'}, id${limit}`, params);
+    return rows.map((r) => fromSql(t, r));
+  }
+
+  // ---- the sync engine's side ----
+
+  /** Pending rows after `afterRowid`, in write order, leaving quarantined records out. */
+  async pendingBatch(tableName: string, afterRowid: number, limit: number): Promise<PendingRow[]> {
+    const t = table(tableName);
+    const rows = await this.db.execute(
+      `SELECT rowid AS _rowid, * FROM ${q(t.name)} AS t
+       WHERE (t._changed <> '' OR t._status = 'deleted') AND rowid > ?
+         AND NOT EXISTS (SELECT 1 FROM ${QUARANTINE_TABLE} qr WHERE qr.table_name = ? AND qr.id = t.id)
+       ORDER BY rowid LIMIT ?`,
+      [afterRowid, t.name, limit],
+    );
+    return rows.map((r) => {
+      const kind: PendingKind = r['_status'] === 'deleted' ? 'deleted' : r['last_modified_at'] === null ? 'created' : 'updated';
+      const record = fromSql(t, r);
+      delete record['last_modified_at'];
+      if (kind === 'updated') record['_changed'] = String(r['_changed']);
+      return { rowid: Number(r['_rowid']), kind, version: Number(r['_version']), record };
+    });
+  }
+
+  async countPending(): Promise<number> {
+    let n = 0;
+    for (const t of TABLES) {
+      const [row] = await this.db.execute(
+        `SELECT count(*) AS n FROM ${q(t.name)} AS t WHERE (t._changed <> '' OR t._status = 'deleted')
+           AND NOT EXISTS (SELECT 1 FROM ${QUARANTINE_TABLE} qr WHERE qr.table_name = ? AND qr.id = t.id)`,
+        [t.name],
+      );
+      n += Number(row?.['n'] ?? 0);
+    }
+    return n;
+  }
+
+  /**
+   * Applies one pulled page in one transaction. A row with local changes keeps its changed
+   * columns and stays pending; a locally deleted row stays deleted (the delete wins on the
+   * server too); pulled deletes purge the row.
+   */
+  async applyPulled(changes: ChangeSet): Promise<number> {
+    let applied = 0;
+    await this.db.transaction(async (tx) => {
+      for (const [name, ch] of Object.entries(changes)) {
+        const t = tableSpec(name);
+        if (!t) continue;
+        const records = [...ch.created, ...ch.updated];
+        for (let i = 0; i < records.length; i += PULL_CHUNK) applied += await upsertPulled(tx, t, records.slice(i, i + PULL_CHUNK));
+        for (let i = 0; i < ch.deleted.length; i += PULL_CHUNK) {
+          const ids = ch.deleted.slice(i, i + PULL_CHUNK);
+          const marks = ids.map(() => '?').join(', ');
+          await tx.execute(`DELETE FROM ${q(t.name)} WHERE id IN (${marks})`, ids);
+          await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id IN (${marks})`, [t.name, ...ids]);
+          applied += ids.length;
+        }
+      }
+    });
+    return applied;
+  }
+
+  /**
+   * After the server accepted a batch: deletes are purged and rows marked clean, but only where
+   * `_version` is still what was pushed (a row edited meanwhile stays pending).
+   */
+  async markPushed(tableName: string, rows: readonly PendingRow[], serverTimestamp: number): Promise<void> {
+    const t = table(tableName);
+    await this.db.transaction(async (tx) => {
+      for (const r of rows) {
+        const id = r.record['id'] as string;
+        if (r.kind === 'deleted') {
+          await tx.execute(`DELETE FROM ${q(t.name)} WHERE id = ? AND _version = ?`, [id, r.version]);
+          continue;
+        }
+        // The server has the row now: later edits go as updates, a later delete as a delete.
+        await tx.execute(`UPDATE ${q(t.name)} SET last_modified_at = COALESCE(last_modified_at, ?) WHERE id = ?`, [serverTimestamp, id]);
+        await tx.execute(`UPDATE ${q(t.name)} SET _changed = '' WHERE id = ? AND _version = ?`, [id, r.version]);
+      }
+    });
+  }
+
+  async quarantine(tableName: string, entries: ReadonlyArray<{ id: string; reason: string }>): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      for (const e of entries) {
+        await tx.execute(`INSERT OR REPLACE INTO ${QUARANTINE_TABLE} (table_name, id, reason, quarantined_at) VALUES (?, ?, ?, ?)`, [tableName, e.id, e.reason, this.timers.now()]);
+      }
+    });
+  }
+
+  async listQuarantined(): Promise<QuarantinedRecord[]> {
+    const rows = await this.db.execute(`SELECT * FROM ${QUARANTINE_TABLE} ORDER BY quarantined_at, table_name, id`);
+    return rows.map((r) => ({ table: String(r['table_name']), id: String(r['id']), reason: String(r['reason']), quarantinedAt: Number(r['quarantined_at']) }));
+  }
+
+  /** Puts a quarantined record back in the push queue (after the app fixed it, say). */
+  async releaseQuarantined(tableName: string, id: string): Promise<void> {
+    await this.db.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id = ?`, [tableName, id]);
+    this.changed(tableName);
+  }
+
+  /**
+   * Drops a quarantined record's local changes. A record the server never had is removed; one it
+   * has keeps its row until the next full pull of its table brings the server's version back.
+   * Returns true when the caller must re-pull the table.
+   */
+  async discardQuarantined(tableName: string, id: string): Promise<boolean> {
+    const t = table(tableName);
+    return this.db.transaction(async (tx) => {
+      await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id = ?`, [t.name, id]);
+      const [row] = await tx.execute(`SELECT last_modified_at FROM ${q(t.name)} WHERE id = ?`, [id]);
+      if (!row) return false;
+      if (row['last_modified_at'] === null) {
+        await tx.execute(`DELETE FROM ${q(t.name)} WHERE id = ?`, [id]);
+        return false;
+      }
+      await tx.execute(`UPDATE ${q(t.name)} SET _changed = '', _status = 'active', _version = _version + 1 WHERE id = ?`, [id]);
+      return true;
+    });
+  }
+
+  /** SQLite's own consistency check ('ok' when sound). */
+  async integrityCheck(): Promise<string> {
+    const rows = await this.db.execute('SELECT * FROM pragma_integrity_check');
+    return rows.map((r) => String(Object.values(r)[0])).join('; ');
+  }
+}
+
+/**
+ * Upserts pulled records in one statement per chunk; for a row with local changes, each column
+ * named in its `_changed` keeps the local value (spec §5), and a locally deleted row is left alone.
+ */
+async function upsertPulled(tx: SqlExecutor, t: TableSpec, records: readonly WireRecord[]): Promise<number> {
+  if (records.length === 0) return 0;
+  const cols = columnNames(t);
+  const insertCols = ['id', ...cols, 'created_at', 'last_modified_at'];
+  const values: SqlValue[] = [];
+  for (const r of records) {
+    values.push(r['id'] as string, ...cols.map((c) => toSql(t, c, r[c])), Number(r['created_at'] ?? 0), Number(r['last_modified_at'] ?? 0));
+  }
+  // The policy table applies on the device too: a server-owned column takes the server's value
+  // even when changed locally (and stops counting as a local change).
+  const merge = (c: string) =>
+    columnSpec(t, c)?.serverOwned
+      ? `${q(c)} = excluded.${q(c)}`
+      : `${q(c)} = CASE WHEN instr(',' || ${q(t.name)}._changed || ',', ',${c},') > 0 THEN ${q(t.name)}.${q(c)} ELSE excluded.${q(c)} END`;
+  await tx.execute(
+    `INSERT INTO ${q(t.name)} (${insertCols.map(q).join(', ')}) VALUES ${records.map(() => `(${insertCols.map(() => '?').join(', ')})`).join(', ')}
+     ON CONFLICT(id) DO UPDATE SET ${[...cols.map(merge), 'created_at = excluded.created_at', 'last_modified_at = excluded.last_modified_at'].join(', ')}
+     WHERE ${q(t.name)}._status <> 'deleted'`,
+    values,
+  );
+  const owned = cols.filter((c) => columnSpec(t, c)?.serverOwned);
+  if (owned.length) {
+    let changed = `',' || _changed || ','`;
+    for (const c of owned) changed = `replace(${changed}, ',${c},', ',')`;
+    await tx.execute(`UPDATE ${q(t.name)} SET _changed = trim(${changed}, ',') WHERE _changed <> '' AND id IN (${records.map(() => '?').join(', ')})`, records.map((r) => r['id'] as string));
+  }
+  return records.length;
+}

@@ -1,0 +1,5 @@
+export type * from './sql-driver';
+export type * from './checkpoint-store';
+export type * from './sync-transport';
+export type * from './network-monitor';
+export { systemTimers, type Timers } from './timers';

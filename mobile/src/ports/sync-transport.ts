@@ -1,0 +1,30 @@
+import type { Result } from 'neverthrow';
+import type { ErrorDetail, PullResponseBody, PushResponseBody, SyncFailure } from '../../../src/domain';
+
+export interface PullParams {
+  readonly lastPulledAt: number | null;
+  readonly tables: readonly string[];
+  readonly limit?: number;
+}
+
+export interface PushBody {
+  readonly last_pulled_at: number | null;
+  readonly push_id: string;
+  readonly changes: Record<string, { created: unknown[]; updated: unknown[]; deleted: string[] }>;
+}
+
+/** A failed exchange: the classification of spec §5, plus the server's details (which records were invalid). */
+export interface TransportFailure extends SyncFailure {
+  readonly status?: number;
+  readonly details?: readonly ErrorDetail[];
+}
+
+/**
+ * The sync server, as the client sees it. Contract: never throws; a network failure is
+ * `NETWORK_ERROR`, a timeout `TIMEOUT`, an HTTP error is classified from its status
+ * (`failureFromStatus`), an answer of the wrong shape is a non-retryable `SERVER_ERROR`.
+ */
+export interface SyncTransport {
+  pull(params: PullParams): Promise<Result<PullResponseBody, TransportFailure>>;
+  push(body: PushBody): Promise<Result<PushResponseBody, TransportFailure>>;
+}

@@ -1,0 +1,247 @@
+/**
+ * `createSyncClient(...)`: the mobile composition root. It opens (and migrates) the local
+ * database, wires the engine to its ports, and runs syncs one at a time on the triggers of spec
+ * §5: app launch, local writes (debounced), a 15-minute poll and network regained, retrying
+ * retryable failures with Fibonacci delays.
+ */
+import { err, type Result } from 'neverthrow';
+import { MAX_RETRY_DELAY_MS, networkFailure, retryDelayMs, type SyncFailure } from '../../src/domain';
+import { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
+import { LocalDatabase, type QuarantinedRecord } from './local-database';
+import { migrateLocalDatabase } from './local-schema';
+import { systemTimers, type CheckpointStore, type NetworkMonitor, type SqlDriver, type SyncTransport, type Timers } from './ports';
+import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
+
+export type SyncState = 'idle' | 'syncing' | 'offline' | 'error';
+
+export interface SyncStatus {
+  readonly state: SyncState;
+  /** Local changes not yet on the server (quarantined records not counted). */
+  readonly pending: number;
+  readonly quarantined: number;
+  readonly lastSyncedAt: number | null;
+  readonly lastError: SyncFailure | null;
+}
+
+export interface SyncClientOptions {
+  readonly db: SqlDriver;
+  readonly checkpoints: CheckpointStore;
+  readonly network: NetworkMonitor;
+  /** The server over HTTP; or pass `transport` directly (tests, custom stacks). */
+  readonly server?: Omit<FetchTransportOptions, 'deviceId'>;
+  readonly transport?: (deviceId: string) => SyncTransport;
+  readonly timers?: Timers;
+  /** Ids for new records and push batches; the default is random, 16 base-36 characters. */
+  readonly newId?: () => string;
+  readonly batchSize?: number;
+  readonly pullLimit?: number;
+  readonly debounceMs?: number;
+  readonly pollIntervalMs?: number;
+  readonly retryCapMs?: number;
+}
+
+const defaultNewId = (): string => {
+  let id = '';
+  while (id.length < 16) id += Math.random().toString(36).slice(2);
+  return id.slice(0, 16);
+};
+
+export class SyncClient {
+  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null };
+  private readonly listeners = new Set<(s: SyncStatus) => void>();
+  private running: Promise<Result<SyncReport, SyncFailure>> | null = null;
+  private queued: Promise<Result<SyncReport, SyncFailure>> | null = null;
+  private started = false;
+  private attempt = 0;
+  private retryTimer: unknown = null;
+  private debounceTimer: unknown = null;
+  private pollTimer: unknown = null;
+  private readonly unsubscribers: Array<() => void> = [];
+
+  constructor(
+    readonly local: LocalDatabase,
+    private readonly engine: SyncEngine,
+    private readonly db: SqlDriver,
+    private readonly checkpoints: CheckpointStore,
+    private readonly network: NetworkMonitor,
+    private readonly timers: Timers,
+    readonly deviceId: string,
+    private readonly settings: { debounceMs: number; pollIntervalMs: number; retryCapMs: number },
+  ) {}
+
+  getStatus(): SyncStatus {
+    return this.status;
+  }
+
+  subscribe(listener: (s: SyncStatus) => void): () => void {
+    this.listeners.add(listener);
+    listener(this.status);
+    return () => this.listeners.delete(listener);
+  }
+
+  private setStatus(patch: Partial<SyncStatus>): void {
+    this.status = { ...this.status, ...patch };
+    for (const l of [...this.listeners]) l(this.status);
+  }
+
+  /** Recounts pending and quarantined records (done after every sync and local write). */
+  async refreshCounts(): Promise<void> {
+    const [pending, quarantined] = await Promise.all([this.local.countPending(), this.local.listQuarantined().then((q) => q.length)]);
+    this.setStatus({ pending, quarantined });
+  }
+
+  /**
+   * Syncs now, or right after the sync under way (a call during a sync queues one more run, and
+   * every call made meanwhile shares it).
+   */
+  sync(options: SyncOptions = {}): Promise<Result<SyncReport, SyncFailure>> {
+    this.engine.tablesFor(options); // unknown table: fail at the call, not later
+    if (!this.running) return this.launch(options);
+    this.queued ??= this.running.then(() => {
+      this.queued = null;
+      return this.launch(options);
+    });
+    return this.queued;
+  }
+
+  private launch(options: SyncOptions): Promise<Result<SyncReport, SyncFailure>> {
+    const run = this.runOnce(options).finally(() => {
+      this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async runOnce(options: SyncOptions): Promise<Result<SyncReport, SyncFailure>> {
+    if (!this.network.isOnline()) {
+      this.setStatus({ state: 'offline' });
+      await this.refreshCounts();
+      return err(networkFailure('offline'));
+    }
+    this.setStatus({ state: 'syncing' });
+    const result = await this.engine.run(options).catch((e: unknown) =>
+      err<SyncReport, SyncFailure>({ kind: 'SERVER_ERROR', retryable: true, message: `local failure: ${e instanceof Error ? e.message : String(e)}` }),
+    );
+    if (result.isOk()) {
+      this.attempt = 0;
+      this.cancel('retryTimer');
+      this.setStatus({ state: 'idle', lastSyncedAt: this.timers.now(), lastError: null });
+    } else {
+      const offline = result.error.kind === 'NETWORK_ERROR' && !this.network.isOnline();
+      this.setStatus({ state: offline ? 'offline' : 'error', lastError: result.error });
+      if (result.error.retryable && !offline) this.scheduleRetry(result.error);
+    }
+    await this.refreshCounts();
+    return result;
+  }
+
+  private scheduleRetry(failure: SyncFailure): void {
+    if (!this.started) return;
+    this.attempt += 1;
+    const asked = failure.retryAfterSeconds !== undefined ? failure.retryAfterSeconds * 1000 : 0;
+    const delay = Math.min(Math.max(retryDelayMs(this.attempt, this.settings.retryCapMs), asked), MAX_RETRY_DELAY_MS);
+    this.cancel('retryTimer');
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = null;
+      void this.sync();
+    }, delay);
+  }
+
+  private cancel(timer: 'retryTimer' | 'debounceTimer' | 'pollTimer'): void {
+    if (this[timer] !== null) this.timers.clearTimeout(this[timer]);
+    this[timer] = null;
+  }
+
+  /** Starts the triggers: a sync now, after local writes, every poll interval, and when the network returns. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribers.push(
+      this.local.onChange(() => {
+        void this.refreshCounts();
+        this.cancel('debounceTimer');
+        this.debounceTimer = this.timers.setTimeout(() => {
+          this.debounceTimer = null;
+          void this.sync();
+        }, this.settings.debounceMs);
+      }),
+      this.network.subscribe((online) => {
+        if (!online) return this.setStatus({ state: 'offline' });
+        this.attempt = 0;
+        this.cancel('retryTimer');
+        void this.sync();
+      }),
+    );
+    const poll = () => {
+      this.pollTimer = this.timers.setTimeout(() => {
+        void this.sync();
+        poll();
+      }, this.settings.pollIntervalMs);
+    };
+    poll();
+    void this.sync();
+  }
+
+  /** Stops every trigger and retry; a sync under way finishes. */
+  stop(): void {
+    this.started = false;
+    for (const u of this.unsubscribers.splice(0)) u();
+    this.cancel('retryTimer');
+    this.cancel('debounceTimer');
+    this.cancel('pollTimer');
+  }
+
+  listQuarantined(): Promise<QuarantinedRecord[]> {
+    return this.local.listQuarantined();
+  }
+
+  /** Pushes a quarantined record again on the next sync. */
+  async retryQuarantined(table: string, id: string): Promise<void> {
+    await this.local.releaseQuarantined(table, id);
+    await this.refreshCounts();
+  }
+
+  /** Drops a quarantined record's local changes (the server's version comes back on the next sync). */
+  async discardQuarantined(table: string, id: string): Promise<void> {
+    if (await this.local.discardQuarantined(table, id)) await this.checkpoints.setLastPulledAt(table, null);
+    await this.refreshCounts();
+  }
+
+  /** Stops the triggers, waits for a sync under way and closes the local database. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.queued?.catch(() => undefined);
+    await this.running?.catch(() => undefined);
+    await this.db.close();
+  }
+}
+
+export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
+  const timers = options.timers ?? systemTimers;
+  const newId = options.newId ?? defaultNewId;
+  await migrateLocalDatabase(options.db);
+  let deviceId = await options.checkpoints.getDeviceId();
+  if (!deviceId) {
+    deviceId = newId();
+    await options.checkpoints.setDeviceId(deviceId);
+  }
+  const transport = options.transport
+    ? options.transport(deviceId)
+    : options.server
+      ? new FetchSyncTransport({ ...options.server, deviceId })
+      : undefined;
+  if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
+  const local = new LocalDatabase(options.db, timers, newId);
+  const id = deviceId;
+  const engine = new SyncEngine(local, transport, options.checkpoints, () => `${id}-${newId()}`, {
+    batchSize: options.batchSize ?? 100,
+    ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
+  });
+  const client = new SyncClient(local, engine, options.db, options.checkpoints, options.network, timers, deviceId, {
+    debounceMs: options.debounceMs ?? 2000,
+    pollIntervalMs: options.pollIntervalMs ?? 15 * 60 * 1000,
+    retryCapMs: options.retryCapMs ?? MAX_RETRY_DELAY_MS,
+  });
+  await client.refreshCounts();
+  return client;
+}

@@ -1,0 +1,139 @@
+/**
+ * One sync run (spec §5): table by table in priority order, pull every page (each applied in one
+ * local transaction before its table's checkpoint moves), then push the table's pending rows in
+ * batches, each with a push_id that a retry of the same batch reuses. A batch the server refuses
+ * as invalid has the named records quarantined and the rest pushed again, so one bad record never
+ * blocks the queue.
+ */
+import { err, ok, type Result } from 'neverthrow';
+import { TABLES, type TableSpec } from '../../src/domain';
+import type { LocalDatabase, PendingRow } from './local-database';
+import type { CheckpointStore, PushBody, SyncTransport, TransportFailure } from './ports';
+
+export interface SyncOptions {
+  /** Only tables of this priority or a more urgent one (1 = captures only). */
+  readonly priority?: number;
+  /** Only this table. */
+  readonly entity?: string;
+}
+
+export interface TableReport {
+  pulled: number;
+  pushed: number;
+  conflicts: number;
+  quarantined: number;
+}
+
+export interface SyncReport {
+  readonly tables: Record<string, TableReport>;
+  readonly conflicts: ReadonlyArray<{ table: string; id: string; type: string; resolution: string }>;
+}
+
+export interface SyncEngineOptions {
+  /** Records per push (spec §5: at most 100 by default). */
+  readonly batchSize: number;
+  /** Rows per pull page; the server's default when absent. */
+  readonly pullLimit?: number;
+}
+
+export class SyncEngine {
+  /** The last batch tried per table and its push_id, so a retry of the same body reuses the id. */
+  private readonly lastAttempt = new Map<string, { key: string; pushId: string }>();
+
+  constructor(
+    private readonly local: LocalDatabase,
+    private readonly transport: SyncTransport,
+    private readonly checkpoints: CheckpointStore,
+    private readonly newPushId: () => string,
+    private readonly options: SyncEngineOptions,
+  ) {}
+
+  tablesFor(options: SyncOptions): TableSpec[] {
+    if (options.entity !== undefined && !TABLES.some((t) => t.name === options.entity)) throw new Error(`Unknown table "${options.entity}".`);
+    return TABLES.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
+  }
+
+  async run(options: SyncOptions = {}): Promise<Result<SyncReport, TransportFailure>> {
+    const report: SyncReport = { tables: {}, conflicts: [] };
+    for (const table of this.tablesFor(options)) {
+      const tr: TableReport = (report.tables[table.name] = { pulled: 0, pushed: 0, conflicts: 0, quarantined: 0 });
+      const pulled = await this.pullTable(table, tr);
+      if (pulled.isErr()) return err(pulled.error);
+      const pushed = await this.pushTable(table, tr, report);
+      if (pushed.isErr()) return err(pushed.error);
+    }
+    return ok(report);
+  }
+
+  private async pullTable(table: TableSpec, tr: TableReport): Promise<Result<void, TransportFailure>> {
+    for (;;) {
+      const since = await this.checkpoints.getLastPulledAt(table.name);
+      const page = await this.transport.pull({ lastPulledAt: since, tables: [table.name], ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}) });
+      if (page.isErr()) return err(page.error);
+      const own = page.value.changes[table.name];
+      if (own) tr.pulled += await this.local.applyPulled({ [table.name]: own });
+      // Only after the page is committed locally: a crash before this line replays the page.
+      await this.checkpoints.setLastPulledAt(table.name, page.value.timestamp);
+      if (!page.value.has_more) return ok(undefined);
+    }
+  }
+
+  private async pushTable(table: TableSpec, tr: TableReport, report: SyncReport): Promise<Result<void, TransportFailure>> {
+    const lastPulledAt = await this.checkpoints.getLastPulledAt(table.name);
+    let after = 0;
+    for (;;) {
+      const batch = await this.local.pendingBatch(table.name, after, this.options.batchSize);
+      if (batch.length === 0) return ok(undefined);
+      const pushed = await this.pushBatch(table, batch, lastPulledAt, tr, report);
+      if (pushed.isErr()) return pushed;
+      after = batch[batch.length - 1]!.rowid;
+    }
+  }
+
+  private async pushBatch(table: TableSpec, batch: readonly PendingRow[], lastPulledAt: number | null, tr: TableReport, report: SyncReport): Promise<Result<void, TransportFailure>> {
+    let rows = batch;
+    while (rows.length > 0) {
+      const changes = {
+        [table.name]: {
+          created: rows.filter((r) => r.kind === 'created').map((r) => r.record),
+          updated: rows.filter((r) => r.kind === 'updated').map((r) => r.record),
+          deleted: rows.filter((r) => r.kind === 'deleted').map((r) => r.record['id'] as string),
+        },
+      };
+      const key = JSON.stringify([lastPulledAt, changes]);
+      const previous = this.lastAttempt.get(table.name);
+      const pushId = previous?.key === key ? previous.pushId : this.newPushId();
+      this.lastAttempt.set(table.name, { key, pushId });
+      const body: PushBody = { last_pulled_at: lastPulledAt, push_id: pushId, changes };
+      const answer = await this.transport.push(body);
+      if (answer.isOk()) {
+        await this.local.markPushed(table.name, rows, answer.value.timestamp);
+        this.lastAttempt.delete(table.name);
+        tr.pushed += rows.length;
+        tr.conflicts += answer.value.conflicts.length;
+        (report.conflicts as SyncReport['conflicts'][number][]).push(...answer.value.conflicts);
+        return ok(undefined);
+      }
+      const failure = answer.error;
+      if (failure.status === 413 && rows.length > 1) {
+        const half = Math.ceil(rows.length / 2);
+        const first = await this.pushBatch(table, rows.slice(0, half), lastPulledAt, tr, report);
+        return first.isErr() ? first : this.pushBatch(table, rows.slice(half), lastPulledAt, tr, report);
+      }
+      if (failure.status !== 400 && failure.status !== 413) return err(failure);
+      // Invalid: set aside the records the server named (all of them when it named none).
+      const ids = new Set(rows.map((r) => r.record['id'] as string));
+      const reasons = new Map<string, string>();
+      for (const d of failure.details ?? []) {
+        if (d.id !== undefined && ids.has(d.id) && (d.table === undefined || d.table === table.name)) {
+          reasons.set(d.id, [reasons.get(d.id), d.column ? `${d.column}: ${d.reason}` : d.reason].filter(Boolean).join('; '));
+        }
+      }
+      if (reasons.size === 0) for (const id of ids) reasons.set(id, failure.message);
+      await this.local.quarantine(table.name, [...reasons].map(([id, reason]) => ({ id, reason })));
+      tr.quarantined += reasons.size;
+      rows = rows.filter((r) => !reasons.has(r.record['id'] as string));
+    }
+    return ok(undefined);
+  }
+}
