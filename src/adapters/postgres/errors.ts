@@ -1,11 +1,16 @@
 import { syncError, type SyncError } from '../../domain';
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+/** Deadlock (e.g. a push against another process updating the same row) or serialization failure: retrying succeeds. */
+const TRANSIENT = new Set(['40P01', '40001', '55P03']);
 
 /** Maps a driver failure to the protocol: the cause stays for the log, never for the client. */
 export function databaseError(cause: unknown): SyncError {
   const code = (cause as { code?: unknown } | null)?.code;
   const message = cause instanceof Error ? cause.message : String(cause);
+  if (typeof code === 'string' && TRANSIENT.has(code)) {
+    return { ...syncError('UNAVAILABLE', 'The request collided with another write; retry it.'), cause };
+  }
   if ((typeof code === 'string' && UNREACHABLE.has(code)) || /timeout acquiring a connection|Connection terminated/i.test(message)) {
     return { ...syncError('UNAVAILABLE', 'The database is unavailable; try again shortly.'), cause };
   }
