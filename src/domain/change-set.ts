@@ -43,12 +43,34 @@ export interface PushLimits {
   readonly maxRecordBytes: number;
 }
 
+/**
+ * True when `s` has no lone UTF-16 surrogate. PostgreSQL would store one as U+FFFD: a value
+ * different from the one sent, and two ids that differ only there would collide. (A loop, not
+ * `String.prototype.isWellFormed`, which React Native's engines may lack.)
+ */
+export function isWellFormedUtf16(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const n = s.charCodeAt(i + 1);
+      if (n >= 0xdc00 && n <= 0xdfff) {
+        i++;
+        continue;
+      }
+      return false;
+    }
+    if (c >= 0xdc00 && c <= 0xdfff) return false;
+  }
+  return true;
+}
+
 export const ID_MAX_LENGTH = 128;
 const idSchema = z
   .string()
   .min(1)
   .max(ID_MAX_LENGTH)
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters')
+  .refine(isWellFormedUtf16, 'must be well-formed Unicode (no lone surrogates)');
 const msSchema = z.int().nonnegative();
 
 const envelopeSchema = z
@@ -75,8 +97,11 @@ function isJsonArrayString(value: string): boolean {
   }
 }
 
-/** PostgreSQL text cannot hold NUL, so no synced text may carry one. */
-const textSchema = z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
+/** PostgreSQL text cannot hold NUL nor a lone surrogate, so no synced text may carry one. */
+const textSchema = z
+  .string()
+  .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters')
+  .refine(isWellFormedUtf16, 'must be well-formed Unicode (no lone surrogates)');
 
 function valueSchema(spec: ColumnSpec): z.ZodType<WireValue> {
   let base: z.ZodType<WireValue>;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
@@ -77,9 +77,19 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
 
   if (publicKey) {
     const pem = publicKey.includes('-----BEGIN') ? publicKey.replace(/\\n/g, '\n') : readKeyFile(publicKey);
-    const algs = algorithms.length ? algorithms : (['RS256', 'ES256'] as JwtAlgorithm[]);
+    if (/PRIVATE KEY-----/.test(pem)) throw new ConfigError('JWT_PUBLIC_KEY holds a private key: give the server only the public key.');
+    let keyType: string | undefined;
+    try {
+      keyType = createPublicKey(pem).asymmetricKeyType;
+    } catch {
+      throw new ConfigError('JWT_PUBLIC_KEY is not a PEM public key (-----BEGIN PUBLIC KEY----- …) nor the path of a file holding one.');
+    }
+    const family = keyType === 'rsa' ? 'RS' : keyType === 'ec' ? 'ES' : undefined;
+    if (!family) throw new ConfigError(`JWT_PUBLIC_KEY is a ${keyType} key; use an RSA (RS*) or EC (ES*) key.`);
+    const algs = algorithms.length ? algorithms : ([`${family}256`] as JwtAlgorithm[]);
     // Pinning only asymmetric algorithms stops an HS256 token "signed" with the public key.
     if (algs.some((a) => HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only RS*/ES* algorithms with JWT_PUBLIC_KEY.');
+    if (algs.some((a) => !a.startsWith(family))) throw new ConfigError(`JWT_ALGORITHMS must be ${family}* algorithms for this ${keyType?.toUpperCase()} JWT_PUBLIC_KEY.`);
     return { key: pem, algorithms: algs, issuer, audience };
   }
   const algs = algorithms.length ? algorithms : (['HS256'] as JwtAlgorithm[]);

@@ -1,6 +1,6 @@
 import jwt from 'jsonwebtoken';
 import { err, ok, type Result } from 'neverthrow';
-import { syncError, type SyncError } from '../../domain';
+import { isWellFormedUtf16, syncError, type SyncError } from '../../domain';
 import type { Principal, TokenVerifier } from '../../application/ports';
 
 export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'ES256' | 'ES384' | 'ES512';
@@ -38,8 +38,11 @@ export class JwtTokenVerifier implements TokenVerifier {
     }
     if (typeof payload === 'string') return err(unauthenticated('payload is not a JSON object'));
     if (typeof payload.exp !== 'number') return err(unauthenticated('token has no exp'));
-    // The sub becomes every row's user_id: no control characters (PostgreSQL text cannot hold NUL).
-    if (typeof payload.sub !== 'string' || !/^[^\u0000-\u001f\u007f]{1,255}$/.test(payload.sub)) return err(unauthenticated('token has no usable sub'));
+    // The sub becomes every row's user_id: no control characters, no lone surrogates (PostgreSQL
+    // cannot hold NUL, and stores a lone surrogate as U+FFFD, merging distinct subs).
+    if (typeof payload.sub !== 'string' || !/^[^\u0000-\u001f\u007f]{1,255}$/.test(payload.sub) || !isWellFormedUtf16(payload.sub)) {
+      return err(unauthenticated('token has no usable sub'));
+    }
     return ok({ userId: payload.sub, isAdmin: (payload as { role?: unknown }).role === 'admin' });
   }
 }

@@ -1,0 +1,227 @@
+import { expect } from 'chai';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/main/config';
+
+/**
+ * The configuration read from the environment (src/main/config.ts): every bad value fails fast
+ * with a ConfigError naming its variable, and unset (or blank) variables take the defaults the
+ * README documents.
+ */
+
+const SECRET = 'config-test-secret-0123456789abcdef';
+const base = { JWT_SECRET: SECRET };
+const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+function expectConfigError(env: Record<string, string>, ...names: string[]): void {
+  let thrown: unknown;
+  try {
+    loadConfig(env);
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown, `loadConfig(${JSON.stringify(env).slice(0, 200)}) should throw`).to.be.instanceOf(ConfigError);
+  for (const name of names) expect((thrown as Error).message).to.include(name);
+}
+
+describe('configuration from the environment', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sync-config-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe('refuses a bad value, naming its variable', () => {
+    const cases: Array<[string, string]> = [
+      ['PORT', 'abc'],
+      ['PORT', '-1'],
+      ['PORT', '65536'],
+      ['PORT', '1.5'],
+      ['PORT', '3000x'],
+      ['PORT', '1e3'],
+      ['SYNC_MAX_PUSH_RECORDS', '0'],
+      ['SYNC_MAX_PUSH_RECORDS', 'many'],
+      ['SYNC_MAX_PUSH_RECORDS', '-5'],
+      ['SYNC_MAX_BODY_BYTES', '1023'],
+      ['SYNC_MAX_BODY_BYTES', '10MB'],
+      ['SYNC_MAX_BODY_BYTES', '2000000000'],
+      ['SYNC_MAX_RECORD_BYTES', '255'],
+      ['SYNC_MAX_RECORD_BYTES', 'big'],
+      ['SYNC_PULL_LIMIT', '0'],
+      ['SYNC_PULL_LIMIT', '1.5'],
+      ['SCHEMA_VERSION_MIN', '0'],
+      ['SCHEMA_VERSION_MIN', 'v1'],
+      ['SCHEMA_VERSION_MAX', 'two'],
+      ['LOG_LEVEL', 'verbose'],
+      ['LOG_LEVEL', 'none'],
+      ['DATABASE_URL', 'mysql://root@127.0.0.1/db'],
+      ['DATABASE_URL', 'not a url'],
+      ['JWT_ALGORITHMS', 'none'],
+      ['JWT_ALGORITHMS', 'HS256,PS256'],
+    ];
+    for (const [name, value] of cases) {
+      it(`${name}=${JSON.stringify(value)}`, () => {
+        expectConfigError({ ...base, [name]: value }, name);
+      });
+    }
+
+    it('DB_POOL_MAX=0 with a DATABASE_URL', () => {
+      expectConfigError({ ...base, DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', DB_POOL_MAX: '0' }, 'DB_POOL_MAX');
+    });
+
+    it('SCHEMA_VERSION_MAX below SCHEMA_VERSION_MIN', () => {
+      expectConfigError({ ...base, SCHEMA_VERSION_MIN: '3', SCHEMA_VERSION_MAX: '2' }, 'SCHEMA_VERSION_MAX', 'SCHEMA_VERSION_MIN');
+    });
+
+    it('JWT_SECRET of 31 bytes (at least 32 are needed)', () => {
+      expectConfigError({ JWT_SECRET: 's'.repeat(31) }, 'JWT_SECRET');
+    });
+
+    it('JWT_SECRET of 31 bytes written as 15 two-byte characters and one ASCII one', () => {
+      expectConfigError({ JWT_SECRET: `${'é'.repeat(15)}x` }, 'JWT_SECRET');
+    });
+
+    it('both JWT_SECRET and JWT_PUBLIC_KEY', () => {
+      expectConfigError({ JWT_SECRET: SECRET, JWT_PUBLIC_KEY: rsaPem }, 'JWT_SECRET', 'JWT_PUBLIC_KEY');
+    });
+
+    it('an HS algorithm with JWT_PUBLIC_KEY (which would let the public key be used as an HMAC secret)', () => {
+      expectConfigError({ JWT_PUBLIC_KEY: rsaPem, JWT_ALGORITHMS: 'RS256,HS256' }, 'JWT_ALGORITHMS');
+    });
+
+    it('an RS algorithm with JWT_SECRET', () => {
+      expectConfigError({ JWT_SECRET: SECRET, JWT_ALGORITHMS: 'RS256' }, 'JWT_ALGORITHMS');
+    });
+
+    it('JWT_PUBLIC_KEY naming a file that does not exist', () => {
+      expectConfigError({ JWT_PUBLIC_KEY: join(dir, 'missing.pem') }, 'JWT_PUBLIC_KEY');
+    });
+
+    it('JWT_PUBLIC_KEY that is a PEM block holding no key', () => {
+      expectConfigError({ JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n' }, 'JWT_PUBLIC_KEY');
+    });
+
+    it('NODE_ENV=production without JWT_SECRET or JWT_PUBLIC_KEY', () => {
+      expectConfigError({ NODE_ENV: 'production', PGLITE_DATA_DIR: join(dir, 'pglite') }, 'JWT_SECRET', 'JWT_PUBLIC_KEY');
+    });
+
+    it('NODE_ENV=production with a blank JWT_SECRET', () => {
+      expectConfigError({ NODE_ENV: 'production', JWT_SECRET: '', PGLITE_DATA_DIR: join(dir, 'pglite') }, 'JWT_SECRET');
+    });
+  });
+
+  describe('defaults and accepted values', () => {
+    it('unset variables take the documented defaults', () => {
+      const config = loadConfig({ ...base });
+      expect(config).to.deep.equal({
+        production: false,
+        host: '127.0.0.1',
+        port: 3000,
+        database: { kind: 'pglite', dataDir: resolve('./.data/pglite') },
+        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined },
+        maxBodyBytes: 10 * 1024 * 1024,
+        sync: {
+          maxPushRecords: 1000,
+          maxRecordBytes: 1024 * 1024,
+          pullLimit: 10_000,
+          schemaVersions: { min: 1, max: 1 },
+          pushReceiptTtlMs: 24 * 60 * 60 * 1000,
+        },
+        logLevel: 'info',
+      });
+    });
+
+    it('blank variables count as unset', () => {
+      const blank = Object.fromEntries(
+        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS'].map((k) => [k, '']),
+      );
+      expect(loadConfig({ ...base, ...blank })).to.deep.equal(loadConfig({ ...base }));
+    });
+
+    it('reads every number it is given, at the edges of the allowed ranges', () => {
+      const config = loadConfig({
+        ...base,
+        PORT: '0',
+        SYNC_MAX_PUSH_RECORDS: '1',
+        SYNC_MAX_BODY_BYTES: '1024',
+        SYNC_MAX_RECORD_BYTES: '256',
+        SYNC_PULL_LIMIT: '1',
+        SCHEMA_VERSION_MIN: '2',
+        SCHEMA_VERSION_MAX: '2',
+        LOG_LEVEL: 'silent',
+        HOST: '0.0.0.0',
+      });
+      expect(config.port).to.equal(0);
+      expect(config.host).to.equal('0.0.0.0');
+      expect(config.maxBodyBytes).to.equal(1024);
+      expect(config.sync).to.include({ maxPushRecords: 1, maxRecordBytes: 256, pullLimit: 1 });
+      expect(config.sync.schemaVersions).to.deep.equal({ min: 2, max: 2 });
+      expect(config.logLevel).to.equal('silent');
+      expect(loadConfig({ ...base, PORT: '65535' }).port).to.equal(65535);
+      expect(loadConfig({ ...base, PORT: ' 8080 ' }).port).to.equal(8080);
+    });
+
+    it('SCHEMA_VERSION_MIN alone raises the maximum with it', () => {
+      expect(loadConfig({ ...base, SCHEMA_VERSION_MIN: '3' }).sync.schemaVersions).to.deep.equal({ min: 3, max: 3 });
+    });
+
+    it('a DATABASE_URL selects PostgreSQL, with DB_POOL_MAX', () => {
+      expect(loadConfig({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_POOL_MAX: '5' }).database).to.deep.equal({ kind: 'postgres', url: 'postgresql://u@db:5432/x', poolMax: 5 });
+      expect(loadConfig({ ...base, DATABASE_URL: 'postgres://u@db/x' }).database).to.deep.equal({ kind: 'postgres', url: 'postgres://u@db/x', poolMax: 10 });
+    });
+
+    it('PGLITE_DATA_DIR is resolved, and memory:// kept as is', () => {
+      expect(loadConfig({ ...base, PGLITE_DATA_DIR: 'memory://' }).database).to.deep.equal({ kind: 'pglite', dataDir: 'memory://' });
+      expect(loadConfig({ ...base, PGLITE_DATA_DIR: 'rel/dir' }).database).to.deep.equal({ kind: 'pglite', dataDir: resolve('rel/dir') });
+    });
+
+    it('a JWT_SECRET of exactly 32 bytes is accepted', () => {
+      expect(loadConfig({ JWT_SECRET: 's'.repeat(32) }).jwt.key).to.equal('s'.repeat(32));
+      expect(loadConfig({ JWT_SECRET: 'é'.repeat(16) }).jwt.algorithms).to.deep.equal(['HS256']);
+    });
+
+    it('JWT_ALGORITHMS is read case-insensitively, with spaces', () => {
+      expect(loadConfig({ ...base, JWT_ALGORITHMS: 'hs256, HS512' }).jwt.algorithms).to.deep.equal(['HS256', 'HS512']);
+    });
+
+    it('JWT_ISSUER and JWT_AUDIENCE are trimmed', () => {
+      const { jwt } = loadConfig({ ...base, JWT_ISSUER: ' https://id.example.com ', JWT_AUDIENCE: ' note-sync ' });
+      expect(jwt).to.include({ issuer: 'https://id.example.com', audience: 'note-sync' });
+    });
+
+    it('JWT_PUBLIC_KEY as PEM text, also with escaped newlines, pins the algorithm of its key type', () => {
+      const escaped = rsaPem.replace(/\n/g, '\\n');
+      for (const value of [rsaPem, escaped]) {
+        const { jwt } = loadConfig({ JWT_PUBLIC_KEY: value });
+        expect(jwt.key).to.equal(rsaPem);
+        expect(jwt.algorithms).to.deep.equal(['RS256']);
+      }
+      expect(loadConfig({ JWT_PUBLIC_KEY: rsaPem, JWT_ALGORITHMS: 'RS256,RS512' }).jwt.algorithms).to.deep.equal(['RS256', 'RS512']);
+      expect(() => loadConfig({ JWT_PUBLIC_KEY: rsaPem, JWT_ALGORITHMS: 'ES256' })).to.throw(ConfigError, /JWT_ALGORITHMS/);
+    });
+
+    it('JWT_PUBLIC_KEY as the path of a PEM file', () => {
+      const file = join(dir, 'key.pem');
+      writeFileSync(file, rsaPem);
+      expect(loadConfig({ JWT_PUBLIC_KEY: file }).jwt.key).to.equal(rsaPem);
+    });
+
+    it('NODE_ENV=production with a JWT_SECRET is production', () => {
+      expect(loadConfig({ ...base, NODE_ENV: 'production' }).production).to.equal(true);
+      expect(loadConfig({ ...base, NODE_ENV: 'development' }).production).to.equal(false);
+    });
+
+    it('outside production without a key, a development secret is generated next to the PGlite data once, private, and reused', () => {
+      const env = { PGLITE_DATA_DIR: join(dir, 'pglite') };
+      const first = loadConfig(env);
+      const file = join(dir, 'dev-jwt-secret');
+      expect(first.jwt.devSecretFile).to.equal(file);
+      expect(first.jwt.key).to.match(/^[0-9a-f]{64}$/);
+      expect(readFileSync(file, 'utf8').trim()).to.equal(first.jwt.key);
+      expect(statSync(file).mode & 0o777).to.equal(0o600);
+      expect(loadConfig(env).jwt.key).to.equal(first.jwt.key);
+    });
+  });
+});
