@@ -66,9 +66,16 @@ export class SyncEngine {
   }
 
   private async pullTable(table: TableSpec, tr: TableReport): Promise<Result<void, TransportFailure>> {
+    // A first sync wants this device's own rows too (it may have lost its database), on every page.
+    const firstSync = (await this.checkpoints.getLastPulledAt(table.name)) === null;
     for (;;) {
       const since = await this.checkpoints.getLastPulledAt(table.name);
-      const page = await this.transport.pull({ lastPulledAt: since, tables: [table.name], ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}) });
+      const page = await this.transport.pull({
+        lastPulledAt: since,
+        tables: [table.name],
+        suppressEcho: !firstSync,
+        ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}),
+      });
       if (page.isErr()) return err(page.error);
       const own = page.value.changes[table.name];
       if (own) tr.pulled += await this.local.applyPulled({ [table.name]: own });

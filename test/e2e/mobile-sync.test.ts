@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { err } from 'neverthrow';
 import { networkFailure } from '../../src/domain';
 import type { SyncTransport } from '../../mobile/src/ports';
+import { DEVICE_ID_KEY } from '../../mobile/src/adapters/async-storage-checkpoints';
 import { ManualTimers } from '../fakes/manual-timers';
+import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
 import { describeEachDatabase } from '../support/databases';
 import { deviceRows, openDevice, type Device } from '../support/device';
 import { startTestServer, type TestServer } from '../support/server';
@@ -208,6 +210,19 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
     expect(d1.requests.filter((r) => r.kind === 'pull').map((r) => r.records)).to.deep.equal([0, 0, 0, 0, 0]);
     await syncOk(d2);
     expect(await deviceRows(d2, 'ideas')).to.have.length(100);
+  });
+
+  it('a device that lost its database but kept its device id gets its own rows back, on every page', async () => {
+    const d1 = await device('u12', { extra: { pullLimit: 10 } });
+    for (let i = 0; i < 25; i++) await d1.client.local.create('ideas', { id: `own${String(i).padStart(2, '0')}`, text: `mine ${i}` });
+    await syncOk(d1);
+    const storage = new MemoryAsyncStorage();
+    storage.items.set(DEVICE_ID_KEY, (await d1.storage.getItem(DEVICE_ID_KEY))!);
+    const wiped = await device('u12', { storage, extra: { pullLimit: 10 } });
+    expect(wiped.client.deviceId).to.equal(d1.client.deviceId);
+    await syncOk(wiped);
+    expect(wiped.requests.filter((r) => r.kind === 'pull').length).to.be.greaterThan(3);
+    expect(await deviceRows(wiped, 'ideas')).to.deep.equal(await deviceRows(d1, 'ideas'));
   });
 
   it('11. 1000 records from device 1 reach device 2', async function () {

@@ -38,14 +38,14 @@ export class FetchSyncTransport implements SyncTransport {
     const query = new URLSearchParams({ last_pulled_at: String(params.lastPulledAt ?? 0), tables: params.tables.join(',') });
     if (params.limit !== undefined) query.set('limit', String(params.limit));
     if (this.options.schemaVersion !== undefined) query.set('schema_version', String(this.options.schemaVersion));
-    return this.request(`/api/sync/pull?${query}`, { method: 'GET' }, pullResponseSchema) as Promise<Result<PullResponseBody, TransportFailure>>;
+    return this.request(`/api/sync/pull?${query}`, { method: 'GET' }, pullResponseSchema, params.suppressEcho !== false) as Promise<Result<PullResponseBody, TransportFailure>>;
   }
 
   push(body: PushBody): Promise<Result<PushResponseBody, TransportFailure>> {
     return this.request('/api/sync/push', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, pushResponseSchema);
   }
 
-  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>): Promise<Result<T, TransportFailure>> {
+  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>, sendDeviceId = true): Promise<Result<T, TransportFailure>> {
     let token: string;
     try {
       token = await this.options.getToken();
@@ -59,7 +59,7 @@ export class FetchSyncTransport implements SyncTransport {
       const headers: Record<string, string> = {
         ...(init.headers as Record<string, string> | undefined),
         authorization: `Bearer ${token}`,
-        'x-device-id': this.options.deviceId,
+        ...(sendDeviceId ? { 'x-device-id': this.options.deviceId } : {}),
         ...(this.options.schemaVersion !== undefined ? { 'x-schema-version': String(this.options.schemaVersion) } : {}),
       };
       let res: Response;

@@ -5,6 +5,12 @@ export interface PullParams {
   readonly lastPulledAt: number | null;
   readonly tables: readonly string[];
   readonly limit?: number;
+  /**
+   * Send the device id so the server leaves out this device's own row versions (default true).
+   * False on every page of a first sync: the server cannot tell its continuation pages from an
+   * incremental pull, and the device needs its own rows back then.
+   */
+  readonly suppressEcho?: boolean;
 }
 
 export interface PushBody {
