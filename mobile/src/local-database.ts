@@ -150,8 +150,12 @@ export class LocalDatabase {
   /** Soft delete: the row disappears from reads at once and is purged once the server has the delete. */
   async delete(tableName: string, id: string): Promise<void> {
     const t = table(tableName);
-    await this.db.execute(`UPDATE ${q(t.name)} SET _status = 'deleted', _version = _version + 1 WHERE id = ? AND _status = 'active'`, [id]);
-    this.changed(t.name);
+    const deleted = await this.db.transaction(async (tx) => {
+      await tx.execute(`UPDATE ${q(t.name)} SET _status = 'deleted', _version = _version + 1 WHERE id = ? AND _status = 'active'`, [id]);
+      const [row] = await tx.execute('SELECT changes() AS n');
+      return Number(row?.['n'] ?? 0) > 0;
+    });
+    if (deleted) this.changed(t.name);
   }
 
   async get(tableName: string, id: string): Promise<WireRecord | null> {

@@ -96,6 +96,7 @@ export class SyncClient {
    */
   sync(options: SyncOptions = {}): Promise<Result<SyncReport, SyncFailure>> {
     this.engine.tablesFor(options); // unknown table: fail at the call, not later
+    if (this.queued) return this.queued;
     if (!this.running) return this.launch(options);
     this.queued ??= this.running.then(() => {
       this.queued = null;

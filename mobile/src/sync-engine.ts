@@ -37,8 +37,12 @@ export interface SyncEngineOptions {
 }
 
 export class SyncEngine {
-  /** The last batch tried per table and its push_id, so a retry of the same body reuses the id. */
-  private readonly lastAttempt = new Map<string, { key: string; pushId: string }>();
+  /**
+   * The last batch tried per table, with its push_id and cursor: a retry of the same records sends
+   * the very same body (even if a pull moved the cursor meanwhile), so a push whose answer was lost
+   * is replayed by the server, not applied twice.
+   */
+  private readonly lastAttempt = new Map<string, { key: string; pushId: string; lastPulledAt: number | null }>();
 
   constructor(
     private readonly local: LocalDatabase,
@@ -107,11 +111,11 @@ export class SyncEngine {
           deleted: rows.filter((r) => r.kind === 'deleted').map((r) => r.record['id'] as string),
         },
       };
-      const key = JSON.stringify([lastPulledAt, changes]);
+      const key = JSON.stringify(changes);
       const previous = this.lastAttempt.get(table.name);
-      const pushId = previous?.key === key ? previous.pushId : this.newPushId();
-      this.lastAttempt.set(table.name, { key, pushId });
-      const body: PushBody = { last_pulled_at: lastPulledAt, push_id: pushId, changes };
+      const attempt = previous?.key === key ? previous : { key, pushId: this.newPushId(), lastPulledAt };
+      this.lastAttempt.set(table.name, attempt);
+      const body: PushBody = { last_pulled_at: attempt.lastPulledAt, push_id: attempt.pushId, changes };
       const answer = await this.transport.push(body);
       if (answer.isOk()) {
         await this.local.markPushed(table.name, rows, answer.value.timestamp);
@@ -128,7 +132,8 @@ export class SyncEngine {
         return first.isErr() ? first : this.pushBatch(table, rows.slice(half), lastPulledAt, tr, report);
       }
       if (failure.status !== 400 && failure.status !== 413) return err(failure);
-      // Invalid: set aside the records the server named (all of them when it named none).
+      // Invalid: set aside the records the server named, or the one record too large to send. A
+      // refusal that names none of them is not the records' fault: it is reported, nothing is set aside.
       const ids = new Set(rows.map((r) => r.record['id'] as string));
       const reasons = new Map<string, string>();
       for (const d of failure.details ?? []) {
@@ -136,7 +141,8 @@ export class SyncEngine {
           reasons.set(d.id, [reasons.get(d.id), d.column ? `${d.column}: ${d.reason}` : d.reason].filter(Boolean).join('; '));
         }
       }
-      if (reasons.size === 0) for (const id of ids) reasons.set(id, failure.message);
+      if (failure.status === 413 && rows.length === 1) reasons.set(rows[0]!.record['id'] as string, failure.message);
+      if (reasons.size === 0) return err(failure);
       await this.local.quarantine(table.name, [...reasons].map(([id, reason]) => ({ id, reason })));
       tr.quarantined += reasons.size;
       rows = rows.filter((r) => !reasons.has(r.record['id'] as string));

@@ -68,9 +68,16 @@ export class FetchSyncTransport implements SyncTransport {
       } catch (e) {
         return err(controller.signal.aborted ? timeoutFailure('the server did not answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
       }
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (e) {
+        // The answer stalled or was cut off: as retryable as a failed request.
+        return err(controller.signal.aborted ? timeoutFailure('the server did not finish its answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
+      }
       let json: unknown;
       try {
-        json = await res.json();
+        json = JSON.parse(text);
       } catch {
         json = undefined; // judged below, by status and shape
       }
