@@ -1,0 +1,56 @@
+import { expect } from 'chai';
+import { AsyncStorageCheckpointStore } from '../../mobile/src/adapters/async-storage-checkpoints';
+import { TABLE_NAMES } from '../../src/domain';
+import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
+import { runCheckpointStoreContract } from './checkpoint-store.contract';
+
+runCheckpointStoreContract('AsyncStorageCheckpointStore over MemoryAsyncStorage', async () => {
+  const storage = new MemoryAsyncStorage();
+  return { store: new AsyncStorageCheckpointStore(storage), reopen: () => new AsyncStorageCheckpointStore(storage) };
+});
+
+describe('AsyncStorageCheckpointStore keys (spec §5)', () => {
+  it('stores each cursor under exactly sync_last_pulled_${table}, as a decimal string', async () => {
+    const storage = new MemoryAsyncStorage();
+    const store = new AsyncStorageCheckpointStore(storage);
+    for (const [i, table] of TABLE_NAMES.entries()) await store.setLastPulledAt(table, 1_736_760_000_000 + i);
+    expect(Object.fromEntries(storage.items)).to.deep.equal({
+      sync_last_pulled_captures: '1736760000000',
+      sync_last_pulled_todos: '1736760000001',
+      sync_last_pulled_thoughts: '1736760000002',
+      sync_last_pulled_ideas: '1736760000003',
+      sync_last_pulled_projects: '1736760000004',
+    });
+  });
+
+  it('removes the key when a cursor is set to null', async () => {
+    const storage = new MemoryAsyncStorage();
+    const store = new AsyncStorageCheckpointStore(storage);
+    await store.setLastPulledAt('todos', 42);
+    await store.setLastPulledAt('todos', null);
+    expect([...storage.items.keys()]).to.deep.equal([]);
+  });
+
+  it('reads a cursor written by an earlier app version under the same key', async () => {
+    const storage = new MemoryAsyncStorage();
+    await storage.setItem('sync_last_pulled_ideas', '1736760600000');
+    expect(await new AsyncStorageCheckpointStore(storage).getLastPulledAt('ideas')).to.equal(1_736_760_600_000);
+  });
+
+  it('reads a damaged or non-positive stored cursor as null, so the table is pulled in full', async () => {
+    const storage = new MemoryAsyncStorage();
+    const store = new AsyncStorageCheckpointStore(storage);
+    for (const [table, raw] of [['captures', 'garbage'], ['todos', '0'], ['thoughts', '-5'], ['ideas', '']] as const) {
+      await storage.setItem(`sync_last_pulled_${table}`, raw);
+      expect(await store.getLastPulledAt(table), `${table} = ${JSON.stringify(raw)}`).to.equal(null);
+    }
+  });
+
+  it('keeps the device id under its own key, apart from every cursor', async () => {
+    const storage = new MemoryAsyncStorage();
+    const store = new AsyncStorageCheckpointStore(storage);
+    await store.setDeviceId('device-1');
+    expect([...storage.items.keys()].filter((k) => k.startsWith('sync_last_pulled_'))).to.deep.equal([]);
+    expect([...storage.items.values()]).to.deep.equal(['device-1']);
+  });
+});

@@ -1,0 +1,73 @@
+import { expect } from 'chai';
+import type { CheckpointStore } from '../../mobile/src/ports';
+
+/**
+ * The CheckpointStore port's contract (mobile/src/ports/checkpoint-store.ts), run against every
+ * implementation: cursors and the device id outlive the store instance (an app restart), an
+ * unknown table reads null, setting null forgets a cursor, and tables do not share cursors.
+ */
+
+export interface CheckpointStoreUnderTest {
+  /** A store over storage that starts empty. */
+  readonly store: CheckpointStore;
+  /** Another store over the same storage, as after an app restart. */
+  reopen(): CheckpointStore;
+}
+
+export function runCheckpointStoreContract(name: string, make: () => Promise<CheckpointStoreUnderTest>): void {
+  describe(`CheckpointStore contract: ${name}`, () => {
+    let subject: CheckpointStoreUnderTest;
+    let store: CheckpointStore;
+    beforeEach(async () => {
+      subject = await make();
+      store = subject.store;
+    });
+
+    it('reads null for a table that was never pulled', async () => {
+      expect(await store.getLastPulledAt('captures')).to.equal(null);
+      expect(await store.getLastPulledAt('no_such_table')).to.equal(null);
+    });
+
+    it('reads back a cursor once set resolves, from the same store and from a new one over the same storage', async () => {
+      await store.setLastPulledAt('captures', 1_736_760_000_123);
+      expect(await store.getLastPulledAt('captures')).to.equal(1_736_760_000_123);
+      expect(await subject.reopen().getLastPulledAt('captures')).to.equal(1_736_760_000_123);
+    });
+
+    it('keeps one cursor per table and replaces it on a later set', async () => {
+      await store.setLastPulledAt('captures', 100);
+      await store.setLastPulledAt('todos', 200);
+      await store.setLastPulledAt('captures', 300);
+      const restarted = subject.reopen();
+      expect([await restarted.getLastPulledAt('captures'), await restarted.getLastPulledAt('todos'), await restarted.getLastPulledAt('ideas')]).to.deep.equal([300, 200, null]);
+    });
+
+    it('forgets a cursor set to null, for this store and after a restart, leaving other tables alone', async () => {
+      await store.setLastPulledAt('captures', 100);
+      await store.setLastPulledAt('todos', 200);
+      await store.setLastPulledAt('captures', null);
+      expect(await store.getLastPulledAt('captures')).to.equal(null);
+      expect(await subject.reopen().getLastPulledAt('captures')).to.equal(null);
+      expect(await subject.reopen().getLastPulledAt('todos')).to.equal(200);
+    });
+
+    it('accepts null for a table that has no cursor', async () => {
+      await store.setLastPulledAt('ideas', null);
+      expect(await store.getLastPulledAt('ideas')).to.equal(null);
+    });
+
+    it('has no device id at first, then keeps the one set across a restart', async () => {
+      expect(await store.getDeviceId()).to.equal(null);
+      await store.setDeviceId('device-7f3a');
+      expect(await store.getDeviceId()).to.equal('device-7f3a');
+      expect(await subject.reopen().getDeviceId()).to.equal('device-7f3a');
+    });
+
+    it('keeps the device id and the cursors apart', async () => {
+      await store.setDeviceId('d1');
+      await store.setLastPulledAt('captures', 5);
+      await store.setLastPulledAt('captures', null);
+      expect(await subject.reopen().getDeviceId()).to.equal('d1');
+    });
+  });
+}
