@@ -28,7 +28,15 @@ export interface PushInput {
 
 export interface PushResponse {
   readonly timestamp: number;
-  readonly conflicts: ReadonlyArray<{ table: string; id: string; type: ConflictType; resolution: ResolutionStrategy }>;
+  /** Each resolved conflict, with the columns each side won (so an app can tell its user). */
+  readonly conflicts: ReadonlyArray<{
+    table: string;
+    id: string;
+    type: ConflictType;
+    resolution: ResolutionStrategy;
+    client_columns: readonly string[];
+    server_columns: readonly string[];
+  }>;
 }
 
 interface TablePlan {
@@ -93,7 +101,14 @@ export class PushChanges {
         .andThen(() => tx.cursor())
         .map((timestamp) => ({
           timestamp,
-          conflicts: conflicts.map((c) => ({ table: c.table, id: c.id, type: c.type, resolution: c.resolution })),
+          conflicts: conflicts.map((c) => ({
+            table: c.table,
+            id: c.id,
+            type: c.type,
+            resolution: c.resolution,
+            client_columns: c.clientColumns,
+            server_columns: c.serverColumns,
+          })),
         }));
     });
   }

@@ -17,7 +17,16 @@ export const pullResponseSchema = z.object({
 
 export const pushResponseSchema = z.object({
   timestamp: z.number(),
-  conflicts: z.array(z.object({ table: z.string(), id: z.string(), type: z.string(), resolution: z.string() })),
+  conflicts: z.array(
+    z.object({
+      table: z.string(),
+      id: z.string(),
+      type: z.string(),
+      resolution: z.string(),
+      client_columns: z.array(z.string()).optional(),
+      server_columns: z.array(z.string()).optional(),
+    }),
+  ),
 });
 
 export const errorResponseSchema = z.object({

@@ -24,6 +24,7 @@ export interface AppConfig {
   readonly database: DatabaseTarget;
   readonly jwt: JwtConfig;
   readonly maxBodyBytes: number;
+  readonly compressAboveBytes: number;
   readonly sync: SyncSettings;
   readonly logLevel: string;
 }
@@ -135,6 +136,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     database: databaseTarget(env),
     jwt: jwtConfig(env, production),
     maxBodyBytes: intVar(env, 'SYNC_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    compressAboveBytes: intVar(env, 'HTTP_COMPRESS_ABOVE_BYTES', 1024, 0, 1024 * 1024 * 1024),
     sync: {
       ...DEFAULT_SYNC_SETTINGS,
       maxPushRecords: intVar(env, 'SYNC_MAX_PUSH_RECORDS', DEFAULT_SYNC_SETTINGS.maxPushRecords, 1, 1_000_000),

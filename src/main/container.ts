@@ -39,7 +39,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind(TOKENS.CheckReadiness).toResolvedValue((s: ChangeStore) => new CheckReadiness(s), [TOKENS.ChangeStore]);
   c.bind(ROOT.HttpApp).toResolvedValue(
     (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, tokenVerifier: TokenVerifier, log: Logger) =>
-      createHttpApp({ pullChanges, pushChanges, checkReadiness, tokenVerifier, logger: log, maxBodyBytes: config.maxBodyBytes }),
+      createHttpApp({ pullChanges, pushChanges, checkReadiness, tokenVerifier, logger: log, maxBodyBytes: config.maxBodyBytes, compressAboveBytes: config.compressAboveBytes }),
     [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.TokenVerifier, ROOT.Logger],
   );
   return c;

@@ -122,6 +122,7 @@ describe('configuration from the environment', () => {
         database: { kind: 'pglite', dataDir: resolve('./.data/pglite') },
         jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined },
         maxBodyBytes: 10 * 1024 * 1024,
+        compressAboveBytes: 1024,
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,

@@ -38,7 +38,9 @@ describeEachDatabase('conflict resolution', (ctx) => {
       last_pulled_at: cursor,
       changes: { captures: { updated: [{ id: 'c1', state: 'failed', normalized_text: 'garbled', tags: '["shopping"]', project_id: 'p1' }] } },
     });
-    expect(push.body.conflicts).to.deep.equal([{ table: 'captures', id: 'c1', type: 'update_update', resolution: 'per_column' }]);
+    expect(push.body.conflicts).to.deep.equal([
+      { table: 'captures', id: 'c1', type: 'update_update', resolution: 'per_column', client_columns: ['tags', 'project_id'], server_columns: ['normalized_text', 'state'] },
+    ]);
     const row = await ctx.database.db('captures').where({ user_id: 'ana', id: 'c1' }).first();
     expect(row).to.include({ state: 'ready', normalized_text: 'buy milk', tags: '["shopping"]', project_id: 'p1', raw_content: 'memo.m4a' });
 
@@ -70,7 +72,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
       const theirs = Object.fromEntries(Object.keys(edit).map((k) => [k, k === 'archived' ? false : 'theirs']));
       await laptop.push({ last_pulled_at: cursor, changes: { [table]: { updated: [{ id: record.id, ...theirs }] } } });
       const push = await phone.push({ last_pulled_at: cursor, changes: { [table]: { updated: [{ id: record.id, ...edit }] } } });
-      expect(push.body.conflicts).to.deep.equal([{ table, id: record.id, type: 'update_update', resolution: 'per_column' }]);
+      expect(push.body.conflicts).to.deep.equal([{ table, id: record.id, type: 'update_update', resolution: 'per_column', client_columns: Object.keys(edit), server_columns: [] }]);
       const row = await ctx.database.db(table).where({ user_id: 'ana', id: record.id }).first();
       expect(row).to.include(edit);
     });
@@ -103,7 +105,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
     const cursor = await seed('ideas', { id: 'i2', text: 'x' });
     await laptop.push({ last_pulled_at: cursor, changes: { ideas: { deleted: ['i2'] } } });
     const push = await phone.push({ last_pulled_at: cursor, changes: { ideas: { updated: [{ id: 'i2', text: 'edited offline' }] } } });
-    expect(push.body.conflicts).to.deep.equal([{ table: 'ideas', id: 'i2', type: 'update_delete', resolution: 'delete_wins' }]);
+    expect(push.body.conflicts).to.deep.equal([{ table: 'ideas', id: 'i2', type: 'update_delete', resolution: 'delete_wins', client_columns: [], server_columns: ['text'] }]);
     const row = await ctx.database.db('ideas').where({ user_id: 'ana', id: 'i2' }).first();
     expect(row).to.include({ _status: 'deleted', text: 'x' });
     const pulled = await phone.pull({ last_pulled_at: cursor });
@@ -115,7 +117,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
     const cursor = await seed('ideas', { id: 'i3', text: 'x' });
     await laptop.push({ last_pulled_at: cursor, changes: { ideas: { updated: [{ id: 'i3', text: 'laptop edit' }] } } });
     const push = await phone.push({ last_pulled_at: cursor, changes: { ideas: { deleted: ['i3'] } } });
-    expect(push.body.conflicts).to.deep.equal([{ table: 'ideas', id: 'i3', type: 'delete_update', resolution: 'delete_wins' }]);
+    expect(push.body.conflicts).to.deep.equal([{ table: 'ideas', id: 'i3', type: 'delete_update', resolution: 'delete_wins', client_columns: [], server_columns: [] }]);
     expect(await ctx.database.db('ideas').where({ user_id: 'ana', id: 'i3' }).first()).to.include({ _status: 'deleted' });
     const laptopPull = await laptop.pull({ last_pulled_at: cursor });
     expect(laptopPull.body.changes.ideas.deleted).to.deep.equal(['i3']);

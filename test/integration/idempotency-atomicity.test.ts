@@ -48,7 +48,7 @@ describeEachDatabase('push idempotency and atomicity', (ctx) => {
     const { body } = await conflictingPush();
     const first = await phone.push(body);
     expect(first.status, JSON.stringify(first.body)).to.equal(200);
-    expect(first.body.conflicts).to.deep.equal([{ table: 'todos', id: 't1', type: 'update_update', resolution: 'per_column' }]);
+    expect(first.body.conflicts).to.deep.equal([{ table: 'todos', id: 't1', type: 'update_update', resolution: 'per_column', client_columns: ['state'], server_columns: ['priority'] }]);
     const afterFirst = await snapshotDb(ctx.database.db);
     expect(afterFirst['sync_conflicts']).to.have.length(1);
 

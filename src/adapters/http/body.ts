@@ -1,33 +1,56 @@
+import { brotliDecompress, gunzip, type BrotliOptions, type InputType, type ZlibOptions } from 'node:zlib';
 import type Koa from 'koa';
 import { err, ok, type Result } from 'neverthrow';
 import getRawBody from 'raw-body';
 import { syncError, validationFailed, type SyncError } from '../../domain';
 
+type Inflate = (buf: InputType, options: ZlibOptions & BrotliOptions, cb: (error: Error | null, result: Buffer) => void) => void;
+const INFLATERS: Record<string, Inflate> = { gzip: gunzip as Inflate, 'x-gzip': gunzip as Inflate, br: brotliDecompress as Inflate };
+
+const tooLarge = (maxBytes: number): SyncError =>
+  syncError('PAYLOAD_TOO_LARGE', `The body is over the limit of ${maxBytes} bytes (after decompression). Split the push into smaller batches.`, { max_bytes: maxBytes });
+
+/** Inflates at most `maxBytes`: zlib stops there, so a small bomb never grows past the limit in memory. */
+function inflate(fn: Inflate, data: Buffer, maxBytes: number): Promise<Result<Buffer, SyncError>> {
+  return new Promise((resolve) => {
+    fn(data, { maxOutputLength: maxBytes + 1 }, (error, result) => {
+      if (!error) return resolve(result.length > maxBytes ? err(tooLarge(maxBytes)) : ok(result));
+      const code = (error as { code?: string }).code;
+      if (code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) return resolve(err(tooLarge(maxBytes)));
+      resolve(err(validationFailed('The compressed body could not be decompressed.', [{ column: 'Content-Encoding', reason: error.message }])));
+    });
+  });
+}
+
 /**
- * Reads a JSON request body of at most `maxBytes`, refusing before reading more than that:
- * 413 over the limit, 400 for anything that is not a JSON document.
+ * Reads a JSON request body of at most `maxBytes`, before and after decompression (gzip or
+ * brotli, per Content-Encoding): 413 over the limit, 400 for anything that is not a JSON document.
  */
 export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<Result<unknown, SyncError>> {
   if (!ctx.is('application/json')) {
     return err(validationFailed('Send the body as JSON with "Content-Type: application/json".', [{ column: 'Content-Type', reason: `got ${ctx.get('content-type') || 'none'}` }]));
   }
-  const encoding = ctx.get('content-encoding').toLowerCase();
-  if (encoding !== '' && encoding !== 'identity') {
-    return err(validationFailed(`Content-Encoding ${encoding} is not accepted.`, [{ column: 'Content-Encoding', reason: 'unsupported' }]));
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  const inflater = encoding === '' || encoding === 'identity' ? null : INFLATERS[encoding];
+  if (inflater === undefined) {
+    return err(validationFailed(`Content-Encoding ${encoding} is not accepted; send gzip, br or none.`, [{ column: 'Content-Encoding', reason: 'unsupported' }]));
   }
-  let text: string;
+  let raw: Buffer;
   try {
-    text = await getRawBody(ctx.req, { limit: maxBytes, encoding: 'utf8', length: ctx.get('content-length') || undefined });
+    raw = await getRawBody(ctx.req, { limit: maxBytes, length: ctx.get('content-length') || undefined });
   } catch (e) {
     const type = (e as { type?: string }).type;
-    if (type === 'entity.too.large') {
-      return err(syncError('PAYLOAD_TOO_LARGE', `The body is over the limit of ${maxBytes} bytes. Split the push into smaller batches.`, { max_bytes: maxBytes }));
-    }
+    if (type === 'entity.too.large') return err(tooLarge(maxBytes));
     if (type === 'request.aborted') return err(validationFailed('The request body ended early.'));
     return err(validationFailed('The request body could not be read.', [{ reason: type ?? 'unreadable' }]));
   }
+  if (inflater) {
+    const inflated = await inflate(inflater, raw, maxBytes);
+    if (inflated.isErr()) return err(inflated.error);
+    raw = inflated.value;
+  }
   try {
-    return ok(JSON.parse(text));
+    return ok(JSON.parse(raw.toString('utf8')));
   } catch (e) {
     return err(validationFailed('The body is not valid JSON.', [{ reason: e instanceof Error ? e.message : 'malformed JSON' }]));
   }

@@ -136,9 +136,9 @@ describe('PushChanges', () => {
         },
       });
       expect(response.conflicts).to.deep.equal([
-        { table: 'captures', id: 'c1', type: 'update_update', resolution: 'per_column' },
-        { table: 'ideas', id: 'i2', type: 'update_delete', resolution: 'delete_wins' },
-        { table: 'ideas', id: 'i1', type: 'delete_update', resolution: 'delete_wins' },
+        { table: 'captures', id: 'c1', type: 'update_update', resolution: 'per_column', client_columns: ['tags', 'project_id'], server_columns: ['state'] },
+        { table: 'ideas', id: 'i2', type: 'update_delete', resolution: 'delete_wins', client_columns: [], server_columns: ['text'] },
+        { table: 'ideas', id: 'i1', type: 'delete_update', resolution: 'delete_wins', client_columns: [], server_columns: [] },
       ]);
       const recorded = sync.store.conflictsOf('ana');
       expect(recorded.map((c) => [c.table, c.id, c.type, c.resolvedAt])).to.deep.equal([
