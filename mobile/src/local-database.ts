@@ -6,7 +6,7 @@
  * are soft until pushed, then purged) and `_version` (bumped on every local write, so a row that
  * changed while its push was in flight is not marked clean by mistake).
  */
-import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, tableSpec, type ChangeSet, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
+import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, tableSpec, type ChangeSet, type ConflictType, type ResolutionStrategy, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
 import { QUARANTINE_TABLE } from './local-schema';
 import type { SqlDriver, SqlExecutor, SqlRow, SqlValue, Timers } from './ports';
 
@@ -34,6 +34,21 @@ export interface QuarantinedRecord {
   readonly id: string;
   readonly reason: string;
   readonly quarantinedAt: number;
+}
+
+/**
+ * A conflict the app may want to tell its user about: where their edit met someone else's, and
+ * which columns each side won. `detectedBy: 'device'` is a pulled change merged into a row with
+ * local changes; `'server'` is a conflict the server resolved during a push.
+ */
+export interface ConflictEvent {
+  readonly table: string;
+  readonly id: string;
+  readonly type: ConflictType;
+  readonly resolution: ResolutionStrategy;
+  readonly clientColumns: readonly string[];
+  readonly serverColumns: readonly string[];
+  readonly detectedBy: 'device' | 'server';
 }
 
 export interface QueryOptions {
@@ -216,16 +231,22 @@ export class LocalDatabase {
    * columns and stays pending; a locally deleted row stays deleted (the delete wins on the
    * server too); pulled deletes purge the row.
    */
-  async applyPulled(changes: ChangeSet): Promise<number> {
+  async applyPulled(changes: ChangeSet): Promise<{ applied: number; merges: ConflictEvent[] }> {
     let applied = 0;
+    const merges: ConflictEvent[] = [];
     await this.db.transaction(async (tx) => {
       for (const [name, ch] of Object.entries(changes)) {
         const t = tableSpec(name);
         if (!t) continue;
         const records = [...ch.created, ...ch.updated];
-        for (let i = 0; i < records.length; i += PULL_CHUNK) applied += await upsertPulled(tx, t, records.slice(i, i + PULL_CHUNK));
+        for (let i = 0; i < records.length; i += PULL_CHUNK) {
+          const chunk = records.slice(i, i + PULL_CHUNK);
+          merges.push(...(await pendingMerges(tx, t, chunk.map((r) => r['id'] as string), false)));
+          applied += await upsertPulled(tx, t, chunk);
+        }
         for (let i = 0; i < ch.deleted.length; i += PULL_CHUNK) {
           const ids = ch.deleted.slice(i, i + PULL_CHUNK);
+          merges.push(...(await pendingMerges(tx, t, ids, true)));
           const marks = ids.map(() => '?').join(', ');
           await tx.execute(`DELETE FROM ${q(t.name)} WHERE id IN (${marks})`, ids);
           await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id IN (${marks})`, [t.name, ...ids]);
@@ -233,7 +254,7 @@ export class LocalDatabase {
         }
       }
     });
-    return applied;
+    return { applied, merges };
   }
 
   /**
@@ -300,6 +321,27 @@ export class LocalDatabase {
     const rows = await this.db.execute('SELECT * FROM pragma_integrity_check');
     return rows.map((r) => String(Object.values(r)[0])).join('; ');
   }
+}
+
+/** The conflicts that pulling these ids into rows with local changes resolves (before they are applied). */
+async function pendingMerges(tx: SqlExecutor, t: TableSpec, ids: readonly string[], pulledDelete: boolean): Promise<ConflictEvent[]> {
+  const rows = await tx.execute(
+    `SELECT id, _changed, _status FROM ${q(t.name)} WHERE id IN (${ids.map(() => '?').join(', ')}) AND (_changed <> '' OR _status = 'deleted')`,
+    [...ids],
+  );
+  return rows.map((r) => {
+    const changed = String(r['_changed']).split(',').filter(Boolean);
+    const base = { table: t.name, id: String(r['id']), detectedBy: 'device' as const };
+    if (pulledDelete) return { ...base, type: 'update_delete', resolution: 'delete_wins', clientColumns: [], serverColumns: changed };
+    if (r['_status'] === 'deleted') return { ...base, type: 'delete_update', resolution: 'delete_wins', clientColumns: [], serverColumns: [] };
+    return {
+      ...base,
+      type: 'update_update',
+      resolution: 'per_column',
+      clientColumns: changed.filter((c) => !columnSpec(t, c)?.serverOwned),
+      serverColumns: changed.filter((c) => columnSpec(t, c)?.serverOwned),
+    };
+  });
 }
 
 /**

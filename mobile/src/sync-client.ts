@@ -7,7 +7,7 @@
 import { err, type Result } from 'neverthrow';
 import { MAX_RETRY_DELAY_MS, networkFailure, retryDelayMs, type SyncFailure } from '../../src/domain';
 import { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
-import { LocalDatabase, type QuarantinedRecord } from './local-database';
+import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
 import { migrateLocalDatabase } from './local-schema';
 import { systemTimers, type CheckpointStore, type NetworkMonitor, type SqlDriver, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
@@ -21,6 +21,8 @@ export interface SyncStatus {
   readonly quarantined: number;
   readonly lastSyncedAt: number | null;
   readonly lastError: SyncFailure | null;
+  /** Conflicts resolved by the latest sync (its events went to `onConflict` listeners). */
+  readonly conflicts: number;
 }
 
 export interface SyncClientOptions {
@@ -47,8 +49,9 @@ const defaultNewId = (): string => {
 };
 
 export class SyncClient {
-  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null };
+  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0 };
   private readonly listeners = new Set<(s: SyncStatus) => void>();
+  private readonly conflictListeners = new Set<(events: readonly ConflictEvent[]) => void>();
   private running: Promise<Result<SyncReport, SyncFailure>> | null = null;
   private queued: Promise<Result<SyncReport, SyncFailure>> | null = null;
   private started = false;
@@ -77,6 +80,21 @@ export class SyncClient {
     this.listeners.add(listener);
     listener(this.status);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Hears every conflict as a sync resolves it: a pulled change merged into a local edit, or a
+   * push the server merged. Each event says which columns each side won.
+   */
+  onConflict(listener: (events: readonly ConflictEvent[]) => void): () => void {
+    this.conflictListeners.add(listener);
+    return () => this.conflictListeners.delete(listener);
+  }
+
+  /** Called by the engine (wired in createSyncClient). */
+  conflictsResolved(events: readonly ConflictEvent[]): void {
+    this.setStatus({ conflicts: this.status.conflicts + events.length });
+    for (const l of [...this.conflictListeners]) l(events);
   }
 
   private setStatus(patch: Partial<SyncStatus>): void {
@@ -119,7 +137,7 @@ export class SyncClient {
       await this.refreshCounts();
       return err(networkFailure('offline'));
     }
-    this.setStatus({ state: 'syncing' });
+    this.setStatus({ state: 'syncing', conflicts: 0 });
     const result = await this.engine.run(options).catch((e: unknown) =>
       err<SyncReport, SyncFailure>({ kind: 'SERVER_ERROR', retryable: true, message: `local failure: ${e instanceof Error ? e.message : String(e)}` }),
     );
@@ -234,11 +252,13 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
   const local = new LocalDatabase(options.db, timers, newId);
   const id = deviceId;
+  let client: SyncClient | undefined;
   const engine = new SyncEngine(local, transport, options.checkpoints, () => `${id}-${newId()}`, {
     batchSize: options.batchSize ?? 100,
     ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
+    onConflicts: (events) => client?.conflictsResolved(events),
   });
-  const client = new SyncClient(local, engine, options.db, options.checkpoints, options.network, timers, deviceId, {
+  client = new SyncClient(local, engine, options.db, options.checkpoints, options.network, timers, deviceId, {
     debounceMs: options.debounceMs ?? 2000,
     pollIntervalMs: options.pollIntervalMs ?? 15 * 60 * 1000,
     retryCapMs: options.retryCapMs ?? MAX_RETRY_DELAY_MS,

@@ -7,7 +7,7 @@
  */
 import { err, ok, type Result } from 'neverthrow';
 import { TABLES, type TableSpec } from '../../src/domain';
-import type { LocalDatabase, PendingRow } from './local-database';
+import type { ConflictEvent, LocalDatabase, PendingRow } from './local-database';
 import type { CheckpointStore, PushBody, SyncTransport, TransportFailure } from './ports';
 
 export interface SyncOptions {
@@ -26,7 +26,8 @@ export interface TableReport {
 
 export interface SyncReport {
   readonly tables: Record<string, TableReport>;
-  readonly conflicts: ReadonlyArray<{ table: string; id: string; type: string; resolution: string }>;
+  /** Every conflict this run resolved, on the device (pull merges) or on the server (push). */
+  readonly conflicts: readonly ConflictEvent[];
 }
 
 export interface SyncEngineOptions {
@@ -34,6 +35,8 @@ export interface SyncEngineOptions {
   readonly batchSize: number;
   /** Rows per pull page; the server's default when absent. */
   readonly pullLimit?: number;
+  /** Hears each conflict as it is resolved (also in a run that fails later). */
+  readonly onConflicts?: (events: readonly ConflictEvent[]) => void;
 }
 
 export class SyncEngine {
@@ -52,24 +55,31 @@ export class SyncEngine {
     private readonly options: SyncEngineOptions,
   ) {}
 
+  private record(into: ConflictEvent[], events: readonly ConflictEvent[]): void {
+    if (events.length === 0) return;
+    into.push(...events);
+    this.options.onConflicts?.(events);
+  }
+
   tablesFor(options: SyncOptions): TableSpec[] {
     if (options.entity !== undefined && !TABLES.some((t) => t.name === options.entity)) throw new Error(`Unknown table "${options.entity}".`);
     return TABLES.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
   }
 
   async run(options: SyncOptions = {}): Promise<Result<SyncReport, TransportFailure>> {
-    const report: SyncReport = { tables: {}, conflicts: [] };
+    const conflicts: ConflictEvent[] = [];
+    const report: SyncReport = { tables: {}, conflicts };
     for (const table of this.tablesFor(options)) {
       const tr: TableReport = (report.tables[table.name] = { pulled: 0, pushed: 0, conflicts: 0, quarantined: 0 });
-      const pulled = await this.pullTable(table, tr);
+      const pulled = await this.pullTable(table, tr, conflicts);
       if (pulled.isErr()) return err(pulled.error);
-      const pushed = await this.pushTable(table, tr, report);
+      const pushed = await this.pushTable(table, tr, conflicts);
       if (pushed.isErr()) return err(pushed.error);
     }
     return ok(report);
   }
 
-  private async pullTable(table: TableSpec, tr: TableReport): Promise<Result<void, TransportFailure>> {
+  private async pullTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
     // A first sync wants this device's own rows too (it may have lost its database), on every page.
     const firstSync = (await this.checkpoints.getLastPulledAt(table.name)) === null;
     for (;;) {
@@ -82,26 +92,31 @@ export class SyncEngine {
       });
       if (page.isErr()) return err(page.error);
       const own = page.value.changes[table.name];
-      if (own) tr.pulled += await this.local.applyPulled({ [table.name]: own });
+      if (own) {
+        const { applied, merges } = await this.local.applyPulled({ [table.name]: own });
+        tr.pulled += applied;
+        this.record(conflicts, merges);
+        tr.conflicts += merges.length;
+      }
       // Only after the page is committed locally: a crash before this line replays the page.
       await this.checkpoints.setLastPulledAt(table.name, page.value.timestamp);
       if (!page.value.has_more) return ok(undefined);
     }
   }
 
-  private async pushTable(table: TableSpec, tr: TableReport, report: SyncReport): Promise<Result<void, TransportFailure>> {
+  private async pushTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
     const lastPulledAt = await this.checkpoints.getLastPulledAt(table.name);
     let after = 0;
     for (;;) {
       const batch = await this.local.pendingBatch(table.name, after, this.options.batchSize);
       if (batch.length === 0) return ok(undefined);
-      const pushed = await this.pushBatch(table, batch, lastPulledAt, tr, report);
+      const pushed = await this.pushBatch(table, batch, lastPulledAt, tr, conflicts);
       if (pushed.isErr()) return pushed;
       after = batch[batch.length - 1]!.rowid;
     }
   }
 
-  private async pushBatch(table: TableSpec, batch: readonly PendingRow[], lastPulledAt: number | null, tr: TableReport, report: SyncReport): Promise<Result<void, TransportFailure>> {
+  private async pushBatch(table: TableSpec, batch: readonly PendingRow[], lastPulledAt: number | null, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
     let rows = batch;
     while (rows.length > 0) {
       const changes = {
@@ -122,14 +137,25 @@ export class SyncEngine {
         this.lastAttempt.delete(table.name);
         tr.pushed += rows.length;
         tr.conflicts += answer.value.conflicts.length;
-        (report.conflicts as SyncReport['conflicts'][number][]).push(...answer.value.conflicts);
+        this.record(
+          conflicts,
+          answer.value.conflicts.map((c) => ({
+            table: c.table,
+            id: c.id,
+            type: c.type as ConflictEvent['type'],
+            resolution: c.resolution as ConflictEvent['resolution'],
+            clientColumns: c.client_columns ?? [],
+            serverColumns: c.server_columns ?? [],
+            detectedBy: 'server' as const,
+          })),
+        );
         return ok(undefined);
       }
       const failure = answer.error;
       if (failure.status === 413 && rows.length > 1) {
         const half = Math.ceil(rows.length / 2);
-        const first = await this.pushBatch(table, rows.slice(0, half), lastPulledAt, tr, report);
-        return first.isErr() ? first : this.pushBatch(table, rows.slice(half), lastPulledAt, tr, report);
+        const first = await this.pushBatch(table, rows.slice(0, half), lastPulledAt, tr, conflicts);
+        return first.isErr() ? first : this.pushBatch(table, rows.slice(half), lastPulledAt, tr, conflicts);
       }
       if (failure.status !== 400 && failure.status !== 413) return err(failure);
       // Invalid: set aside the records the server named, or the one record too large to send. A

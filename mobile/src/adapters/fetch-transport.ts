@@ -1,4 +1,5 @@
 import { err, ok, type Result } from 'neverthrow';
+import { gzipSync, strToU8 } from 'fflate';
 import type { z } from 'zod';
 import {
   errorResponseSchema,
@@ -24,6 +25,8 @@ export interface FetchTransportOptions {
   readonly timeoutMs?: number;
   /** Injected for certificate pinning or tests; defaults to the global fetch. */
   readonly fetch?: typeof fetch;
+  /** Push bodies this large or larger go gzip-compressed (default 1024; Infinity never compresses). */
+  readonly compressAboveBytes?: number;
 }
 
 /** SyncTransport over `fetch`, with a timeout, the bearer token and the device id on every request. */
@@ -42,7 +45,14 @@ export class FetchSyncTransport implements SyncTransport {
   }
 
   push(body: PushBody): Promise<Result<PushResponseBody, TransportFailure>> {
-    return this.request('/api/sync/push', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }, pushResponseSchema);
+    const json = JSON.stringify(body);
+    // Pulls come back compressed by the platform's fetch (it sends Accept-Encoding and inflates);
+    // pushes are compressed here, as no fetch does that for a request body.
+    const compress = json.length >= (this.options.compressAboveBytes ?? 1024);
+    const init: RequestInit = compress
+      ? { method: 'POST', body: gzipSync(strToU8(json)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }
+      : { method: 'POST', body: json, headers: { 'content-type': 'application/json' } };
+    return this.request('/api/sync/push', init, pushResponseSchema);
   }
 
   private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>, sendDeviceId = true): Promise<Result<T, TransportFailure>> {

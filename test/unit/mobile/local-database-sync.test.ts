@@ -104,8 +104,9 @@ describe('LocalDatabase: the sync side', () => {
 
   describe('applyPulled', () => {
     it('inserts pulled rows clean, with the server cursor, and counts what it applied', async () => {
-      const n = await f.local.applyPulled(pulled('todos', { created: [serverTodo('t1')], updated: [serverTodo('t2', { description: 'updated elsewhere' })] }));
-      expect(n).to.equal(2);
+      const { applied, merges } = await f.local.applyPulled(pulled('todos', { created: [serverTodo('t1')], updated: [serverTodo('t2', { description: 'updated elsewhere' })] }));
+      expect(applied).to.equal(2);
+      expect(merges).to.deep.equal([]);
       expect(await f.local.get('todos', 't2')).to.deep.equal(serverTodo('t2', { description: 'updated elsewhere' }));
       expect(await f.bookkeeping('todos', 't1')).to.deep.equal({ _changed: '', _status: 'active', _version: 0, last_modified_at: 9_000 });
       expect(await f.local.countPending()).to.equal(0);
@@ -120,7 +121,8 @@ describe('LocalDatabase: the sync side', () => {
       await f.local.create('todos', { id: 't1', description: 'local draft' });
       await pushAll('todos');
       await f.local.update('todos', 't1', { description: 'edited here', priority: 'low' });
-      await f.local.applyPulled(pulled('todos', { updated: [serverTodo('t1', { description: 'edited there', priority: 'high', state: 'done', completed_at: 8_000 })] }));
+      const { merges } = await f.local.applyPulled(pulled('todos', { updated: [serverTodo('t1', { description: 'edited there', priority: 'high', state: 'done', completed_at: 8_000 })] }));
+      expect(merges).to.deep.equal([{ table: 'todos', id: 't1', type: 'update_update', resolution: 'per_column', clientColumns: ['description'], serverColumns: ['priority'], detectedBy: 'device' }]);
       expect(await f.local.get('todos', 't1')).to.include({ description: 'edited here', priority: 'high', state: 'done', completed_at: 8_000, last_modified_at: 9_000 });
       expect(await f.bookkeeping('todos', 't1')).to.include({ _changed: 'description' });
       expect((await pending('todos')).map((r) => [r.kind, r.record['_changed']])).to.deep.equal([['updated', 'description']]);
@@ -140,7 +142,8 @@ describe('LocalDatabase: the sync side', () => {
       await f.local.create('ideas', { id: 'i1', text: 'x' });
       await pushAll('ideas');
       await f.local.delete('ideas', 'i1');
-      await f.local.applyPulled(pulled('ideas', { updated: [{ id: 'i1', thought_id: null, text: 'edited elsewhere', created_at: 1, last_modified_at: 9_000 }] }));
+      const { merges } = await f.local.applyPulled(pulled('ideas', { updated: [{ id: 'i1', thought_id: null, text: 'edited elsewhere', created_at: 1, last_modified_at: 9_000 }] }));
+      expect(merges.map((m) => [m.id, m.type, m.resolution])).to.deep.equal([['i1', 'delete_update', 'delete_wins']]);
       expect(await f.local.get('ideas', 'i1')).to.equal(null);
       expect((await pending('ideas')).map((r) => [r.record['id'], r.kind])).to.deep.equal([['i1', 'deleted']]);
     });
@@ -149,15 +152,17 @@ describe('LocalDatabase: the sync side', () => {
       await f.local.applyPulled(pulled('ideas', { created: [{ id: 'clean', thought_id: null, text: 'c', created_at: 1, last_modified_at: 2 }] }));
       await f.local.create('ideas', { id: 'edited', text: 'e' });
       await f.local.quarantine('ideas', [{ id: 'edited', reason: 'too long' }]);
-      const n = await f.local.applyPulled(pulled('ideas', { deleted: ['clean', 'edited', 'unknown'] }));
-      expect(n).to.equal(3);
+      const { applied, merges } = await f.local.applyPulled(pulled('ideas', { deleted: ['clean', 'edited', 'unknown'] }));
+      expect(applied).to.equal(3);
+      // The local edit lost to the server's delete: reported as a conflict the delete won.
+      expect(merges).to.deep.equal([{ table: 'ideas', id: 'edited', type: 'update_delete', resolution: 'delete_wins', clientColumns: [], serverColumns: ['thought_id', 'text'], detectedBy: 'device' }]);
       expect([await f.bookkeeping('ideas', 'clean'), await f.bookkeeping('ideas', 'edited')]).to.deep.equal([undefined, undefined]);
       expect(await f.local.listQuarantined()).to.deep.equal([]);
     });
 
     it('applies a page larger than one statement chunk', async () => {
       const records = Array.from({ length: 120 }, (_, i) => ({ id: `i${String(i).padStart(3, '0')}`, thought_id: null, text: `idea ${i}`, created_at: i, last_modified_at: 1_000 + i }));
-      expect(await f.local.applyPulled(pulled('ideas', { created: records }))).to.equal(120);
+      expect((await f.local.applyPulled(pulled('ideas', { created: records }))).applied).to.equal(120);
       const stored = await f.local.query('ideas', { orderBy: 'id' });
       expect(stored).to.have.length(120);
       expect(stored[119]).to.deep.equal(records[119]);
@@ -172,7 +177,7 @@ describe('LocalDatabase: the sync side', () => {
     });
 
     it('ignores tables this app version does not know', async () => {
-      expect(await f.local.applyPulled({ notes: { created: [{ id: 'n1', body: 'x' }], updated: [], deleted: [] } })).to.equal(0);
+      expect(await f.local.applyPulled({ notes: { created: [{ id: 'n1', body: 'x' }], updated: [], deleted: [] } })).to.deep.equal({ applied: 0, merges: [] });
     });
   });
 
