@@ -7,3 +7,4 @@ export * from './pull-request';
 export * from './backoff';
 export * from './sync-result';
 export * from './wire';
+export * from './observability';

@@ -27,6 +27,9 @@ export interface AppConfig {
   readonly compressAboveBytes: number;
   readonly sync: SyncSettings;
   readonly logLevel: string;
+  /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
+  readonly syncLogQueueMax: number;
+  readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -145,5 +148,20 @@ export function loadConfig(env: Env = process.env): AppConfig {
       schemaVersions: { min, max },
     },
     logLevel,
+    syncLogQueueMax: intVar(env, 'SYNC_LOG_QUEUE_MAX', 10_000, 1, 10_000_000),
+    ...alertWebhook(env),
+  };
+}
+
+function alertWebhook(env: Env): Pick<AppConfig, 'alertWebhook'> {
+  const url = env['ALERT_WEBHOOK_URL']?.trim();
+  if (!url) return {};
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new ConfigError(`ALERT_WEBHOOK_URL must be an http(s) URL; got "${url}".`);
+  return {
+    alertWebhook: {
+      url,
+      timeoutMs: intVar(env, 'ALERT_WEBHOOK_TIMEOUT_MS', 5000, 100, 120_000),
+      retries: intVar(env, 'ALERT_WEBHOOK_RETRIES', 3, 0, 10),
+    },
   };
 }

@@ -5,9 +5,25 @@ import type { Logger } from 'pino';
 import { JwtTokenVerifier } from '../adapters/crypto/jwt-token-verifier';
 import { NodeSha256Digest } from '../adapters/crypto/node-digest';
 import { createHttpApp } from '../adapters/http/app';
+import { FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
+import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/batching-sync-log';
+import { PromMetrics } from '../adapters/observability/prom-metrics';
 import { KnexChangeStore } from '../adapters/postgres/knex-change-store';
+import { KnexSyncLogStore } from '../adapters/postgres/knex-sync-log';
 import { CheckReadiness } from '../application/check-readiness';
-import { TOKENS, type ChangeStore, type Clock, type Digest, type TokenVerifier } from '../application/ports';
+import { GetSyncStats } from '../application/get-sync-stats';
+import {
+  TOKENS,
+  type Alerts,
+  type ChangeStore,
+  type Clock,
+  type Digest,
+  type Metrics,
+  type SyncLog,
+  type SyncLogStore,
+  type SyncStatsQuery,
+  type TokenVerifier,
+} from '../application/ports';
 import { PullChanges } from '../application/pull-changes';
 import { PushChanges } from '../application/push-changes';
 import type { SyncSettings } from '../application/settings';
@@ -17,6 +33,7 @@ export const ROOT = {
   Database: Symbol.for('Database'),
   Logger: Symbol.for('Logger'),
   HttpApp: Symbol.for('HttpApp'),
+  SyncLogTables: Symbol.for('SyncLogTables'),
 } as const;
 
 export const systemClock: Clock = { now: () => Date.now() };
@@ -37,10 +54,44 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
     [TOKENS.ChangeStore, TOKENS.Clock, TOKENS.Digest, TOKENS.SyncSettings],
   );
   c.bind(TOKENS.CheckReadiness).toResolvedValue((s: ChangeStore) => new CheckReadiness(s), [TOKENS.ChangeStore]);
+
+  c.bind<KnexSyncLogStore>(ROOT.SyncLogTables).toResolvedValue((d: Knex) => new KnexSyncLogStore(d), [ROOT.Database]);
+  c.bind<SyncLogStore>(TOKENS.SyncLogStore).toResolvedValue((t: KnexSyncLogStore) => t, [ROOT.SyncLogTables]);
+  c.bind<SyncStatsQuery>(TOKENS.SyncStatsQuery).toResolvedValue((t: KnexSyncLogStore) => t, [ROOT.SyncLogTables]);
+  c.bind<Metrics>(TOKENS.Metrics).toResolvedValue(
+    (d: Knex) =>
+      new PromMetrics(() => {
+        const pool = (d.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+        return { used: pool?.numUsed() ?? 0, free: pool?.numFree() ?? 0, pending: pool?.numPendingAcquires() ?? 0 };
+      }),
+    [ROOT.Database],
+  );
+  c.bind<Alerts>(TOKENS.Alerts).toResolvedValue(
+    (log: Logger) =>
+      new FanOutAlerts([new LogAlerts(log), ...(config.alertWebhook ? [new WebhookAlerts({ ...config.alertWebhook, retryDelayMs: 1000 }, log)] : [])]),
+    [ROOT.Logger],
+  );
+  c.bind<SyncLog>(TOKENS.SyncLog).toResolvedValue(
+    (store: SyncLogStore, alerts: Alerts, metrics: Metrics, log: Logger) => new BatchingSyncLog(store, alerts, metrics, log, { ...DEFAULT_BATCHING, maxQueue: config.syncLogQueueMax }),
+    [TOKENS.SyncLogStore, TOKENS.Alerts, TOKENS.Metrics, ROOT.Logger],
+  );
+  c.bind(TOKENS.GetSyncStats).toResolvedValue((q: SyncStatsQuery, cl: Clock) => new GetSyncStats(q, cl), [TOKENS.SyncStatsQuery, TOKENS.Clock]);
+
   c.bind(ROOT.HttpApp).toResolvedValue(
-    (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, tokenVerifier: TokenVerifier, log: Logger) =>
-      createHttpApp({ pullChanges, pushChanges, checkReadiness, tokenVerifier, logger: log, maxBodyBytes: config.maxBodyBytes, compressAboveBytes: config.compressAboveBytes }),
-    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.TokenVerifier, ROOT.Logger],
+    (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, getSyncStats: GetSyncStats, tokenVerifier: TokenVerifier, syncLog: SyncLog, metrics: Metrics, log: Logger) =>
+      createHttpApp({
+        pullChanges,
+        pushChanges,
+        checkReadiness,
+        getSyncStats,
+        tokenVerifier,
+        syncLog,
+        metrics,
+        logger: log,
+        maxBodyBytes: config.maxBodyBytes,
+        compressAboveBytes: config.compressAboveBytes,
+      }),
+    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
   );
   return c;
 }

@@ -7,14 +7,14 @@ import { pino, type Logger } from 'pino';
 import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
-import type { Clock } from '../application/ports';
+import { TOKENS, type Clock, type SyncLog } from '../application/ports';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
 
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
-  /** Stops accepting connections, lets in-flight requests finish, then closes the database if this server opened it. */
+  /** Stops accepting connections, lets in-flight requests finish, writes the queued sync logs, then closes the database if this server opened it. */
   close(): Promise<void>;
 }
 
@@ -36,7 +36,9 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     if (ownDb) await db.destroy();
     throw e;
   }
-  const app = buildContainer(config, db, logger, options.clock).get<Koa>(ROOT.HttpApp);
+  const container = buildContainer(config, db, logger, options.clock);
+  const app = container.get<Koa>(ROOT.HttpApp);
+  const syncLog = container.get<SyncLog>(TOKENS.SyncLog);
   const server = app.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -48,6 +50,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
     close: () =>
       (closing ??= (async () => {
         await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        await syncLog.flush();
         if (ownDb) await db.destroy();
       })()),
   };

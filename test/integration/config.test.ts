@@ -123,6 +123,7 @@ describe('configuration from the environment', () => {
         jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined },
         maxBodyBytes: 10 * 1024 * 1024,
         compressAboveBytes: 1024,
+        syncLogQueueMax: 10000,
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,

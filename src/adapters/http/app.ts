@@ -1,21 +1,27 @@
+import { randomUUID } from 'node:crypto';
 import { constants as zlib } from 'node:zlib';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compress from 'koa-compress';
+import { err } from 'neverthrow';
 import type { Logger } from 'pino';
 import type { CheckReadiness } from '../../application/check-readiness';
-import type { Principal, TokenVerifier } from '../../application/ports';
+import type { GetSyncStats } from '../../application/get-sync-stats';
+import type { Metrics, Principal, SyncLog, SyncLogEntry, SyncType, TokenVerifier } from '../../application/ports';
 import type { PullChanges } from '../../application/pull-changes';
 import type { PushChanges } from '../../application/push-changes';
-import { syncError, type SyncError } from '../../domain';
+import { countRecords, syncError, type SyncError } from '../../domain';
 import { readJsonBody } from './body';
-import { sendError, sendResult } from './respond';
+import { sendError, sendJson, sendResult } from './respond';
 
 export interface HttpAppDeps {
   readonly pullChanges: PullChanges;
   readonly pushChanges: PushChanges;
   readonly checkReadiness: CheckReadiness;
+  readonly getSyncStats: GetSyncStats;
   readonly tokenVerifier: TokenVerifier;
+  readonly syncLog: SyncLog;
+  readonly metrics: Metrics;
   readonly maxBodyBytes: number;
   /** Responses at least this large are compressed when the client accepts gzip or brotli. */
   readonly compressAboveBytes: number;
@@ -24,9 +30,13 @@ export interface HttpAppDeps {
 
 interface State {
   principal?: Principal;
+  requestId: string;
+  log: Logger;
 }
 
 const DEVICE_ID = /^[\x21-\x7e]{1,128}$/;
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const APP_VERSION = /^[\x20-\x7e]{1,64}$/;
 
 function deviceIdOf(ctx: Koa.Context): string | null | SyncError {
   const raw = ctx.get('x-device-id');
@@ -42,20 +52,28 @@ function schemaVersionOf(ctx: Koa.Context): string | undefined {
   return ctx.get('x-schema-version') || undefined;
 }
 
-/** The Koa application: routes, authentication and the error shape of spec §4.5. */
+/** The Koa application: routes, authentication, the error shape of spec §4.5, logs and metrics. */
 export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   const app = new Koa<State>();
   app.proxy = false;
-  const { logger } = deps;
+  const { logger, metrics } = deps;
 
-  // Defects end here: the client gets the error shape, never a stack or a SQL message.
+  // A request id on every log line and answer; defects end here as the error shape, never a stack.
   app.use(async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    ctx.state.requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.state.log = logger.child({ reqId: ctx.state.requestId });
+    ctx.set('X-Request-Id', ctx.state.requestId);
+    const started = performance.now();
     try {
       await next();
     } catch (e) {
-      logger.error({ err: e, method: ctx.method, path: ctx.path }, 'request failed');
+      ctx.state.log.error({ err: e, method: ctx.method, path: ctx.path }, 'request failed');
       sendError(ctx, syncError('INTERNAL', 'The server failed to process the request.'));
     }
+    const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+    metrics.observeRequest(String(route), ctx.method, ctx.status, (performance.now() - started) / 1000);
+    ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) }, 'request');
   });
 
   // Brotli at quality 4 and gzip at level 6: a pull of thousands of rows shrinks several times
@@ -69,58 +87,111 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     }),
   );
 
-  const open = new Router();
+  const open = new Router<State>();
   open.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
   open.get('/readyz', async (ctx) => {
     const ready = await deps.checkReadiness.execute();
-    if (ready.isErr()) logger.warn({ err: ready.error.cause }, 'not ready');
-    sendResult(ctx, ready.map(() => ({ status: 'ready' })), logger);
+    if (ready.isErr()) ctx.state.log.warn({ err: ready.error.cause }, 'not ready');
+    sendResult(ctx, ready.map(() => ({ status: 'ready' })), ctx.state.log);
+  });
+  open.get('/metrics', async (ctx) => {
+    const { contentType, body } = await metrics.render();
+    ctx.type = contentType;
+    ctx.body = body;
   });
 
   const api = new Router<State>({ prefix: '/api' });
   api.use(async (ctx, next) => {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) return sendError(ctx, syncError('UNAUTHENTICATED', 'Send a token as "Authorization: Bearer <JWT>".'));
+    if (!match) return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send a token as "Authorization: Bearer <JWT>".'));
     const principal = deps.tokenVerifier.verify(match[1]!);
     if (principal.isErr()) {
-      logger.info({ reason: principal.error.cause, path: ctx.path }, 'token refused');
-      return sendError(ctx, principal.error);
+      ctx.state.log.info({ reason: principal.error.cause, path: ctx.path }, 'token refused');
+      return void sendError(ctx, principal.error);
     }
     ctx.state.principal = principal.value;
     await next();
   });
 
-  api.get('/sync/pull', async (ctx) => {
-    const deviceId = deviceIdOf(ctx);
-    if (deviceId !== null && typeof deviceId === 'object') return sendError(ctx, deviceId);
-    const result = await deps.pullChanges.execute({
+  interface Outcome {
+    readonly bytesIn: number;
+    readonly bytesOut: number;
+    readonly recordsByTable: Record<string, number>;
+    readonly conflicts: ReadonlyArray<{ table: string; type: string }>;
+    readonly error?: SyncError;
+  }
+  const clock = () => ({ at: Date.now(), perf: performance.now() });
+
+  /** Records a pull or push in sync_logs and the metrics, and logs one summary line. */
+  const recordSync = (ctx: Koa.ParameterizedContext<State>, type: SyncType, started: ReturnType<typeof clock>, outcome: Outcome) => {
+    const schemaVersion = Number(schemaVersionOf(ctx));
+    const appVersion = ctx.get('x-app-version');
+    const device = ctx.get('x-device-id');
+    const entry: SyncLogEntry = {
       userId: ctx.state.principal!.userId,
-      query: ctx.query,
-      schemaVersion: schemaVersionOf(ctx),
-      deviceId,
-    });
-    sendResult(ctx, result, logger);
+      syncType: type,
+      startedAt: started.at,
+      completedAt: Date.now(),
+      durationMs: performance.now() - started.perf,
+      recordsSynced: Object.values(outcome.recordsByTable).reduce((a, b) => a + b, 0),
+      recordsByTable: outcome.recordsByTable,
+      conflicts: outcome.conflicts.length,
+      bytesIn: outcome.bytesIn,
+      bytesOut: outcome.bytesOut,
+      status: outcome.error ? 'failure' : 'success',
+      errorCode: outcome.error?.code ?? null,
+      errorMessage: outcome.error?.message ?? null,
+      deviceId: DEVICE_ID.test(device) ? device : null,
+      appVersion: APP_VERSION.test(appVersion) ? appVersion : null,
+      schemaVersion: Number.isSafeInteger(schemaVersion) ? schemaVersion : null,
+      requestId: ctx.state.requestId,
+    };
+    deps.syncLog.record(entry);
+    metrics.observeSync(entry, outcome.conflicts);
+    ctx.state.log.info(
+      { sync: type, user: entry.userId, status: entry.status, ms: Math.round(entry.durationMs), records: entry.recordsSynced, conflicts: entry.conflicts, bytes_in: entry.bytesIn, bytes_out: entry.bytesOut, error_code: entry.errorCode },
+      `${type} ${entry.status}`,
+    );
+  };
+
+  const failSync = (ctx: Koa.ParameterizedContext<State>, type: SyncType, started: ReturnType<typeof clock>, error: SyncError, bytesIn: number) => {
+    const bytesOut = sendResult(ctx, err(error), ctx.state.log);
+    recordSync(ctx, type, started, { bytesIn, bytesOut, recordsByTable: {}, conflicts: [], error });
+  };
+
+  api.get('/sync/pull', async (ctx) => {
+    const started = clock();
+    const deviceId = deviceIdOf(ctx);
+    if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'pull', started, deviceId, 0);
+    const result = await deps.pullChanges.execute({ userId: ctx.state.principal!.userId, query: ctx.query, schemaVersion: schemaVersionOf(ctx), deviceId });
+    if (result.isErr()) return failSync(ctx, 'pull', started, result.error, 0);
+    const bytesOut = sendJson(ctx, 200, result.value);
+    recordSync(ctx, 'pull', started, { bytesIn: 0, bytesOut, recordsByTable: countRecords(result.value.changes), conflicts: [] });
   });
 
   api.post('/sync/push', async (ctx) => {
+    const started = clock();
     const deviceId = deviceIdOf(ctx);
-    if (deviceId !== null && typeof deviceId === 'object') return sendError(ctx, deviceId);
+    if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'push', started, deviceId, 0);
     const body = await readJsonBody(ctx, deps.maxBodyBytes);
-    if (body.isErr()) return sendError(ctx, body.error);
-    const result = await deps.pushChanges.execute({
-      userId: ctx.state.principal!.userId,
-      body: body.value,
-      schemaVersion: schemaVersionOf(ctx),
-      deviceId,
-    });
-    sendResult(ctx, result, logger);
+    if (body.isErr()) return failSync(ctx, 'push', started, body.error, Number(ctx.get('content-length')) || 0);
+    const result = await deps.pushChanges.execute({ userId: ctx.state.principal!.userId, body: body.value.value, schemaVersion: schemaVersionOf(ctx), deviceId });
+    if (result.isErr()) return failSync(ctx, 'push', started, result.error, body.value.bytes);
+    const bytesOut = sendJson(ctx, 200, result.value);
+    // A successful push was valid, so its body has this shape.
+    const changes = (body.value.value as { changes: Parameters<typeof countRecords>[0] }).changes;
+    recordSync(ctx, 'push', started, { bytesIn: body.value.bytes, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
+  });
+
+  api.get('/admin/sync/stats', async (ctx) => {
+    sendResult(ctx, await deps.getSyncStats.execute({ principal: ctx.state.principal!, query: ctx.query }), ctx.state.log);
   });
 
   app.use(open.routes());
   app.use(api.routes());
-  app.use((ctx) => sendError(ctx, syncError('NOT_FOUND', `No route ${ctx.method} ${ctx.path}.`)));
+  app.use((ctx) => void sendError(ctx, syncError('NOT_FOUND', `No route ${ctx.method} ${ctx.path}.`)));
   return app;
 }

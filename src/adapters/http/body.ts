@@ -25,8 +25,9 @@ function inflate(fn: Inflate, data: Buffer, maxBytes: number): Promise<Result<Bu
 /**
  * Reads a JSON request body of at most `maxBytes`, before and after decompression (gzip or
  * brotli, per Content-Encoding): 413 over the limit, 400 for anything that is not a JSON document.
+ * `bytes` is the size as received (compressed, when it was).
  */
-export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<Result<unknown, SyncError>> {
+export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<Result<{ value: unknown; bytes: number }, SyncError>> {
   if (!ctx.is('application/json')) {
     return err(validationFailed('Send the body as JSON with "Content-Type: application/json".', [{ column: 'Content-Type', reason: `got ${ctx.get('content-type') || 'none'}` }]));
   }
@@ -44,13 +45,14 @@ export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<
     if (type === 'request.aborted') return err(validationFailed('The request body ended early.'));
     return err(validationFailed('The request body could not be read.', [{ reason: type ?? 'unreadable' }]));
   }
+  const bytes = raw.length;
   if (inflater) {
     const inflated = await inflate(inflater, raw, maxBytes);
     if (inflated.isErr()) return err(inflated.error);
     raw = inflated.value;
   }
   try {
-    return ok(JSON.parse(raw.toString('utf8')));
+    return ok({ value: JSON.parse(raw.toString('utf8')), bytes });
   } catch (e) {
     return err(validationFailed('The body is not valid JSON.', [{ reason: e instanceof Error ? e.message : 'malformed JSON' }]));
   }

@@ -2,6 +2,8 @@ export type * from './change-store';
 export type * from './clock';
 export type * from './digest';
 export type * from './token-verifier';
+export type * from './sync-log';
+export type * from './metrics';
 
 /** Injection tokens, one per port or use case; only the composition root binds them. */
 export const TOKENS = {
@@ -13,4 +15,10 @@ export const TOKENS = {
   PullChanges: Symbol.for('PullChanges'),
   PushChanges: Symbol.for('PushChanges'),
   CheckReadiness: Symbol.for('CheckReadiness'),
+  GetSyncStats: Symbol.for('GetSyncStats'),
+  SyncLog: Symbol.for('SyncLog'),
+  SyncLogStore: Symbol.for('SyncLogStore'),
+  SyncStatsQuery: Symbol.for('SyncStatsQuery'),
+  Alerts: Symbol.for('Alerts'),
+  Metrics: Symbol.for('Metrics'),
 } as const;

@@ -1,8 +1,12 @@
 import type { Knex } from 'knex';
 import * as m001 from './001-sync-tables';
+import * as m002 from './002-sync-logs';
 
 /** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
-const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [['001-sync-tables', m001]];
+const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
+  ['001-sync-tables', m001],
+  ['002-sync-logs', m002],
+];
 
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
   getMigrations: async () => [...MIGRATIONS],

@@ -1,0 +1,71 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Metrics, SyncLogEntry } from '../../application/ports';
+
+export interface PoolProbe {
+  (): { used: number; free: number; pending: number };
+}
+
+/** Metrics on prom-client, in a registry of its own (so several servers can share a process). */
+export class PromMetrics implements Metrics {
+  readonly registry = new Registry();
+  private readonly requestSeconds = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by route, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly records = new Counter({ name: 'sync_records_total', help: 'Records synced, by table and direction (in = pushed, out = pulled).', labelNames: ['table', 'direction'], registers: [this.registry] });
+  private readonly syncs = new Counter({ name: 'sync_operations_total', help: 'Pulls and pushes, by type and status.', labelNames: ['type', 'status'], registers: [this.registry] });
+  private readonly conflicts = new Counter({ name: 'sync_conflicts_total', help: 'Conflicts resolved, by table and type.', labelNames: ['table', 'type'], registers: [this.registry] });
+  private readonly batchSize = new Histogram({
+    name: 'sync_push_batch_records',
+    help: 'Records per push.',
+    buckets: [1, 10, 50, 100, 250, 500, 1000, 5000],
+    registers: [this.registry],
+  });
+  private readonly dropped = new Counter({ name: 'sync_log_dropped_total', help: 'sync_logs entries dropped (queue full or write failed).', registers: [this.registry] });
+  private readonly writeFailures = new Counter({ name: 'sync_log_write_failures_total', help: 'Failed sync_logs batch writes.', registers: [this.registry] });
+
+  constructor(poolProbe?: PoolProbe) {
+    collectDefaultMetrics({ register: this.registry });
+    if (poolProbe) {
+      new Gauge({
+        name: 'db_pool_connections',
+        help: 'Database pool connections by state (used, free, pending acquisitions).',
+        labelNames: ['state'],
+        registers: [this.registry],
+        collect() {
+          const p = poolProbe();
+          this.set({ state: 'used' }, p.used);
+          this.set({ state: 'free' }, p.free);
+          this.set({ state: 'pending' }, p.pending);
+        },
+      });
+    }
+  }
+
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    this.requestSeconds.observe({ route, method, status: String(status) }, seconds);
+  }
+
+  observeSync(entry: SyncLogEntry, conflicts: ReadonlyArray<{ table: string; type: string }>): void {
+    this.syncs.inc({ type: entry.syncType, status: entry.status });
+    const direction = entry.syncType === 'push' ? 'in' : 'out';
+    for (const [table, n] of Object.entries(entry.recordsByTable)) this.records.inc({ table, direction }, n);
+    for (const c of conflicts) this.conflicts.inc({ table: c.table, type: c.type });
+    if (entry.syncType === 'push' && entry.status === 'success') this.batchSize.observe(entry.recordsSynced);
+  }
+
+  syncLogDropped(count: number): void {
+    this.dropped.inc(count);
+  }
+
+  syncLogWriteFailed(): void {
+    this.writeFailures.inc();
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

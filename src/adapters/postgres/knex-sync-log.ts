@@ -1,0 +1,97 @@
+import type { Knex } from 'knex';
+import { ResultAsync } from 'neverthrow';
+import type { SyncError } from '../../domain';
+import type { StreakChange, SyncLogEntry, SyncLogStore, SyncStats, SyncStatsQuery, TypeStats } from '../../application/ports';
+import { databaseError } from './errors';
+
+const fromDb = <T>(p: Promise<T>): ResultAsync<T, SyncError> => ResultAsync.fromPromise(p, databaseError);
+const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** sync_logs and sync_failure_streaks (migration 002). */
+export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
+  constructor(private readonly db: Knex) {}
+
+  append(entries: readonly SyncLogEntry[]): ResultAsync<StreakChange[], SyncError> {
+    return fromDb(
+      this.db.transaction(async (trx) => {
+        await trx('sync_logs').insert(
+          entries.map((e) => ({
+            user_id: e.userId,
+            sync_type: e.syncType,
+            started_at: e.startedAt,
+            completed_at: e.completedAt,
+            duration_ms: Math.round(e.durationMs),
+            records_synced: e.recordsSynced,
+            records_by_table: JSON.stringify(e.recordsByTable),
+            conflicts: e.conflicts,
+            bytes_in: e.bytesIn,
+            bytes_out: e.bytesOut,
+            status: e.status,
+            error_code: e.errorCode,
+            error_message: e.errorMessage,
+            device_id: e.deviceId,
+            app_version: e.appVersion,
+            schema_version: e.schemaVersion,
+            request_id: e.requestId,
+          })),
+        );
+        const changes: StreakChange[] = [];
+        for (const e of entries) {
+          const failed = e.status === 'failure';
+          const { rows } = await trx.raw(
+            `INSERT INTO sync_failure_streaks AS s (user_id, streak, updated_at, last_error_code) VALUES (?, ?, ?, ?)
+             ON CONFLICT (user_id) DO UPDATE SET streak = CASE WHEN ? THEN s.streak + 1 ELSE 0 END, updated_at = EXCLUDED.updated_at, last_error_code = EXCLUDED.last_error_code
+             RETURNING streak`,
+            [e.userId, failed ? 1 : 0, e.completedAt, e.errorCode, failed],
+          );
+          if (failed) changes.push({ userId: e.userId, streak: num(rows[0]?.streak), errorCode: e.errorCode, at: e.completedAt });
+        }
+        return changes;
+      }),
+    );
+  }
+
+  stats(sinceMs: number, untilMs: number, failingOver: number): ResultAsync<SyncStats, SyncError> {
+    const read = async (): Promise<SyncStats> => {
+      const perType = await this.db.raw(
+        `SELECT sync_type, count(*) AS count,
+                avg(CASE WHEN status = 'success' THEN 1.0 ELSE 0.0 END) AS success_rate,
+                avg(duration_ms) AS avg_duration_ms,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_duration_ms,
+                sum(records_synced) AS records, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+           FROM sync_logs WHERE started_at >= ? AND started_at < ? GROUP BY sync_type`,
+        [sinceMs, untilMs],
+      );
+      const typeStats = (type: string): TypeStats => {
+        const r = perType.rows.find((row: { sync_type: string }) => row.sync_type === type);
+        return {
+          count: num(r?.count),
+          success_rate: numOrNull(r?.success_rate),
+          avg_duration_ms: numOrNull(r?.avg_duration_ms),
+          p95_duration_ms: numOrNull(r?.p95_duration_ms),
+          records: num(r?.records),
+          bytes_in: num(r?.bytes_in),
+          bytes_out: num(r?.bytes_out),
+        };
+      };
+      const conflicts = await this.db('sync_conflicts')
+        .select('entity as table', 'conflict_type as type')
+        .count({ count: '*' })
+        .where('resolved_at', '>=', sinceMs)
+        .andWhere('resolved_at', '<', untilMs)
+        .groupBy('entity', 'conflict_type')
+        .orderBy(['entity', 'conflict_type']);
+      const failing = await this.db('sync_failure_streaks').where('streak', '>', failingOver).orderBy([{ column: 'streak', order: 'desc' }, 'user_id']).limit(1000);
+      return {
+        since: sinceMs,
+        until: untilMs,
+        pull: typeStats('pull'),
+        push: typeStats('push'),
+        conflicts: conflicts.map((c: Record<string, unknown>) => ({ table: String(c['table']), type: String(c['type']), count: num(c['count']) })),
+        failing_users: failing.map((f: Record<string, unknown>) => ({ user_id: String(f['user_id']), streak: num(f['streak']), last_error_code: (f['last_error_code'] as string | null) ?? null, since: num(f['updated_at']) })),
+      };
+    };
+    return fromDb(read());
+  }
+}
