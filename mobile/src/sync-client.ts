@@ -9,7 +9,7 @@ import { MAX_RETRY_DELAY_MS, networkFailure, retryDelayMs, type SyncFailure } fr
 import { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
 import { migrateLocalDatabase } from './local-schema';
-import { systemTimers, type CheckpointStore, type NetworkMonitor, type SqlDriver, type SyncTransport, type Timers } from './ports';
+import { systemTimers, type CheckpointStore, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
 
 export type SyncState = 'idle' | 'syncing' | 'offline' | 'error';
@@ -23,6 +23,8 @@ export interface SyncStatus {
   readonly lastError: SyncFailure | null;
   /** Conflicts resolved by the latest sync (its events went to `onConflict` listeners). */
   readonly conflicts: number;
+  /** What the latest sync did: duration, records and bytes each way, result, retries. */
+  readonly lastSync: SyncMetrics | null;
 }
 
 export interface SyncClientOptions {
@@ -40,6 +42,8 @@ export interface SyncClientOptions {
   readonly debounceMs?: number;
   readonly pollIntervalMs?: number;
   readonly retryCapMs?: number;
+  /** Receives each sync's measurements (also kept in `status.lastSync`). */
+  readonly metrics?: MetricsSink;
 }
 
 const defaultNewId = (): string => {
@@ -49,7 +53,8 @@ const defaultNewId = (): string => {
 };
 
 export class SyncClient {
-  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0 };
+  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0, lastSync: null };
+  private traffic = { bytesSent: 0, bytesReceived: 0 };
   private readonly listeners = new Set<(s: SyncStatus) => void>();
   private readonly conflictListeners = new Set<(events: readonly ConflictEvent[]) => void>();
   private running: Promise<Result<SyncReport, SyncFailure>> | null = null;
@@ -70,6 +75,7 @@ export class SyncClient {
     private readonly timers: Timers,
     readonly deviceId: string,
     private readonly settings: { debounceMs: number; pollIntervalMs: number; retryCapMs: number },
+    private readonly metricsSink?: MetricsSink,
   ) {}
 
   getStatus(): SyncStatus {
@@ -89,6 +95,12 @@ export class SyncClient {
   onConflict(listener: (events: readonly ConflictEvent[]) => void): () => void {
     this.conflictListeners.add(listener);
     return () => this.conflictListeners.delete(listener);
+  }
+
+  /** Called by the transport (wired in createSyncClient) after each exchange. */
+  countTraffic(t: { bytesSent: number; bytesReceived: number }): void {
+    this.traffic.bytesSent += t.bytesSent;
+    this.traffic.bytesReceived += t.bytesReceived;
   }
 
   /** Called by the engine (wired in createSyncClient). */
@@ -132,15 +144,22 @@ export class SyncClient {
   }
 
   private async runOnce(options: SyncOptions): Promise<Result<SyncReport, SyncFailure>> {
+    const startedAt = this.timers.now();
+    const retries = this.attempt;
+    const progress: SyncReport = { tables: {}, conflicts: [] };
     if (!this.network.isOnline()) {
       this.setStatus({ state: 'offline' });
       await this.refreshCounts();
-      return err(networkFailure('offline'));
+      const offline = networkFailure('offline');
+      this.measure(startedAt, retries, progress, err(offline));
+      return err(offline);
     }
+    this.traffic = { bytesSent: 0, bytesReceived: 0 };
     this.setStatus({ state: 'syncing', conflicts: 0 });
-    const result = await this.engine.run(options).catch((e: unknown) =>
+    const result = await this.engine.run(options, progress).catch((e: unknown) =>
       err<SyncReport, SyncFailure>({ kind: 'SERVER_ERROR', retryable: true, message: `local failure: ${e instanceof Error ? e.message : String(e)}` }),
     );
+    this.measure(startedAt, retries, progress, result);
     if (result.isOk()) {
       this.attempt = 0;
       this.cancel('retryTimer');
@@ -152,6 +171,27 @@ export class SyncClient {
     }
     await this.refreshCounts();
     return result;
+  }
+
+  private measure(startedAt: number, retries: number, progress: SyncReport, result: Result<SyncReport, SyncFailure>): void {
+    const tables = Object.values(progress.tables);
+    const metrics: SyncMetrics = {
+      startedAt,
+      durationMs: this.timers.now() - startedAt,
+      recordsPulled: tables.reduce((n, t) => n + t.pulled, 0),
+      recordsPushed: tables.reduce((n, t) => n + t.pushed, 0),
+      bytesSent: this.traffic.bytesSent,
+      bytesReceived: this.traffic.bytesReceived,
+      conflicts: progress.conflicts.length,
+      result: result.isOk() ? 'ok' : result.error.kind,
+      retries,
+    };
+    this.setStatus({ lastSync: metrics });
+    try {
+      this.metricsSink?.record(metrics);
+    } catch {
+      // A sink that throws breaks its own contract; it must not break the sync.
+    }
   }
 
   private scheduleRetry(failure: SyncFailure): void {
@@ -244,15 +284,22 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
     deviceId = newId();
     await options.checkpoints.setDeviceId(deviceId);
   }
+  let client: SyncClient | undefined;
   const transport = options.transport
     ? options.transport(deviceId)
     : options.server
-      ? new FetchSyncTransport({ ...options.server, deviceId })
+      ? new FetchSyncTransport({
+          ...options.server,
+          deviceId,
+          onTraffic: (t) => {
+            client?.countTraffic(t);
+            options.server?.onTraffic?.(t);
+          },
+        })
       : undefined;
   if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
   const local = new LocalDatabase(options.db, timers, newId);
   const id = deviceId;
-  let client: SyncClient | undefined;
   const engine = new SyncEngine(local, transport, options.checkpoints, () => `${id}-${newId()}`, {
     batchSize: options.batchSize ?? 100,
     ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
@@ -262,7 +309,7 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
     debounceMs: options.debounceMs ?? 2000,
     pollIntervalMs: options.pollIntervalMs ?? 15 * 60 * 1000,
     retryCapMs: options.retryCapMs ?? MAX_RETRY_DELAY_MS,
-  });
+  }, options.metrics);
   await client.refreshCounts();
   return client;
 }

@@ -66,9 +66,9 @@ export class SyncEngine {
     return TABLES.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
   }
 
-  async run(options: SyncOptions = {}): Promise<Result<SyncReport, TransportFailure>> {
-    const conflicts: ConflictEvent[] = [];
-    const report: SyncReport = { tables: {}, conflicts };
+  /** `report` fills in as the run goes, so a caller can read how far a failed run got. */
+  async run(options: SyncOptions = {}, report: SyncReport = { tables: {}, conflicts: [] }): Promise<Result<SyncReport, TransportFailure>> {
+    const conflicts = report.conflicts as ConflictEvent[];
     for (const table of this.tablesFor(options)) {
       const tr: TableReport = (report.tables[table.name] = { pulled: 0, pushed: 0, conflicts: 0, quarantined: 0 });
       const pulled = await this.pullTable(table, tr, conflicts);

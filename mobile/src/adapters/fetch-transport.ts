@@ -12,6 +12,7 @@ import {
   type PullResponseBody,
   type PushResponseBody,
   type SyncErrorCode,
+  utf8Length,
 } from '../../../src/domain';
 import type { PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
 
@@ -27,6 +28,11 @@ export interface FetchTransportOptions {
   readonly fetch?: typeof fetch;
   /** Push bodies this large or larger go gzip-compressed (default 1024; Infinity never compresses). */
   readonly compressAboveBytes?: number;
+  /**
+   * Hears the size of each exchange: bytes sent (as sent, compressed or not) and received (the
+   * Content-Length when the server gave one, which is the compressed size; else the body's size).
+   */
+  readonly onTraffic?: (traffic: { bytesSent: number; bytesReceived: number }) => void;
 }
 
 /** SyncTransport over `fetch`, with a timeout, the bearer token and the device id on every request. */
@@ -81,6 +87,8 @@ export class FetchSyncTransport implements SyncTransport {
       let text: string;
       try {
         text = await res.text();
+        const sent = init.body === undefined || init.body === null ? 0 : typeof init.body === 'string' ? utf8Length(init.body) : (init.body as Uint8Array).byteLength;
+        this.options.onTraffic?.({ bytesSent: sent, bytesReceived: Number(res.headers.get('content-length')) || utf8Length(text) });
       } catch (e) {
         // The answer stalled or was cut off: as retryable as a failed request.
         return err(controller.signal.aborted ? timeoutFailure('the server did not finish its answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));

@@ -3,3 +3,4 @@ export type * from './checkpoint-store';
 export type * from './sync-transport';
 export type * from './network-monitor';
 export { systemTimers, type Timers } from './timers';
+export type * from './metrics-sink';
