@@ -128,7 +128,7 @@ export class SyncClient {
     this.engine.tablesFor(options); // unknown table: fail at the call, not later
     if (this.queued) return this.queued;
     if (!this.running) return this.launch(options);
-    this.queued ??= this.running.then(() => {
+    this.queued = this.running.then(() => {
       this.queued = null;
       return this.launch(options);
     });
