@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants as zlib } from 'node:zlib';
-import Router from '@koa/router';
+import Router, { type RouterMiddleware } from '@koa/router';
 import Koa from 'koa';
 import compress from 'koa-compress';
 import { err } from 'neverthrow';
@@ -103,7 +103,9 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   });
 
   const api = new Router<State>({ prefix: '/api' });
-  api.use(async (ctx, next) => {
+  // Per route rather than api.use: a router-level middleware would leave its own path in
+  // ctx._matchedRoute for a refused request, and the request metric would lose the route.
+  const authenticate: RouterMiddleware<State> = async (ctx, next) => {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send a token as "Authorization: Bearer <JWT>".'));
@@ -114,7 +116,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     }
     ctx.state.principal = principal.value;
     await next();
-  });
+  };
 
   interface Outcome {
     readonly bytesIn: number;
@@ -146,7 +148,8 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
       errorMessage: outcome.error?.message ?? null,
       deviceId: DEVICE_ID.test(device) ? device : null,
       appVersion: APP_VERSION.test(appVersion) ? appVersion : null,
-      schemaVersion: Number.isSafeInteger(schemaVersion) ? schemaVersion : null,
+      // sync_logs.schema_version is an int4: a version no server accepts is kept as unknown, not a failed batch.
+      schemaVersion: Number.isInteger(schemaVersion) && Math.abs(schemaVersion) <= 2_147_483_647 ? schemaVersion : null,
       requestId: ctx.state.requestId,
     };
     deps.syncLog.record(entry);
@@ -162,7 +165,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     recordSync(ctx, type, started, { bytesIn, bytesOut, recordsByTable: {}, conflicts: [], error });
   };
 
-  api.get('/sync/pull', async (ctx) => {
+  api.get('/sync/pull', authenticate, async (ctx) => {
     const started = clock();
     const deviceId = deviceIdOf(ctx);
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'pull', started, deviceId, 0);
@@ -172,7 +175,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     recordSync(ctx, 'pull', started, { bytesIn: 0, bytesOut, recordsByTable: countRecords(result.value.changes), conflicts: [] });
   });
 
-  api.post('/sync/push', async (ctx) => {
+  api.post('/sync/push', authenticate, async (ctx) => {
     const started = clock();
     const deviceId = deviceIdOf(ctx);
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'push', started, deviceId, 0);
@@ -186,7 +189,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     recordSync(ctx, 'push', started, { bytesIn: body.value.bytes, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
   });
 
-  api.get('/admin/sync/stats', async (ctx) => {
+  api.get('/admin/sync/stats', authenticate, async (ctx) => {
     sendResult(ctx, await deps.getSyncStats.execute({ principal: ctx.state.principal!, query: ctx.query }), ctx.state.log);
   });
 

@@ -33,6 +33,7 @@ export class WebhookAlerts implements Alerts {
       if (attempt > 0) await new Promise((r) => setTimeout(r, this.options.retryDelayMs * attempt));
       try {
         const res = await doFetch(this.options.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(this.options.timeoutMs) });
+        await res.body?.cancel().catch(() => undefined); // the answer's body is not needed; free the connection
         if (res.ok) return;
         this.logger.warn({ status: res.status, attempt }, 'alert webhook refused the alert');
       } catch (e) {

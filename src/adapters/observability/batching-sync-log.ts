@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { crossesAlertThreshold } from '../../domain';
-import type { Alerts, Metrics, SyncLog, SyncLogEntry, SyncLogStore } from '../../application/ports';
+import type { Alerts, Metrics, StreakChange, SyncLog, SyncLogEntry, SyncLogStore } from '../../application/ports';
 
 export interface BatchingOptions {
   /** Entries held at most; past it new entries are dropped and counted. */
@@ -19,6 +19,8 @@ export const DEFAULT_BATCHING: BatchingOptions = { maxQueue: 10_000, batchSize: 
 export class BatchingSyncLog implements SyncLog {
   private queue: SyncLogEntry[] = [];
   private writing: Promise<void> | null = null;
+  /** Alerts under way: not awaited by the writer (a slow webhook must not hold up the log). */
+  private readonly alerting = new Set<Promise<void>>();
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -45,20 +47,35 @@ export class BatchingSyncLog implements SyncLog {
     }
   }
 
-  /** Writes everything queued so far (tests, shutdown). */
+  /** Writes everything queued so far and waits for the alerts it raised (tests, shutdown). */
   async flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
     while (this.queue.length > 0 || this.writing) await this.drain();
+    await Promise.all([...this.alerting]);
   }
 
   private drain(): Promise<void> {
-    this.writing ??= this.writeAll().finally(() => {
-      this.writing = null;
-    });
+    this.writing ??= this.writeAll()
+      .catch((e: unknown) => {
+        // A defect in a store must not become an unhandled rejection (which ends the process).
+        this.metrics.syncLogWriteFailed();
+        this.logger.error({ err: e }, 'sync log writer failed');
+      })
+      .finally(() => {
+        this.writing = null;
+      });
     return this.writing;
+  }
+
+  private alert(change: StreakChange): void {
+    const sent = Promise.resolve()
+      .then(() => this.alerts.userSyncFailing(change))
+      .catch((e: unknown) => this.logger.error({ err: e, user_id: change.userId }, 'alert failed'))
+      .finally(() => this.alerting.delete(sent));
+    this.alerting.add(sent);
   }
 
   private async writeAll(): Promise<void> {
@@ -72,7 +89,7 @@ export class BatchingSyncLog implements SyncLog {
         continue;
       }
       for (const change of written.value) {
-        if (crossesAlertThreshold(change.streak)) await this.alerts.userSyncFailing(change);
+        if (crossesAlertThreshold(change.streak)) this.alert(change);
       }
     }
   }
