@@ -26,6 +26,8 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     JWT_SECRET: 'bench-secret-0123456789abcdef0123456789abcdef',
     PORT: '0',
     LOG_LEVEL: 'warn',
+    RATE_LIMIT_IP_PER_MINUTE: '0',
+    RATE_LIMIT_USER_PER_MINUTE: '0',
     ...env,
   });
   const db = openDatabase(config.database);

@@ -27,6 +27,13 @@ export interface AppConfig {
   readonly compressAboveBytes: number;
   readonly sync: SyncSettings;
   readonly logLevel: string;
+  readonly rateLimits: { readonly perIpPerMinute: number; readonly perUserPerMinute: number };
+  /** HTTPS served by this process (both files), or null. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /** A proxy in front terminates TLS (so production may run plain HTTP here). */
+  readonly tlsTerminatedUpstream: boolean;
+  /** Take the client's IP from X-Forwarded-For (only behind a proxy that sets it). */
+  readonly trustProxy: boolean;
   /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
   readonly syncLogQueueMax: number;
   readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
@@ -149,8 +156,34 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     logLevel,
     syncLogQueueMax: intVar(env, 'SYNC_LOG_QUEUE_MAX', 10_000, 1, 10_000_000),
+    rateLimits: {
+      perIpPerMinute: intVar(env, 'RATE_LIMIT_IP_PER_MINUTE', 1200, 0, 10_000_000),
+      perUserPerMinute: intVar(env, 'RATE_LIMIT_USER_PER_MINUTE', 600, 0, 10_000_000),
+    },
+    ...tlsConfig(env, production),
+    trustProxy: boolVar(env, 'TRUST_PROXY'),
     ...alertWebhook(env),
   };
+}
+
+function boolVar(env: Env, name: string): boolean {
+  const raw = env[name]?.trim() ?? '';
+  if (!['', 'true', 'false'].includes(raw)) throw new ConfigError(`${name} must be true or false; got "${raw}".`);
+  return raw === 'true';
+}
+
+function tlsConfig(env: Env, production: boolean): Pick<AppConfig, 'tls' | 'tlsTerminatedUpstream'> {
+  const certFile = env['TLS_CERT_FILE']?.trim();
+  const keyFile = env['TLS_KEY_FILE']?.trim();
+  const tlsTerminatedUpstream = boolVar(env, 'TLS_TERMINATED_UPSTREAM');
+  if (!certFile !== !keyFile) throw new ConfigError('Set both TLS_CERT_FILE and TLS_KEY_FILE (PEM files), or neither.');
+  for (const [name, file] of [['TLS_CERT_FILE', certFile], ['TLS_KEY_FILE', keyFile]] as const) {
+    if (file && !existsSync(file)) throw new ConfigError(`${name} names "${file}", which does not exist.`);
+  }
+  if (production && !certFile && !tlsTerminatedUpstream) {
+    throw new ConfigError('In production the server needs TLS: set TLS_CERT_FILE and TLS_KEY_FILE, or TLS_TERMINATED_UPSTREAM=true when a proxy in front terminates TLS.');
+  }
+  return { tls: certFile && keyFile ? { certFile, keyFile } : null, tlsTerminatedUpstream };
 }
 
 function alertWebhook(env: Env): Pick<AppConfig, 'alertWebhook'> {

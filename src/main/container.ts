@@ -90,6 +90,9 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         logger: log,
         maxBodyBytes: config.maxBodyBytes,
         compressAboveBytes: config.compressAboveBytes,
+        rateLimits: config.rateLimits,
+        hsts: config.tls !== null || config.tlsTerminatedUpstream,
+        trustProxy: config.trustProxy,
       }),
     [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
   );

@@ -1,4 +1,7 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type Koa from 'koa';
@@ -39,10 +42,13 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   const container = buildContainer(config, db, logger, options.clock);
   const app = container.get<Koa>(ROOT.HttpApp);
   const syncLog = container.get<SyncLog>(TOKENS.SyncLog);
-  const server = app.listen(config.port, config.host);
+  const server = config.tls
+    ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, app.callback())
+    : createHttpServer(app.callback());
+  server.listen(config.port, config.host);
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   let closing: Promise<void> | undefined;
   return {
     url,

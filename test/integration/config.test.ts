@@ -124,6 +124,10 @@ describe('configuration from the environment', () => {
         maxBodyBytes: 10 * 1024 * 1024,
         compressAboveBytes: 1024,
         syncLogQueueMax: 10000,
+        rateLimits: { perIpPerMinute: 1200, perUserPerMinute: 600 },
+        tls: null,
+        tlsTerminatedUpstream: false,
+        trustProxy: false,
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
@@ -210,8 +214,9 @@ describe('configuration from the environment', () => {
       expect(loadConfig({ JWT_PUBLIC_KEY: file }).jwt.key).to.equal(rsaPem);
     });
 
-    it('NODE_ENV=production with a JWT_SECRET is production', () => {
-      expect(loadConfig({ ...base, NODE_ENV: 'production' }).production).to.equal(true);
+    it('NODE_ENV=production with a JWT_SECRET is production (with TLS, here terminated upstream)', () => {
+      expect(loadConfig({ ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' }).production).to.equal(true);
+      expect(() => loadConfig({ ...base, NODE_ENV: 'production' })).to.throw(ConfigError, /TLS_CERT_FILE/);
       expect(loadConfig({ ...base, NODE_ENV: 'development' }).production).to.equal(false);
     });
 

@@ -12,6 +12,7 @@ import type { PullChanges } from '../../application/pull-changes';
 import type { PushChanges } from '../../application/push-changes';
 import { countRecords, syncError, type SyncError } from '../../domain';
 import { readJsonBody } from './body';
+import { limiter, type RateLimits } from './rate-limit';
 import { sendError, sendJson, sendResult } from './respond';
 
 export interface HttpAppDeps {
@@ -25,6 +26,11 @@ export interface HttpAppDeps {
   readonly maxBodyBytes: number;
   /** Responses at least this large are compressed when the client accepts gzip or brotli. */
   readonly compressAboveBytes: number;
+  readonly rateLimits: RateLimits;
+  /** Send Strict-Transport-Security (the server, or its proxy, speaks HTTPS). */
+  readonly hsts: boolean;
+  /** Take the client's IP from X-Forwarded-For (behind a proxy that sets it). */
+  readonly trustProxy: boolean;
   readonly logger: Logger;
 }
 
@@ -55,7 +61,7 @@ function schemaVersionOf(ctx: Koa.Context): string | undefined {
 /** The Koa application: routes, authentication, the error shape of spec §4.5, logs and metrics. */
 export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   const app = new Koa<State>();
-  app.proxy = false;
+  app.proxy = deps.trustProxy;
   const { logger, metrics } = deps;
 
   // A request id on every log line and answer; defects end here as the error shape, never a stack.
@@ -64,6 +70,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     ctx.state.requestId = REQUEST_ID.test(given) ? given : randomUUID();
     ctx.state.log = logger.child({ reqId: ctx.state.requestId });
     ctx.set('X-Request-Id', ctx.state.requestId);
+    if (deps.hsts) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
     const started = performance.now();
     try {
       await next();
@@ -105,7 +112,11 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   const api = new Router<State>({ prefix: '/api' });
   // Per route rather than api.use: a router-level middleware would leave its own path in
   // ctx._matchedRoute for a refused request, and the request metric would lose the route.
+  const limitIp = limiter(deps.rateLimits.perIpPerMinute);
+  const limitUser = limiter(deps.rateLimits.perUserPerMinute);
   const authenticate: RouterMiddleware<State> = async (ctx, next) => {
+    // Before the token is even read: a flood of bad tokens costs little.
+    if (!(await limitIp(ctx, ctx.ip))) return;
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send a token as "Authorization: Bearer <JWT>".'));
@@ -115,6 +126,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
       return void sendError(ctx, principal.error);
     }
     ctx.state.principal = principal.value;
+    if (!(await limitUser(ctx, principal.value.userId))) return;
     await next();
   };
 
