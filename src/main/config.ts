@@ -34,6 +34,8 @@ export interface AppConfig {
   readonly tlsTerminatedUpstream: boolean;
   /** Take the client's IP from X-Forwarded-For (only behind a proxy that sets it). */
   readonly trustProxy: boolean;
+  /** The field-encryption key ring (the first encrypts), and where a generated dev key lives. */
+  readonly fieldKeys: { readonly ring: ReadonlyArray<{ readonly id: string; readonly key: Buffer }>; readonly devKeyFile?: string };
   /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
   readonly syncLogQueueMax: number;
   readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
@@ -162,8 +164,30 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     ...tlsConfig(env, production),
     trustProxy: boolVar(env, 'TRUST_PROXY'),
+    fieldKeys: fieldKeys(env, production),
     ...alertWebhook(env),
   };
+}
+
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** FIELD_ENCRYPTION_KEYS: `id:base64key,id:base64key` (32-byte keys; the first encrypts, all decrypt). */
+function fieldKeys(env: Env, production: boolean): AppConfig['fieldKeys'] {
+  const raw = env['FIELD_ENCRYPTION_KEYS']?.trim();
+  if (!raw) {
+    if (production) throw new ConfigError('Set FIELD_ENCRYPTION_KEYS (id:base64-32-byte-key,…): production never stores private notes with a generated key.');
+    const file = join(dirname(devSecretPath(env)), 'dev-field-key');
+    return { ring: [{ id: 'dev', key: Buffer.from(loadOrCreateDevSecret(file), 'hex') }], devKeyFile: file };
+  }
+  const ring = raw.split(',').map((entry) => {
+    const [id, key64, extra] = entry.trim().split(':');
+    if (!id || !KEY_ID.test(id) || !key64 || extra !== undefined) throw new ConfigError('FIELD_ENCRYPTION_KEYS must be a comma list of id:base64key (ids of letters, digits, _ and -).');
+    const key = Buffer.from(key64, 'base64');
+    if (key.length !== 32) throw new ConfigError(`FIELD_ENCRYPTION_KEYS: key "${id}" is ${key.length} bytes; AES-256 needs 32 (openssl rand -base64 32).`);
+    return { id, key };
+  });
+  if (new Set(ring.map((k) => k.id)).size !== ring.length) throw new ConfigError('FIELD_ENCRYPTION_KEYS lists a key id twice.');
+  return { ring };
 }
 
 function boolVar(env: Env, name: string): boolean {

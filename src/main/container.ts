@@ -3,6 +3,7 @@ import { Container } from 'inversify';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { JwtTokenVerifier } from '../adapters/crypto/jwt-token-verifier';
+import { AesGcmFieldCipher } from '../adapters/crypto/aes-gcm-field-cipher';
 import { NodeSha256Digest } from '../adapters/crypto/node-digest';
 import { createHttpApp } from '../adapters/http/app';
 import { FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
@@ -18,6 +19,7 @@ import {
   type ChangeStore,
   type Clock,
   type Digest,
+  type FieldCipher,
   type Metrics,
   type SyncLog,
   type SyncLogStore,
@@ -47,7 +49,8 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind<SyncSettings>(TOKENS.SyncSettings).toConstantValue(config.sync);
   c.bind<Digest>(TOKENS.Digest).toResolvedValue(() => new NodeSha256Digest());
   c.bind<TokenVerifier>(TOKENS.TokenVerifier).toResolvedValue(() => new JwtTokenVerifier(config.jwt));
-  c.bind<ChangeStore>(TOKENS.ChangeStore).toResolvedValue((d: Knex) => new KnexChangeStore(d), [ROOT.Database]);
+  c.bind<FieldCipher>(TOKENS.FieldCipher).toResolvedValue(() => new AesGcmFieldCipher(config.fieldKeys.ring));
+  c.bind<ChangeStore>(TOKENS.ChangeStore).toResolvedValue((d: Knex, cipher: FieldCipher) => new KnexChangeStore(d, cipher), [ROOT.Database, TOKENS.FieldCipher]);
   c.bind(TOKENS.PullChanges).toResolvedValue((s: ChangeStore, st: SyncSettings) => new PullChanges(s, st), [TOKENS.ChangeStore, TOKENS.SyncSettings]);
   c.bind(TOKENS.PushChanges).toResolvedValue(
     (s: ChangeStore, cl: Clock, d: Digest, st: SyncSettings) => new PushChanges(s, cl, d, st),

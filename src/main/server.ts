@@ -77,6 +77,9 @@ async function main(): Promise<void> {
   logger.info(`database: ${describeTarget(config.database)}`);
   const running = await startServer(config, { logger });
   console.log(`listening on ${running.url}`);
+  if (config.fieldKeys.devKeyFile) {
+    logger.warn(`no FIELD_ENCRYPTION_KEYS: private notes are encrypted with the development key in ${config.fieldKeys.devKeyFile} (never do this in production)`);
+  }
   if (config.jwt.devSecretFile) {
     logger.warn(`no JWT_SECRET or JWT_PUBLIC_KEY: using the development secret in ${config.jwt.devSecretFile} (never do this in production)`);
     const token = signToken(config.jwt, 'demo-user', { expiresInSeconds: 24 * 3600 });

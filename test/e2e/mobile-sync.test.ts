@@ -7,7 +7,7 @@ import { ManualTimers } from '../fakes/manual-timers';
 import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
 import { describeEachDatabase } from '../support/databases';
 import { deviceRows, openDevice, type Device } from '../support/device';
-import { startTestServer, type TestServer } from '../support/server';
+import { startTestServer, storedRows, type TestServer } from '../support/server';
 
 /**
  * The mobile client end to end (issue scenarios 1–11): real clients on OP-SQLite's Node build,
@@ -271,7 +271,7 @@ describeEachDatabase('mobile client: a record the server refuses', (ctx) => {
       await d.client.retryQuarantined('captures', 'huge');
       expect((await d.client.sync()).isOk()).to.equal(true);
       expect(await d.client.listQuarantined()).to.deep.equal([]);
-      expect((await ctx.database.db('captures').where({ user_id: 'u9', id: 'huge' }).first()).raw_content).to.equal('trimmed');
+      expect((await storedRows(ctx.database.db, 'captures', 'u9')).find((r) => r.id === 'huge').raw_content).to.equal('trimmed');
     } finally {
       await d.client.close();
     }

@@ -115,6 +115,8 @@ describe('configuration from the environment', () => {
   describe('defaults and accepted values', () => {
     it('unset variables take the documented defaults', () => {
       const config = loadConfig({ ...base });
+      expect(config.fieldKeys.ring[0]!.key).to.have.length(32);
+      expect(config.fieldKeys.devKeyFile).to.match(/dev-field-key$/);
       expect(config).to.deep.equal({
         production: false,
         host: '127.0.0.1',
@@ -128,6 +130,7 @@ describe('configuration from the environment', () => {
         tls: null,
         tlsTerminatedUpstream: false,
         trustProxy: false,
+        fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
@@ -215,8 +218,10 @@ describe('configuration from the environment', () => {
     });
 
     it('NODE_ENV=production with a JWT_SECRET is production (with TLS, here terminated upstream)', () => {
-      expect(loadConfig({ ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' }).production).to.equal(true);
-      expect(() => loadConfig({ ...base, NODE_ENV: 'production' })).to.throw(ConfigError, /TLS_CERT_FILE/);
+      const keys = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
+      expect(loadConfig({ ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys }).production).to.equal(true);
+      expect(() => loadConfig({ ...base, NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: keys })).to.throw(ConfigError, /TLS_CERT_FILE/);
+      expect(() => loadConfig({ ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' })).to.throw(ConfigError, /FIELD_ENCRYPTION_KEYS/);
       expect(loadConfig({ ...base, NODE_ENV: 'development' }).production).to.equal(false);
     });
 

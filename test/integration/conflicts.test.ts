@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { describeEachDatabase } from '../support/databases';
-import { startTestServer, type ApiClient, type TestServer } from '../support/server';
+import { startTestServer, storedRows, type ApiClient, type TestServer } from '../support/server';
 
 /**
  * Conflict resolution over HTTP (spec §4.3). "The server" changing a row is either another
@@ -41,7 +41,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
     expect(push.body.conflicts).to.deep.equal([
       { table: 'captures', id: 'c1', type: 'update_update', resolution: 'per_column', client_columns: ['tags', 'project_id'], server_columns: ['normalized_text', 'state'] },
     ]);
-    const row = await ctx.database.db('captures').where({ user_id: 'ana', id: 'c1' }).first();
+    const [row] = await storedRows(ctx.database.db, 'captures', 'ana');
     expect(row).to.include({ state: 'ready', normalized_text: 'buy milk', tags: '["shopping"]', project_id: 'p1', raw_content: 'memo.m4a' });
 
     const [logged] = await conflictRows();

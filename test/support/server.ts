@@ -1,11 +1,15 @@
 import type { Knex } from 'knex';
 import { pino, type Logger } from 'pino';
+import { AesGcmFieldCipher } from '../../src/adapters/crypto/aes-gcm-field-cipher';
 import { signToken } from '../../src/adapters/crypto/jwt-token-issuer';
+import { sensitiveColumns, tableSpec } from '../../src/domain';
 import { loadConfig, type AppConfig } from '../../src/main/config';
 import { startServer, type RunningServer } from '../../src/main/server';
 import type { Clock } from '../../src/application/ports';
 
 export const TEST_SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
+/** Field encryption on in every suite, with a fixed key (two ids, to exercise the ring). */
+export const TEST_FIELD_KEYS = `t1:${Buffer.alloc(32, 7).toString('base64')},t0:${Buffer.alloc(32, 3).toString('base64')}`;
 
 export interface TestServer extends RunningServer {
   readonly config: AppConfig;
@@ -16,7 +20,7 @@ export interface TestServer extends RunningServer {
 /** Starts the real composition (config, container, Koa) on 127.0.0.1, port 0, over a shared test database. */
 export async function startTestServer(db: Knex, env: Record<string, string> = {}, options: { logger?: Logger; clock?: Clock } = {}): Promise<TestServer> {
   // Rate limits off unless a test sets them: suites send hundreds of requests per user.
-  const config = loadConfig({ JWT_SECRET: TEST_SECRET, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '0', RATE_LIMIT_USER_PER_MINUTE: '0', ...env });
+  const config = loadConfig({ JWT_SECRET: TEST_SECRET, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '0', RATE_LIMIT_USER_PER_MINUTE: '0', FIELD_ENCRYPTION_KEYS: TEST_FIELD_KEYS, ...env });
   const running = await startServer(config, { db, logger: options.logger ?? pino({ level: 'silent' }), ...(options.clock ? { clock: options.clock } : {}) });
   const token = (userId: string, o: { admin?: boolean } = {}) => signToken(config.jwt, userId, o);
   return { ...running, config, token, client: (userId, deviceId) => new ApiClient(running.url, token(userId), deviceId) };
@@ -69,11 +73,23 @@ export class ApiClient {
   }
 }
 
-/** Raw rows of a synced table for one user, as stored (for "nothing was written" checks). */
+/** Reads what the test servers encrypt (their key ring is TEST_FIELD_KEYS). */
+export const testCipher = new AesGcmFieldCipher(loadConfig({ JWT_SECRET: TEST_SECRET, FIELD_ENCRYPTION_KEYS: TEST_FIELD_KEYS }).fieldKeys.ring);
+
+/** Rows of a synced table for one user as stored, sensitive columns decrypted (for "what was written" checks). */
 export async function storedRows(db: Knex, table: string, userId?: string): Promise<any[]> {
   const q = db(table).select('*').orderBy(['user_id', 'id']);
   if (userId) q.where('user_id', userId);
-  return q;
+  const spec = tableSpec(table);
+  const rows = await q;
+  if (!spec) return rows;
+  return rows.map((row: Record<string, unknown>) => {
+    const out = { ...row };
+    for (const column of sensitiveColumns(spec)) {
+      if (typeof out[column] === 'string') out[column] = testCipher.decrypt(out[column] as string, { table, column, userId: String(row['user_id']), recordId: String(row['id']) })._unsafeUnwrap();
+    }
+    return out;
+  });
 }
 
 /** Everything in the synced tables, for before/after comparisons. */

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { ResultAsync } from 'neverthrow';
-import { columnNames, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
-import type { ChangeStore, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
+import { columnNames, hasSensitiveColumns, sensitiveColumns, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
+import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
 /** Rows per INSERT: well under PostgreSQL's 65,535 bind parameters for the widest table. */
@@ -28,11 +28,24 @@ function selectColumns(table: TableSpec): string[] {
   return ['id', ...columnNames(table), 'created_at', 'last_modified_at', 'first_written_at', 'last_modified_by', '_status'];
 }
 
-function wireValues(table: TableSpec, row: Record<string, unknown>): WireRecord {
+/**
+ * A stored row as the protocol sees it: numbers as numbers, sensitive columns decrypted. A value
+ * that fails to decrypt aborts the read with a clear error (never garbage sent to a device).
+ */
+function wireValues(table: TableSpec, row: Record<string, unknown>, userId: string, cipher: FieldCipher | null): WireRecord {
   const values: WireRecord = { id: row['id'] as string };
   for (const column of columnNames(table)) {
     const v = row[column];
     values[column] = v === null || v === undefined ? null : table.columns[column]!.type === 'integer' ? toNumber(v) : (v as string | boolean);
+  }
+  if (cipher) {
+    for (const column of sensitiveColumns(table)) {
+      const v = values[column];
+      if (typeof v !== 'string') continue;
+      const plain = cipher.decrypt(v, { table: table.name, column, userId, recordId: values['id'] as string });
+      if (plain.isErr()) throw new Rollback(plain.error);
+      values[column] = plain.value;
+    }
   }
   values['created_at'] = toNumber(row['created_at']);
   values['last_modified_at'] = toNumber(row['last_modified_at']);
@@ -45,7 +58,11 @@ function wireValues(table: TableSpec, row: Record<string, unknown>): WireRecord 
  * to its commit, so pushes of one user are serialized and stamps commit in order.
  */
 export class KnexChangeStore implements ChangeStore {
-  constructor(private readonly db: Knex) {}
+  /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
+  constructor(
+    private readonly db: Knex,
+    private readonly cipher: FieldCipher | null = null,
+  ) {}
 
   pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
     return fromDb(
@@ -88,7 +105,7 @@ export class KnexChangeStore implements ChangeStore {
     const found = await q.orderBy('last_modified_at').limit(query.limit + 1);
     return found.map((row: Record<string, unknown>) => ({
       table: table.name,
-      values: wireValues(table, row),
+      values: wireValues(table, row, userId, this.cipher),
       deleted: row['_status'] === 'deleted',
       lastModifiedAt: toNumber(row['last_modified_at']),
       firstWrittenAt: toNumber(row['first_written_at']),
@@ -100,7 +117,7 @@ export class KnexChangeStore implements ChangeStore {
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
         await trx.raw('INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts', [userId]);
-        const result = await work(new KnexPushTransaction(trx, userId));
+        const result = await work(new KnexPushTransaction(trx, userId, this.cipher));
         if (result.isErr()) throw new Rollback(result.error);
         return result.value;
       }),
@@ -116,6 +133,7 @@ class KnexPushTransaction implements PushTransaction {
   constructor(
     private readonly trx: Knex.Transaction,
     private readonly userId: string,
+    private readonly cipher: FieldCipher | null,
   ) {}
 
   findReceipt(pushId: string, notBeforeMs: number): ResultAsync<PushReceipt | null, SyncError> {
@@ -138,7 +156,7 @@ class KnexPushTransaction implements PushTransaction {
           .where('user_id', this.userId)
           .whereIn('id', ids.slice(i, i + READ_CHUNK));
         for (const row of found as Record<string, unknown>[]) {
-          const values = wireValues(table, row);
+          const values = wireValues(table, row, this.userId, this.cipher);
           delete values['last_modified_at'];
           rows.set(row['id'] as string, {
             values,
@@ -156,6 +174,7 @@ class KnexPushTransaction implements PushTransaction {
   writeRows(table: TableSpec, rows: readonly RowWrite[], byDevice: string | null): ResultAsync<void, SyncError> {
     if (rows.length === 0) return fromDb(Promise.resolve());
     const columns = columnNames(table);
+    const sensitive = this.cipher && hasSensitiveColumns(table) ? sensitiveColumns(table) : [];
     const write = async () => {
       // Read by the sync_stamp trigger; transaction-local, so it cannot leak to another request.
       await this.trx.raw("SELECT set_config('sync.device_id', ?, true)", [byDevice ?? '']);
@@ -163,6 +182,11 @@ class KnexPushTransaction implements PushTransaction {
         const chunk = rows.slice(i, i + WRITE_CHUNK).map((r) => {
           const out: Record<string, unknown> = { user_id: this.userId, id: r.id, created_at: r.values['created_at'], _status: r.deleted ? 'deleted' : 'active' };
           for (const c of columns) out[c] = r.values[c] ?? null;
+          for (const c of sensitive) {
+            const v = out[c];
+            if (typeof v === 'string') out[c] = this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id });
+          }
+          if (sensitive.length) out['encrypted'] = true;
           return out;
         });
         await this.trx(table.name).insert(chunk).onConflict(['user_id', 'id']).merge();

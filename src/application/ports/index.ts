@@ -21,4 +21,6 @@ export const TOKENS = {
   SyncStatsQuery: Symbol.for('SyncStatsQuery'),
   Alerts: Symbol.for('Alerts'),
   Metrics: Symbol.for('Metrics'),
+  FieldCipher: Symbol.for('FieldCipher'),
 } as const;
+export type * from './field-cipher';
