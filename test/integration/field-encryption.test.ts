@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import { AesGcmFieldCipher } from '../../src/adapters/crypto/aes-gcm-field-cipher';
+import { reencryptAll, reencryptBatch } from '../../src/adapters/postgres/knex-reencryptor';
+import { tableSpec } from '../../src/domain';
+import { describeEachDatabase } from '../support/databases';
+import { startTestServer, type TestServer } from '../support/server';
+
+/**
+ * Private notes at rest (captures.raw_content, captures.normalized_text): no plaintext in the
+ * database, a clear error for a tampered or moved ciphertext, and key rotation end to end.
+ */
+const key = (byte: number) => Buffer.alloc(32, byte).toString('base64');
+const KEY_A = `a:${key(1)}`;
+const KEY_B = `b:${key(2)}`;
+
+describeEachDatabase('field encryption at rest', (ctx) => {
+  const servers: TestServer[] = [];
+  const start = async (keys: string) => {
+    const s = await startTestServer(ctx.database.db, { FIELD_ENCRYPTION_KEYS: keys });
+    servers.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.close();
+  });
+  const raw = (user: string) => ctx.database.db('captures').where({ user_id: user }).orderBy('id');
+  const pullCaptures = async (s: TestServer, user: string) => (await s.client(user).pull({ last_pulled_at: 0, tables: 'captures' })).body;
+
+  it('stores no plaintext of the sensitive columns, and the API gives it back', async () => {
+    const s = await start(KEY_A);
+    const secret = 'my diagnosis: nothing to worry about';
+    await s.client('ann').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: secret, normalized_text: 'diagnosis' }, { id: 'c2', type: 'text', raw_content: secret }] } } });
+    const rows = await raw('ann');
+    for (const r of rows) {
+      expect(r.raw_content).to.match(/^enc:v1:a:/).and.not.include('diagnosis');
+      expect(r.encrypted).to.equal(true);
+    }
+    expect(rows[0].normalized_text).to.match(/^enc:v1:a:/);
+    expect(rows[0].raw_content, 'a fresh nonce per value').to.not.equal(rows[1].raw_content);
+    const dump = JSON.stringify(await ctx.database.db('captures').select('*'));
+    expect(dump).to.not.include('diagnosis');
+    const pulled = await pullCaptures(s, 'ann');
+    expect(pulled.changes.captures.created.map((c: any) => [c.id, c.raw_content, c.normalized_text])).to.deep.equal([
+      ['c1', secret, 'diagnosis'],
+      ['c2', secret, null],
+    ]);
+  });
+
+  it('refuses a tampered ciphertext with a clear error, not garbage, and other users are unaffected', async () => {
+    const s = await start(KEY_A);
+    await s.client('tam').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'original' }] } } });
+    await s.client('other').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'fine' }] } } });
+    const [row] = await raw('tam');
+    const flipped = row.raw_content.slice(0, -3) + (row.raw_content.endsWith('AAA') ? 'BBB' : 'AAA');
+    await ctx.database.db('captures').where({ user_id: 'tam', id: 'c1' }).update({ raw_content: flipped });
+    const pull = await s.client('tam').pull({ last_pulled_at: 0 });
+    expect(pull.status).to.equal(500);
+    expect(pull.body.error).to.deep.equal({ code: 'INTERNAL', message: 'A stored value could not be decrypted; the operators have been told.' });
+    expect((await pullCaptures(s, 'other')).changes.captures.created[0].raw_content).to.equal('fine');
+  });
+
+  it('refuses a ciphertext moved to another record or another user', async () => {
+    const s = await start(KEY_A);
+    await s.client('mia').push({ changes: { captures: { created: [{ id: 'secret', type: 'text', raw_content: 'mia only' }, { id: 'plain', type: 'text', raw_content: 'x' }] } } });
+    await s.client('max').push({ changes: { captures: { created: [{ id: 'secret', type: 'text', raw_content: 'max' }] } } });
+    const stolen = (await raw('mia')).find((r: any) => r.id === 'secret').raw_content;
+    await ctx.database.db('captures').where({ user_id: 'mia', id: 'plain' }).update({ raw_content: stolen });
+    expect((await s.client('mia').pull({ last_pulled_at: 0 })).status, 'moved to another record').to.equal(500);
+    await ctx.database.db('captures').where({ user_id: 'max', id: 'secret' }).update({ raw_content: stolen });
+    expect((await s.client('max').pull({ last_pulled_at: 0 })).status, 'moved to another user, same id').to.equal(500);
+  });
+
+  it('rotates keys end to end: old values read with the old key in the ring, re-encrypted in resumable batches without new stamps, then the old key can go', async () => {
+    const before = await start(KEY_A);
+    const notes = Array.from({ length: 5 }, (_, i) => ({ id: `c${i}`, type: 'text', raw_content: `note ${i}`, normalized_text: i % 2 ? `text ${i}` : null }));
+    await before.client('rot').push({ changes: { captures: { created: notes } } });
+    // A row another process wrote before encryption existed: plaintext, encrypted = false.
+    await ctx.database.db('captures').insert({ user_id: 'rot', id: 'legacy', type: 'text', raw_content: 'written in plaintext', created_at: 1 });
+    const stampsBefore = (await raw('rot')).map((r: any) => [r.id, String(r.last_modified_at)]);
+
+    const during = await start(`${KEY_B},${KEY_A}`);
+    expect((await pullCaptures(during, 'rot')).changes.captures.created.map((c: any) => c.raw_content)).to.include.members(['note 0', 'note 4', 'written in plaintext']);
+
+    const cipher = new AesGcmFieldCipher([
+      { id: 'b', key: Buffer.alloc(32, 2) },
+      { id: 'a', key: Buffer.alloc(32, 1) },
+    ]);
+    const captures = tableSpec('captures')!;
+    expect(await reencryptBatch(ctx.database.db, cipher, captures, 2), 'one bounded batch').to.equal(2);
+    expect((await raw('rot')).filter((r: any) => r.raw_content.startsWith('enc:v1:b:'))).to.have.length(2);
+    // Stopped here and started again: it carries on where it was.
+    expect(await reencryptAll(ctx.database.db, cipher, 2)).to.equal(4);
+    expect(await reencryptBatch(ctx.database.db, cipher, captures, 2)).to.equal(0);
+
+    const rows = await raw('rot');
+    for (const r of rows) {
+      expect(r.raw_content).to.match(/^enc:v1:b:/);
+      if (r.normalized_text !== null) expect(r.normalized_text).to.match(/^enc:v1:b:/);
+      expect(r.encrypted).to.equal(true);
+    }
+    expect(rows.map((r: any) => [r.id, String(r.last_modified_at)]), 'no new stamps: devices download nothing again').to.deep.equal(stampsBefore);
+
+    const after = await start(KEY_B);
+    const pulled = await pullCaptures(after, 'rot');
+    expect(pulled.changes.captures.created.map((c: any) => [c.id, c.raw_content]).sort()).to.deep.equal(
+      [...notes.map((n) => [n.id, n.raw_content]), ['legacy', 'written in plaintext']].sort(),
+    );
+    expect(pulled.changes.captures.created.find((c: any) => c.id === 'c1').normalized_text).to.equal('text 1');
+  });
+});
