@@ -12,7 +12,8 @@ import { ConfigError, loadConfig } from '../../src/main/config';
  */
 
 const SECRET = 'config-test-secret-0123456789abcdef';
-const base = { JWT_SECRET: SECRET };
+// A field key in the base, so that loading a config writes no development key file next to relative paths.
+const base = { JWT_SECRET: SECRET, FIELD_ENCRYPTION_KEYS: `t:${Buffer.alloc(32, 9).toString('base64')}` };
 const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
 function expectConfigError(env: Record<string, string>, ...names: string[]): void {
@@ -114,7 +115,7 @@ describe('configuration from the environment', () => {
 
   describe('defaults and accepted values', () => {
     it('unset variables take the documented defaults', () => {
-      const config = loadConfig({ ...base });
+      const config = loadConfig({ JWT_SECRET: SECRET });
       expect(config.fieldKeys.ring[0]!.key).to.have.length(32);
       expect(config.fieldKeys.devKeyFile).to.match(/dev-field-key$/);
       expect(config).to.deep.equal({
