@@ -38,7 +38,7 @@ export class PullChanges {
             excludeDevice: req.since === null ? null : input.deviceId,
           })
           .map((page) => ({
-            changes: classifyRows(req.tables, page.rows, req.since, req.fullTables),
+            changes: classifyRows(req.tables, page.rows, req.since, req.fullTables, input.deviceId),
             timestamp: nextCursor(req.since, page.rows, page.hasMore, page.highWater),
             has_more: page.hasMore,
           })),

@@ -14,6 +14,8 @@ export interface PulledRow {
   readonly lastModifiedAt: number;
   /** The stamp of the row's first write on the server. */
   readonly firstWrittenAt: number;
+  /** The device whose push first wrote the row, if a push did. */
+  readonly firstWrittenBy: string | null;
 }
 
 /** WatermelonDB rejects 0 and null, so even an empty account gets a positive cursor. */
@@ -31,9 +33,10 @@ export function nextCursor(since: number | null, rows: readonly PulledRow[], has
 
 /**
  * Sorts pulled rows into WatermelonDB's buckets. `fullTables` are sent as for a first sync
- * (no `since`): their rows are all `created` and their tombstones are left out.
+ * (no `since`): their rows are all `created` and their tombstones are left out. On an incremental
+ * pull, a row the pulling device created itself is `updated` (it has it already).
  */
-export function classifyRows(tables: readonly TableSpec[], rows: readonly PulledRow[], since: number | null, fullTables: ReadonlySet<string>): ChangeSet {
+export function classifyRows(tables: readonly TableSpec[], rows: readonly PulledRow[], since: number | null, fullTables: ReadonlySet<string>, deviceId: string | null = null): ChangeSet {
   const changes: ChangeSet = {};
   for (const t of tables) changes[t.name] = emptyTableChanges();
   for (const row of rows) {
@@ -43,7 +46,7 @@ export function classifyRows(tables: readonly TableSpec[], rows: readonly Pulled
     const id = row.values['id'] as string;
     if (row.deleted) {
       if (from > 0) bucket.deleted.push(id);
-    } else if (row.firstWrittenAt > from) bucket.created.push(row.values);
+    } else if (row.firstWrittenAt > from && !(from > 0 && deviceId !== null && row.firstWrittenBy === deviceId)) bucket.created.push(row.values);
     else bucket.updated.push(row.values);
   }
   return changes;

@@ -15,6 +15,7 @@ export interface MemoryRow {
   readonly deleted: boolean;
   readonly lastModifiedAt: number;
   readonly firstWrittenAt: number;
+  readonly firstWrittenBy: string | null;
   readonly lastModifiedBy: string | null;
 }
 
@@ -64,6 +65,7 @@ export class MemoryChangeStore implements ChangeStore {
           deleted: r.deleted,
           lastModifiedAt: r.lastModifiedAt,
           firstWrittenAt: r.firstWrittenAt,
+          firstWrittenBy: r.firstWrittenBy,
         });
       }
     }
@@ -185,7 +187,14 @@ class MemoryPushTransaction implements PushTransaction {
         values['created_at'] = createdAt;
         const stamp = (this.lastStamp = Math.max(this.now(), this.lastStamp + 1));
         const previous = stored.get(write.id);
-        stored.set(write.id, { values, deleted: write.deleted, lastModifiedAt: stamp, firstWrittenAt: previous?.firstWrittenAt ?? stamp, lastModifiedBy: byDevice });
+        stored.set(write.id, {
+          values,
+          deleted: write.deleted,
+          lastModifiedAt: stamp,
+          firstWrittenAt: previous?.firstWrittenAt ?? stamp,
+          firstWrittenBy: previous ? previous.firstWrittenBy : byDevice,
+          lastModifiedBy: byDevice,
+        });
       }
     });
   }

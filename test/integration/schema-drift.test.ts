@@ -12,6 +12,7 @@ const COMMON = {
   last_modified_at: { type: 'bigint', nullable: false },
   first_written_at: { type: 'bigint', nullable: false },
   last_modified_by: { type: 'text', nullable: true },
+  first_written_by: { type: 'text', nullable: true },
   _status: { type: 'text', nullable: false },
 };
 

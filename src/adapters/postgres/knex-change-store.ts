@@ -25,7 +25,7 @@ function toNumber(v: unknown): number {
 }
 
 function selectColumns(table: TableSpec): string[] {
-  return ['id', ...columnNames(table), 'created_at', 'last_modified_at', 'first_written_at', 'last_modified_by', '_status'];
+  return ['id', ...columnNames(table), 'created_at', 'last_modified_at', 'first_written_at', 'first_written_by', 'last_modified_by', '_status'];
 }
 
 /**
@@ -109,6 +109,7 @@ export class KnexChangeStore implements ChangeStore {
       deleted: row['_status'] === 'deleted',
       lastModifiedAt: toNumber(row['last_modified_at']),
       firstWrittenAt: toNumber(row['first_written_at']),
+      firstWrittenBy: (row['first_written_by'] as string | null) ?? null,
     }));
   }
 

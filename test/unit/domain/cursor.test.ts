@@ -3,11 +3,12 @@ import { classifyRows, MIN_CURSOR, nextCursor, TABLES, tableSpec, type PulledRow
 
 /** The pull cursor and WatermelonDB's created/updated/deleted buckets (spec §3, §4.1). */
 
-const row = (table: string, id: string, firstWrittenAt: number, lastModifiedAt: number, deleted = false): PulledRow => ({
+const row = (table: string, id: string, firstWrittenAt: number, lastModifiedAt: number, deleted = false, firstWrittenBy: string | null = null): PulledRow => ({
   table,
   values: { id, last_modified_at: lastModifiedAt },
   deleted,
   lastModifiedAt,
+  firstWrittenBy,
   firstWrittenAt,
 });
 
@@ -80,5 +81,16 @@ describe('classifyRows', () => {
     const changes = classifyRows(requested, [row('todos', 't', 150, 150)], 100, new Set());
     expect(changes).to.not.have.property('todos');
     expect(Object.values(changes).flatMap((c) => [...c.created, ...c.updated, ...c.deleted])).to.deep.equal([]);
+  });
+
+  it('tells a device that created a row itself that it is updated, on an incremental pull only', () => {
+    const rows = [row('ideas', 'mine', 150, 170, false, 'phone'), row('ideas', 'theirs', 150, 180, false, 'laptop')];
+    expect(classifyRows(requested, rows, 100, new Set(), 'phone')['ideas']).to.deep.equal({
+      created: [{ id: 'theirs', last_modified_at: 180 }],
+      updated: [{ id: 'mine', last_modified_at: 170 }],
+      deleted: [],
+    });
+    // A first sync: the device has nothing, so everything is created.
+    expect(classifyRows(requested, rows, null, new Set(), 'phone')['ideas']!.created).to.have.length(2);
   });
 });

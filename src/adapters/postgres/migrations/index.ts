@@ -2,12 +2,14 @@ import type { Knex } from 'knex';
 import * as m001 from './001-sync-tables';
 import * as m002 from './002-sync-logs';
 import * as m003 from './003-reencrypt-without-stamp';
+import * as m004 from './004-first-written-by';
 
 /** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
 const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['001-sync-tables', m001],
   ['002-sync-logs', m002],
   ['003-reencrypt-without-stamp', m003],
+  ['004-first-written-by', m004],
 ];
 
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
