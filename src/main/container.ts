@@ -30,6 +30,7 @@ import { PullChanges } from '../application/pull-changes';
 import { PushChanges } from '../application/push-changes';
 import type { SyncSettings } from '../application/settings';
 import type { AppConfig } from './config';
+import { loadOpenApiDocument } from './openapi-document';
 
 export const ROOT = {
   Database: Symbol.for('Database'),
@@ -80,6 +81,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   );
   c.bind(TOKENS.GetSyncStats).toResolvedValue((q: SyncStatsQuery, cl: Clock) => new GetSyncStats(q, cl), [TOKENS.SyncStatsQuery, TOKENS.Clock]);
 
+  const openApiDocument = loadOpenApiDocument();
   c.bind(ROOT.HttpApp).toResolvedValue(
     (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, getSyncStats: GetSyncStats, tokenVerifier: TokenVerifier, syncLog: SyncLog, metrics: Metrics, log: Logger) =>
       createHttpApp({
@@ -96,6 +98,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         rateLimits: config.rateLimits,
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
         trustProxy: config.trustProxy,
+        openApiDocument,
       }),
     [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
   );

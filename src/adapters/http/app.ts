@@ -31,6 +31,8 @@ export interface HttpAppDeps {
   readonly hsts: boolean;
   /** Take the client's IP from X-Forwarded-For (behind a proxy that sets it). */
   readonly trustProxy: boolean;
+  /** The OpenAPI document (docs/openapi.yaml, parsed), served as GET /api/openapi.json. */
+  readonly openApiDocument: unknown;
   readonly logger: Logger;
 }
 
@@ -204,6 +206,8 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   api.get('/admin/sync/stats', authenticate, async (ctx) => {
     sendResult(ctx, await deps.getSyncStats.execute({ principal: ctx.state.principal!, query: ctx.query }), ctx.state.log);
   });
+
+  api.get('/openapi.json', authenticate, (ctx) => void sendJson(ctx, 200, deps.openApiDocument));
 
   app.use(open.routes());
   app.use(api.routes());
