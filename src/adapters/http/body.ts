@@ -5,7 +5,12 @@ import getRawBody from 'raw-body';
 import { syncError, validationFailed, type SyncError } from '../../domain';
 
 type Inflate = (buf: InputType, options: ZlibOptions & BrotliOptions, cb: (error: Error | null, result: Buffer) => void) => void;
-const INFLATERS: Record<string, Inflate> = { gzip: gunzip as Inflate, 'x-gzip': gunzip as Inflate, br: brotliDecompress as Inflate };
+// A Map, not an object: a header value like "__proto__" must not find anything.
+const INFLATERS = new Map<string, Inflate>([
+  ['gzip', gunzip as Inflate],
+  ['x-gzip', gunzip as Inflate],
+  ['br', brotliDecompress as Inflate],
+]);
 
 const tooLarge = (maxBytes: number): SyncError =>
   syncError('PAYLOAD_TOO_LARGE', `The body is over the limit of ${maxBytes} bytes (after decompression). Split the push into smaller batches.`, { max_bytes: maxBytes });
@@ -32,7 +37,7 @@ export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<
     return err(validationFailed('Send the body as JSON with "Content-Type: application/json".', [{ column: 'Content-Type', reason: `got ${ctx.get('content-type') || 'none'}` }]));
   }
   const encoding = ctx.get('content-encoding').trim().toLowerCase();
-  const inflater = encoding === '' || encoding === 'identity' ? null : INFLATERS[encoding];
+  const inflater = encoding === '' || encoding === 'identity' ? null : INFLATERS.get(encoding);
   if (inflater === undefined) {
     return err(validationFailed(`Content-Encoding ${encoding} is not accepted; send gzip, br or none.`, [{ column: 'Content-Encoding', reason: 'unsupported' }]));
   }
