@@ -13,6 +13,10 @@ export interface JwtConfig {
   readonly algorithms: readonly JwtAlgorithm[];
   readonly issuer?: string;
   readonly audience?: string;
+  /** Leeway for exp and nbf, in seconds. */
+  readonly clockToleranceSeconds: number;
+  /** When set, tokens must carry this `kid`. */
+  readonly keyId?: string;
   /** Set when no key was configured and a development secret was generated or reused. */
   readonly devSecretFile?: string;
 }
@@ -78,6 +82,10 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   const publicKey = env['JWT_PUBLIC_KEY'];
   const issuer = env['JWT_ISSUER']?.trim() || undefined;
   const audience = env['JWT_AUDIENCE']?.trim() || undefined;
+  const common = {
+    clockToleranceSeconds: intVar(env, 'JWT_CLOCK_TOLERANCE_SECONDS', 5, 0, 300),
+    ...(env['JWT_KEY_ID']?.trim() ? { keyId: env['JWT_KEY_ID'].trim() } : {}),
+  };
   if (secret && publicKey) throw new ConfigError('Set JWT_SECRET (HMAC) or JWT_PUBLIC_KEY (RS/ES), not both.');
 
   const algorithms = (env['JWT_ALGORITHMS'] ?? '')
@@ -103,17 +111,17 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
     // Pinning only asymmetric algorithms stops an HS256 token "signed" with the public key.
     if (algs.some((a) => HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only RS*/ES* algorithms with JWT_PUBLIC_KEY.');
     if (algs.some((a) => !a.startsWith(family))) throw new ConfigError(`JWT_ALGORITHMS must be ${family}* algorithms for this ${keyType?.toUpperCase()} JWT_PUBLIC_KEY.`);
-    return { key: pem, algorithms: algs, issuer, audience };
+    return { key: pem, algorithms: algs, issuer, audience, ...common };
   }
   const algs = algorithms.length ? algorithms : (['HS256'] as JwtAlgorithm[]);
   if (algs.some((a) => !HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only HS* algorithms with JWT_SECRET; set JWT_PUBLIC_KEY for RS*/ES*.');
   if (secret) {
     if (Buffer.byteLength(secret) < 32) throw new ConfigError('JWT_SECRET must be at least 32 bytes long.');
-    return { key: secret, algorithms: algs, issuer, audience };
+    return { key: secret, algorithms: algs, issuer, audience, ...common };
   }
   if (production) throw new ConfigError('Set JWT_SECRET or JWT_PUBLIC_KEY: production never runs with a generated secret.');
   const file = devSecretPath(env);
-  return { key: loadOrCreateDevSecret(file), algorithms: algs, issuer, audience, devSecretFile: file };
+  return { key: loadOrCreateDevSecret(file), algorithms: algs, issuer, audience, ...common, devSecretFile: file };
 }
 
 function readKeyFile(path: string): string {

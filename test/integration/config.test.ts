@@ -123,7 +123,7 @@ describe('configuration from the environment', () => {
         host: '127.0.0.1',
         port: 3000,
         database: { kind: 'pglite', dataDir: resolve('./.data/pglite') },
-        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined },
+        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceSeconds: 5 },
         maxBodyBytes: 10 * 1024 * 1024,
         compressAboveBytes: 1024,
         syncLogQueueMax: 10000,

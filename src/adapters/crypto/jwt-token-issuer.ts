@@ -6,6 +6,7 @@ export interface SigningKey {
   readonly algorithms: readonly JwtAlgorithm[];
   readonly issuer?: string;
   readonly audience?: string;
+  readonly keyId?: string;
 }
 
 /** Signs a token for `userId` (development and operations only; apps get tokens from their identity provider). */
@@ -16,5 +17,6 @@ export function signToken(signing: SigningKey, userId: string, options: { admin?
     expiresIn: options.expiresInSeconds ?? 3600,
     ...(signing.issuer ? { issuer: signing.issuer } : {}),
     ...(signing.audience ? { audience: signing.audience } : {}),
+    ...(signing.keyId ? { keyid: signing.keyId } : {}),
   });
 }

@@ -13,6 +13,8 @@ export interface JwtVerifierOptions {
   readonly issuer?: string;
   readonly audience?: string;
   readonly clockToleranceSeconds?: number;
+  /** When set, a token must name this key in its `kid` header. */
+  readonly keyId?: string;
 }
 
 const unauthenticated = (reason: string): SyncError => ({
@@ -27,12 +29,17 @@ export class JwtTokenVerifier implements TokenVerifier {
   verify(token: string): Result<Principal, SyncError> {
     let payload: string | jwt.JwtPayload;
     try {
-      payload = jwt.verify(token, this.options.key, {
+      const verified = jwt.verify(token, this.options.key, {
         algorithms: [...this.options.algorithms],
         ...(this.options.issuer ? { issuer: this.options.issuer } : {}),
         ...(this.options.audience ? { audience: this.options.audience } : {}),
         clockTolerance: this.options.clockToleranceSeconds ?? 5,
+        complete: true,
       });
+      if (this.options.keyId !== undefined && verified.header.kid !== this.options.keyId) {
+        return err(unauthenticated(`unknown kid ${JSON.stringify(verified.header.kid ?? null)}`));
+      }
+      payload = verified.payload;
     } catch (e) {
       return err(unauthenticated(e instanceof Error ? e.message : 'invalid token'));
     }

@@ -1,0 +1,37 @@
+import { expect } from 'chai';
+import jwt from 'jsonwebtoken';
+import { describeEachDatabase } from '../support/databases';
+import { startTestServer, TEST_SECRET, type TestServer } from '../support/server';
+
+/** JWT hardening beyond the basics (auth.test.ts): key ids and clock leeway. */
+describeEachDatabase('JWT hardening', (ctx) => {
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+  const pull = (s: TestServer, token: string) => fetch(`${s.url}/api/sync/pull?last_pulled_at=0`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it('with JWT_KEY_ID set, refuses a token naming another key or none, and accepts the right one', async () => {
+    server = await startTestServer(ctx.database.db, { JWT_KEY_ID: 'k2026' });
+    const sign = (header: object) => jwt.sign({ sub: 'kid-user', exp: now() + 60 }, TEST_SECRET, { algorithm: 'HS256', ...header });
+    expect(await pull(server, sign({ keyid: 'k2026' }))).to.equal(200);
+    expect(await pull(server, sign({ keyid: 'k2025' }))).to.equal(401);
+    expect(await pull(server, sign({}))).to.equal(401);
+    expect(await pull(server, server.token('kid-user')), 'npm run token signs with the configured kid').to.equal(200);
+  });
+
+  it('allows a small clock leeway (JWT_CLOCK_TOLERANCE_SECONDS, 5 s by default) and no more', async () => {
+    const expiredBy = (s: number) => jwt.sign({ sub: 'clock', exp: now() - s }, TEST_SECRET, { algorithm: 'HS256' });
+    const notYet = (s: number) => jwt.sign({ sub: 'clock', exp: now() + 600, nbf: now() + s }, TEST_SECRET, { algorithm: 'HS256' });
+    server = await startTestServer(ctx.database.db);
+    expect(await pull(server, expiredBy(2)), 'expired 2 s ago, within 5 s').to.equal(200);
+    expect(await pull(server, expiredBy(30)), 'expired 30 s ago').to.equal(401);
+    expect(await pull(server, notYet(2)), 'valid in 2 s').to.equal(200);
+    expect(await pull(server, notYet(60)), 'valid in a minute').to.equal(401);
+    await server.close();
+    server = await startTestServer(ctx.database.db, { JWT_CLOCK_TOLERANCE_SECONDS: '0' });
+    expect(await pull(server, expiredBy(2)), 'no leeway').to.equal(401);
+  });
+});
