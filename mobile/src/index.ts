@@ -7,3 +7,5 @@ export { AsyncStorageCheckpointStore, type AsyncStorageLike } from './adapters/a
 export { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
 export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-monitor';
 export type * from './ports';
+export { KeychainKeyStore, type KeychainLike } from './adapters/keychain-key-store';
+export { databaseKey, DATABASE_KEY_NAME, MissingDatabaseKeyError, type DatabaseKeyOptions } from './database-key';

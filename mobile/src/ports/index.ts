@@ -4,3 +4,4 @@ export type * from './sync-transport';
 export type * from './network-monitor';
 export { systemTimers, type Timers } from './timers';
 export type * from './metrics-sink';
+export type * from './key-store';
