@@ -2,7 +2,7 @@ export { createSyncClient, SyncClient, type SyncClientOptions, type SyncState, t
 export type { SyncOptions, SyncReport, TableReport } from './sync-engine';
 export { LocalDatabase, LocalWriteError, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
 export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
-export { OpSqliteDriver, type OpSqliteDatabase } from './adapters/op-sqlite-driver';
+export { OpSqliteDriver, openEncryptedOpSqlite, type OpSqliteDatabase, type OpSqliteOpen } from './adapters/op-sqlite-driver';
 export { AsyncStorageCheckpointStore, type AsyncStorageLike } from './adapters/async-storage-checkpoints';
 export { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
 export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-monitor';

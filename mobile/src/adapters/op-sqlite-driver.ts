@@ -1,3 +1,4 @@
+import { databaseKey, type DatabaseKeyOptions } from '../database-key';
 import type { SqlDriver, SqlExecutor, SqlRow, SqlValue } from '../ports';
 
 /** The part of an OP-SQLite database (`open()` from `@op-engineering/op-sqlite`) this driver uses. */
@@ -53,4 +54,20 @@ export class OpSqliteDriver implements SqlDriver {
     await this.enqueue(async () => this.db.close());
     this.closed = true;
   }
+}
+
+/** OP-SQLite's `open`, as the encrypted opener needs it. */
+export type OpSqliteOpen = (options: { name: string; location?: string; encryptionKey?: string }) => OpSqliteDatabase;
+
+/**
+ * Opens the local database encrypted with SQLCipher (op-sqlite built with `"sqlcipher": true`),
+ * with the key `databaseKey` keeps in the key store: created on the first run, reused after, and
+ * an explicit error when the database exists without its key.
+ */
+export async function openEncryptedOpSqlite(
+  open: OpSqliteOpen,
+  options: { name: string; location?: string } & Omit<DatabaseKeyOptions, 'databaseExists'> & { databaseExists: () => Promise<boolean> },
+): Promise<OpSqliteDriver> {
+  const encryptionKey = await databaseKey(options);
+  return new OpSqliteDriver(open({ name: options.name, ...(options.location ? { location: options.location } : {}), encryptionKey }));
 }

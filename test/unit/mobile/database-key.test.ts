@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { openEncryptedOpSqlite } from '../../../mobile/src/adapters/op-sqlite-driver';
 import { DATABASE_KEY_NAME, databaseKey, MissingDatabaseKeyError } from '../../../mobile/src/database-key';
 import { MemoryKeyStore } from '../../fakes/memory-key-store';
 
@@ -39,5 +40,19 @@ describe('the local database key', () => {
     const a = await databaseKey({ keyStore: new MemoryKeyStore(), databaseExists: async () => false });
     const b = await databaseKey({ keyStore: new MemoryKeyStore(), databaseExists: async () => false });
     expect(a).to.not.equal(b);
+  });
+
+  it('opens OP-SQLite with the kept key as SQLCipher\'s encryptionKey, the same key on every run', async () => {
+    const keyStore = new MemoryKeyStore();
+    const opened: Array<{ name: string; encryptionKey?: string }> = [];
+    const fakeOpen = (o: { name: string; encryptionKey?: string }) => {
+      opened.push(o);
+      return { execute: async () => ({ rows: [] }), close: () => undefined };
+    };
+    await openEncryptedOpSqlite(fakeOpen, { name: 'notes.db', keyStore, databaseExists: async () => false });
+    await openEncryptedOpSqlite(fakeOpen, { name: 'notes.db', keyStore, databaseExists: async () => true });
+    expect(opened.map((o) => o.name)).to.deep.equal(['notes.db', 'notes.db']);
+    expect(opened[0]!.encryptionKey).to.match(/^[0-9a-f]{64}$/).and.equal(opened[1]!.encryptionKey);
+    expect(opened[0]!.encryptionKey).to.equal(await keyStore.get(DATABASE_KEY_NAME));
   });
 });
