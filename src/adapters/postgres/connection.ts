@@ -18,6 +18,8 @@ export function openDatabase(target: DatabaseTarget): Knex {
       client: 'pg',
       connection: target.url,
       pool: { min: 0, max: target.poolMax },
+      // Errors name the SQL with placeholders, never the bound values (private notes).
+      compileSqlOnError: false,
       ...(target.searchPath ? { searchPath: [target.searchPath] } : {}),
     });
   }
@@ -27,6 +29,7 @@ export function openDatabase(target: DatabaseTarget): Knex {
   return knex({
     client: ClientPgLite as unknown as typeof knex.Client,
     dialect: 'postgres',
+    compileSqlOnError: false,
     connection: () => ({ pglite }) as object,
   } as Knex.Config);
 }

@@ -6,6 +6,8 @@ const TRANSIENT = new Set(['40P01', '40001', '55P03']);
 
 /** Maps a driver failure to the protocol: the cause stays for the log, never for the client. */
 export function databaseError(cause: unknown): SyncError {
+  // PGlite copies the bound values (note text) into `params`, knex may add `bindings`: neither may reach a log.
+  if (cause !== null && typeof cause === 'object') for (const k of ['params', 'bindings']) delete (cause as Record<string, unknown>)[k];
   const code = (cause as { code?: unknown } | null)?.code;
   const message = cause instanceof Error ? cause.message : String(cause);
   if (typeof code === 'string' && TRANSIENT.has(code)) {
