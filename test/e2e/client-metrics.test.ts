@@ -4,28 +4,16 @@ import { networkFailure } from '../../src/domain';
 import type { SyncMetrics, SyncTransport } from '../../mobile/src/ports';
 import { ManualTimers } from '../fakes/manual-timers';
 import { describeEachDatabase } from '../support/databases';
-import { openDevice, type Device } from '../support/device';
-import { startTestServer, type TestServer } from '../support/server';
+import { useDevices } from '../support/device';
 
 /** The client measures each sync and hands the figures to the app (status and a MetricsSink). */
 describeEachDatabase('mobile client metrics', (ctx) => {
-  let server: TestServer;
-  const open: Device[] = [];
-  before(async () => {
-    server = await startTestServer(ctx.database.db);
-  });
-  after(() => server.close());
-  afterEach(async () => {
-    for (const d of open.splice(0)) await d.client.close();
-  });
+  const { device, server } = useDevices(ctx);
 
-  const httpDevice = async (user: string, sink: SyncMetrics[]) => {
-    const d = await openDevice(server, user, {
-      extra: { server: { baseUrl: server.url, getToken: () => server.token(user), schemaVersion: 1 }, transport: undefined, metrics: { record: (m) => sink.push(m) } },
+  const httpDevice = (user: string, sink: SyncMetrics[]) =>
+    device(user, {
+      extra: { server: { baseUrl: server().url, getToken: () => server().token(user), schemaVersion: 1 }, transport: undefined, metrics: { record: (m) => sink.push(m) } },
     });
-    open.push(d);
-    return d;
-  };
 
   it('measures records and bytes each way, the result and the duration of each sync', async () => {
     const sent: SyncMetrics[] = [];
@@ -54,8 +42,7 @@ describeEachDatabase('mobile client metrics', (ctx) => {
       push: (b) => inner.push(b),
     });
     const sink: SyncMetrics[] = [];
-    const d = await openDevice(server, 'm2', { wrap: flaky, timers, extra: { metrics: { record: (m) => sink.push(m) } } });
-    open.push(d);
+    const d = await device('m2', { wrap: flaky, timers, extra: { metrics: { record: (m) => sink.push(m) } } });
     await d.client.local.create('ideas', { id: 'x', text: 'eventually' });
     d.client.start();
     for (let i = 0; i < 20 && sink.length < 3; i++) {

@@ -2,24 +2,20 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { ConflictEvent } from '../../mobile/src/local-database';
 import { describeEachDatabase } from '../support/databases';
-import { deviceRows, openDevice, type Device } from '../support/device';
-import { startTestServer, type TestServer } from '../support/server';
+import { deviceRows, useDevices } from '../support/device';
+import type { TestServer } from '../support/server';
 
 /**
  * The client on a phone's network: compressed bodies both ways, conflicts reported to the app,
  * and an injected fetch (a certificate-pinning one, in an app) carrying every request.
  */
 describeEachDatabase('mobile client on a real phone network', (ctx) => {
+  const { device, server: currentServer } = useDevices(ctx);
   let server: TestServer;
-  const open: Device[] = [];
-  before(async () => {
-    server = await startTestServer(ctx.database.db);
+  before(() => {
+    server = currentServer();
   });
-  after(() => server.close());
-  afterEach(async () => {
-    sinon.restore();
-    for (const d of open.splice(0)) await d.client.close();
-  });
+  afterEach(() => sinon.restore());
 
   /** A device whose requests all go through `seen`, recording what crossed the wire. */
   async function deviceWithFetch(user: string, seen: Array<{ method: string; sent?: string | null; received?: string | null }>, extra = {}) {
@@ -31,9 +27,7 @@ describeEachDatabase('mobile client on a real phone network', (ctx) => {
       entry.received = res.headers.get('content-encoding');
       return res;
     };
-    const d = await openDevice(server, user, { extra: { server: { baseUrl: server.url, getToken: () => server.token(user), schemaVersion: 1, fetch: injected }, transport: undefined, ...extra } });
-    open.push(d);
-    return d;
+    return device(user, { extra: { server: { baseUrl: server.url, getToken: () => server.token(user), schemaVersion: 1, fetch: injected }, transport: undefined, ...extra } });
   }
 
   it('sends large pushes gzip-compressed and receives large pulls compressed, and the data arrives intact', async () => {
@@ -66,9 +60,8 @@ describeEachDatabase('mobile client on a real phone network', (ctx) => {
   });
 
   it('tells the app about a two-device edit of one todo: which columns each side won', async () => {
-    const phone = await openDevice(server, 'both');
-    const laptop = await openDevice(server, 'both');
-    open.push(phone, laptop);
+    const phone = await device('both');
+    const laptop = await device('both');
     await phone.client.local.create('todos', { id: 't', description: 'plan trip', priority: 'low' });
     expect((await phone.client.sync()).isOk()).to.equal(true);
     expect((await laptop.client.sync()).isOk()).to.equal(true);
@@ -93,7 +86,7 @@ describeEachDatabase('mobile client on a real phone network', (ctx) => {
 
   it('reports a conflict the server resolved during a push, with its columns', async () => {
     let worker: (() => Promise<unknown>) | null = null;
-    const phone = await openDevice(server, 'srv', {
+    const phone = await device('srv', {
       // The transcription worker writes between the phone's pull and its push.
       wrap: (inner) => ({
         pull: (p) => inner.pull(p),
@@ -104,7 +97,6 @@ describeEachDatabase('mobile client on a real phone network', (ctx) => {
         },
       }),
     });
-    open.push(phone);
     await phone.client.local.create('captures', { id: 'c', type: 'audio', raw_content: 'memo.m4a' });
     expect((await phone.client.sync()).isOk()).to.equal(true);
     await phone.client.local.update('captures', 'c', { state: 'failed', tags: '["voice"]' });

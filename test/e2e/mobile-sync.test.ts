@@ -6,7 +6,7 @@ import { DEVICE_ID_KEY } from '../../mobile/src/adapters/async-storage-checkpoin
 import { ManualTimers } from '../fakes/manual-timers';
 import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
 import { describeEachDatabase } from '../support/databases';
-import { deviceRows, openDevice, type Device } from '../support/device';
+import { deviceRows, openDevice, useDevices, type Device } from '../support/device';
 import { startTestServer, storedRows, type TestServer } from '../support/server';
 
 /**
@@ -14,20 +14,11 @@ import { startTestServer, storedRows, type TestServer } from '../support/server'
  * each with its own SQLite file, against the real server over HTTP on 127.0.0.1.
  */
 describeEachDatabase('mobile client ↔ server', (ctx) => {
+  const { device, server: currentServer } = useDevices(ctx);
   let server: TestServer;
-  const open: Device[] = [];
-  before(async () => {
-    server = await startTestServer(ctx.database.db);
+  before(() => {
+    server = currentServer();
   });
-  after(() => server.close());
-  afterEach(async () => {
-    for (const d of open.splice(0)) await d.client.close().catch(() => undefined);
-  });
-  const device = async (user: string, options: Parameters<typeof openDevice>[2] = {}) => {
-    const d = await openDevice(server, user, options);
-    open.push(d);
-    return d;
-  };
   const serverRows = (table: string, user: string) => ctx.database.db(table).where({ user_id: user }).orderBy('id');
 
   async function syncOk(d: Device) {
@@ -160,8 +151,7 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
     await waitUntil(() => pushes >= 3);
     await new Promise((r) => setTimeout(r, 50));
 
-    const reopened = await openDevice(server, 'u7', { file: first.file, storage: first.storage, extra: { batchSize: 10 } });
-    open.push(reopened);
+    const reopened = await device('u7', { file: first.file, storage: first.storage, extra: { batchSize: 10 } });
     await syncOk(reopened);
     const rows = await serverRows('ideas', 'u7');
     expect(rows.map((r: any) => r.id)).to.deep.equal(Array.from({ length: 45 }, (_, i) => `i${String(i).padStart(2, '0')}`));

@@ -9,7 +9,8 @@ import type { SyncTransport, Timers } from '../../mobile/src/ports';
 import { createSyncClient, type SyncClient, type SyncClientOptions } from '../../mobile/src/sync-client';
 import { FakeNetworkMonitor } from '../fakes/fake-network-monitor';
 import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
-import type { TestServer } from './server';
+import type { Knex } from 'knex';
+import { startTestServer, type TestServer } from './server';
 
 /**
  * A simulated phone: the real mobile client on OP-SQLite's Node build (a real SQLite file),
@@ -74,4 +75,26 @@ export async function openDevice(server: TestServer, userId: string, options: De
 export async function deviceRows(device: Device, table: string): Promise<Record<string, unknown>[]> {
   const rows = await device.client.local.query(table, { orderBy: 'id' });
   return rows.map(({ last_modified_at: _lm, ...rest }) => rest);
+}
+
+/**
+ * Declares, inside a describeEachDatabase suite, one real server for the suite and devices that
+ * are closed after each test. `device()` opens one (and tracks it); `server()` is the server.
+ */
+export function useDevices(ctx: { readonly database: { readonly db: Knex } }, env: Record<string, string> = {}): { server: () => TestServer; device: (user: string, options?: DeviceOptions) => Promise<Device> } {
+  let server: TestServer;
+  const open: Device[] = [];
+  before(async () => {
+    server = await startTestServer(ctx.database.db, env);
+  });
+  after(() => server.close());
+  afterEach(async () => {
+    for (const d of open.splice(0)) await d.client.close().catch(() => undefined);
+  });
+  const device = async (user: string, options: DeviceOptions = {}) => {
+    const d = await openDevice(server, user, options);
+    open.push(d);
+    return d;
+  };
+  return { server: () => server, device };
 }
