@@ -45,7 +45,3 @@ export const validationFailed = (message: string, details: readonly ErrorDetail[
 export function httpStatusOf(code: SyncErrorCode): number {
   return ERROR_CODES[code].status;
 }
-
-export function isRetryable(code: SyncErrorCode): boolean {
-  return ERROR_CODES[code].retryable;
-}
