@@ -1,8 +1,13 @@
 import { benchCompression } from './compression';
+import { benchConflicts } from './conflicts';
+import { benchPull } from './pull';
+import { benchPush } from './push';
 
 /** `npm run bench`: every scenario, one JSON line per measurement. Not part of `npm test`. */
-const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression };
+const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts };
 const only = process.argv.slice(2);
+const unknown = only.filter((name) => !(name in scenarios));
+if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`);
 for (const [name, run] of Object.entries(scenarios)) {
   if (only.length && !only.includes(name)) continue;
   await run();

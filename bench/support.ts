@@ -1,6 +1,9 @@
 import { pino } from 'pino';
 import { signToken } from '../src/adapters/crypto/jwt-token-issuer';
-import { openDatabase } from '../src/adapters/postgres/connection';
+import type { Knex } from 'knex';
+import { AesGcmFieldCipher } from '../src/adapters/crypto/aes-gcm-field-cipher';
+import { openDatabase, type DatabaseTarget } from '../src/adapters/postgres/connection';
+import type { FieldCipher } from '../src/application/ports/field-cipher';
 import { loadConfig } from '../src/main/config';
 import { startServer, type RunningServer } from '../src/main/server';
 
@@ -12,11 +15,17 @@ export function report(line: Record<string, unknown>): void {
 export interface BenchServer extends RunningServer {
   token(userId: string): string;
   database: string;
+  /** The server's own database handle (PGlite has one connection: a second instance would be another database). */
+  db: Knex;
+  /** Where the server's database is, to open a second connection pool on PostgreSQL. */
+  target: DatabaseTarget;
+  /** The server's field cipher (same key ring), for limits that store what the server stores. */
+  cipher: FieldCipher;
   /** Deletes what these users wrote, so a bench leaves a real database as it found it. */
   forget(userIds: readonly string[]): Promise<void>;
 }
 
-const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts', 'sync_users'];
+const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts', 'sync_users', 'sync_logs'];
 
 /** The real server on 127.0.0.1: PostgreSQL when DATABASE_URL is set, in-memory PGlite otherwise. */
 export async function startBenchServer(env: Record<string, string> = {}): Promise<BenchServer> {
@@ -32,15 +41,22 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
   });
   const db = openDatabase(config.database);
   const running = await startServer(config, { db, logger: pino({ level: 'warn' }) });
+  const forgotten = new Set<string>();
   return {
     ...running,
     close: async () => {
       await running.close();
+      // The server writes its queued sync_logs on close: those of forgotten users go too.
+      if (forgotten.size) await db('sync_logs').whereIn('user_id', [...forgotten]).delete();
       await db.destroy();
     },
     token: (u) => signToken(config.jwt, u, { expiresInSeconds: 3600 }),
     database: config.database.kind,
+    db,
+    target: config.database,
+    cipher: new AesGcmFieldCipher(config.fieldKeys.ring),
     forget: async (userIds) => {
+      for (const u of userIds) forgotten.add(u);
       for (const table of TABLES) await db(table).whereIn('user_id', [...userIds]).delete();
     },
   };
