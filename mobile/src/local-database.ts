@@ -6,7 +6,7 @@
  * are soft until pushed, then purged) and `_version` (bumped on every local write, so a row that
  * changed while its push was in flight is not marked clean by mistake).
  */
-import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, tableSpec, type ChangeSet, type ConflictType, type ResolutionStrategy, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
+import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, tableSpec, type ChangeSet, type Conflict, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
 import { QUARANTINE_TABLE } from './local-schema';
 import type { SqlDriver, SqlExecutor, SqlRow, SqlValue, Timers } from './ports';
 
@@ -41,13 +41,7 @@ export interface QuarantinedRecord {
  * which columns each side won. `detectedBy: 'device'` is a pulled change merged into a row with
  * local changes; `'server'` is a conflict the server resolved during a push.
  */
-export interface ConflictEvent {
-  readonly table: string;
-  readonly id: string;
-  readonly type: ConflictType;
-  readonly resolution: ResolutionStrategy;
-  readonly clientColumns: readonly string[];
-  readonly serverColumns: readonly string[];
+export interface ConflictEvent extends Conflict {
   readonly detectedBy: 'device' | 'server';
 }
 

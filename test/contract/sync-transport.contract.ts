@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Result } from 'neverthrow';
 import sinon from 'sinon';
+import type { FetchTransportOptions } from '../../mobile/src/adapters/fetch-transport';
 import type { PushBody, SyncTransport, TransportFailure } from '../../mobile/src/ports';
 import { closedPortUrl, json, startReplyServer, startSilentServer, type StubServer } from '../support/stub-servers';
 
@@ -153,14 +154,8 @@ export function runSyncTransportContract(name: string, make: () => SyncTransport
   });
 }
 
-export interface HttpTransportOptions {
-  readonly baseUrl: string;
-  readonly getToken: () => string | Promise<string>;
-  readonly deviceId: string;
-  readonly schemaVersion?: number;
-  readonly timeoutMs?: number;
-  readonly fetch?: typeof fetch;
-}
+/** The options an HTTP transport under test takes: those of FetchSyncTransport. */
+export type HttpTransportOptions = FetchTransportOptions;
 
 export interface HttpSyncTransportUnderTest {
   /** The real sync server, and a valid token for one of its users. */
