@@ -1,7 +1,8 @@
 /**
  * One sync run (spec §5): table by table in priority order, pull every page (each applied in one
  * local transaction before its table's checkpoint moves), then push the table's pending rows in
- * batches, each with a push_id that a retry of the same batch reuses. A batch the server refuses
+ * batches, each with a push_id that a retry of the same batch reuses (the attempt is kept in the
+ * checkpoint store, so this holds across an app kill too). A batch the server refuses
  * as invalid has the named records quarantined and the rest pushed again, so one bad record never
  * blocks the queue.
  */
@@ -40,13 +41,6 @@ export interface SyncEngineOptions {
 }
 
 export class SyncEngine {
-  /**
-   * The last batch tried per table, with its push_id and cursor: a retry of the same records sends
-   * the very same body (even if a pull moved the cursor meanwhile), so a push whose answer was lost
-   * is replayed by the server, not applied twice.
-   */
-  private readonly lastAttempt = new Map<string, { key: string; pushId: string; lastPulledAt: number | null }>();
-
   constructor(
     private readonly local: LocalDatabase,
     private readonly transport: SyncTransport,
@@ -126,15 +120,17 @@ export class SyncEngine {
           deleted: rows.filter((r) => r.kind === 'deleted').map((r) => r.record['id'] as string),
         },
       };
-      const key = JSON.stringify(changes);
-      const previous = this.lastAttempt.get(table.name);
+      // A retry of the same records sends the very same body (even if a pull moved the cursor
+      // meanwhile), so a push whose answer was lost is replayed by the server, not applied twice.
+      const key = fingerprint(JSON.stringify(changes));
+      const previous = await this.checkpoints.getPushAttempt(table.name);
       const attempt = previous?.key === key ? previous : { key, pushId: this.newPushId(), lastPulledAt };
-      this.lastAttempt.set(table.name, attempt);
+      if (attempt !== previous) await this.checkpoints.setPushAttempt(table.name, attempt);
       const body: PushBody = { last_pulled_at: attempt.lastPulledAt, push_id: attempt.pushId, changes };
       const answer = await this.transport.push(body);
       if (answer.isOk()) {
         await this.local.markPushed(table.name, rows, answer.value.timestamp);
-        this.lastAttempt.delete(table.name);
+        await this.checkpoints.setPushAttempt(table.name, null);
         tr.pushed += rows.length;
         tr.conflicts += answer.value.conflicts.length;
         this.record(
@@ -175,4 +171,21 @@ export class SyncEngine {
     }
     return ok(undefined);
   }
+}
+
+/**
+ * A 53-bit fingerprint of a batch (cyrb53): enough to tell this table's next batch from the last
+ * one, and short enough for AsyncStorage, unlike the batch itself.
+ */
+export function fingerprint(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36) + `:${text.length}`;
 }

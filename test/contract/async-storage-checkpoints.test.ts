@@ -53,4 +53,15 @@ describe('AsyncStorageCheckpointStore keys (spec §5)', () => {
     expect([...storage.items.keys()].filter((k) => k.startsWith('sync_last_pulled_'))).to.deep.equal([]);
     expect([...storage.items.values()]).to.deep.equal(['device-1']);
   });
+
+  it('keeps a push attempt as JSON under sync_push_attempt_${table}, and reads a damaged one as none (bad input: garbage, wrong types, null)', async () => {
+    const storage = new MemoryAsyncStorage();
+    const store = new AsyncStorageCheckpointStore(storage);
+    await store.setPushAttempt('todos', { key: 'k:1', pushId: 'p1', lastPulledAt: null });
+    expect(JSON.parse(storage.items.get('sync_push_attempt_todos')!)).to.deep.equal({ key: 'k:1', pushId: 'p1', lastPulledAt: null });
+    for (const raw of ['garbage', '{"key":1,"pushId":"p","lastPulledAt":null}', '{"key":"k","pushId":"p","lastPulledAt":"5"}', 'null']) {
+      await storage.setItem('sync_push_attempt_ideas', raw);
+      expect(await store.getPushAttempt('ideas'), raw).to.equal(null);
+    }
+  });
 });

@@ -4,7 +4,8 @@ import type { CheckpointStore } from '../../mobile/src/ports';
 /**
  * The CheckpointStore port's contract (mobile/src/ports/checkpoint-store.ts), run against every
  * implementation: cursors and the device id outlive the store instance (an app restart), an
- * unknown table reads null, setting null forgets a cursor, and tables do not share cursors.
+ * unknown table reads null, setting null forgets a cursor, and tables do not share cursors; the
+ * same for the unanswered push attempt of each table.
  */
 
 export interface CheckpointStoreUnderTest {
@@ -68,6 +69,27 @@ export function runCheckpointStoreContract(name: string, make: () => Promise<Che
       await store.setLastPulledAt('captures', 5);
       await store.setLastPulledAt('captures', null);
       expect(await subject.reopen().getDeviceId()).to.equal('d1');
+    });
+
+    it('keeps an unanswered push attempt per table across a restart, and forgets it when set to null', async () => {
+      expect(await store.getPushAttempt('captures')).to.equal(null);
+      const attempt = { key: 'k1:120', pushId: 'dev-1-abc', lastPulledAt: 1_736_760_000_123 };
+      await store.setPushAttempt('captures', attempt);
+      await store.setPushAttempt('todos', { key: 'k2:80', pushId: 'dev-1-def', lastPulledAt: null });
+      const restarted = subject.reopen();
+      expect(await restarted.getPushAttempt('captures')).to.deep.equal(attempt);
+      expect(await restarted.getPushAttempt('todos')).to.deep.equal({ key: 'k2:80', pushId: 'dev-1-def', lastPulledAt: null });
+      expect(await restarted.getPushAttempt('ideas')).to.equal(null);
+      await restarted.setPushAttempt('captures', null);
+      expect(await subject.reopen().getPushAttempt('captures')).to.equal(null);
+      expect(await subject.reopen().getPushAttempt('todos')).to.not.equal(null);
+    });
+
+    it('keeps push attempts apart from the cursors', async () => {
+      await store.setLastPulledAt('captures', 7);
+      await store.setPushAttempt('captures', { key: 'k', pushId: 'p', lastPulledAt: 7 });
+      await store.setLastPulledAt('captures', null);
+      expect(await subject.reopen().getPushAttempt('captures')).to.deep.equal({ key: 'k', pushId: 'p', lastPulledAt: 7 });
     });
   });
 }

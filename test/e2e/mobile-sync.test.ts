@@ -133,7 +133,7 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
     expect((await deviceRows(a, 'captures')).map((r) => r['raw_content'])).to.deep.equal(["alice's secret"]);
   });
 
-  it('7. a sync cut off after 2 pushed batches finishes on reopen, with nothing lost or doubled', async () => {
+  it('7. a sync cut off after 2 pushed batches finishes on reopen, resending the unanswered batch under its push_id, with nothing lost or doubled', async () => {
     let pushes = 0;
     const dying = (inner: SyncTransport): SyncTransport => ({
       pull: (p) => inner.pull(p),
@@ -153,6 +153,12 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
 
     const reopened = await device('u7', { file: first.file, storage: first.storage, extra: { batchSize: 10 } });
     await syncOk(reopened);
+    // The batch the server applied but never answered goes again as the same body and push_id:
+    // the server answers it from its receipt instead of applying it twice.
+    const before = first.requests.filter((r) => r.kind === 'push').map((r) => r.body as { push_id: string; changes: unknown });
+    const after = reopened.requests.filter((r) => r.kind === 'push').map((r) => r.body as { push_id: string; changes: unknown });
+    expect(after[0]).to.deep.equal(before[2]);
+    expect(new Set(after.map((b) => b.push_id)).size).to.equal(after.length);
     const rows = await serverRows('ideas', 'u7');
     expect(rows.map((r: any) => r.id)).to.deep.equal(Array.from({ length: 45 }, (_, i) => `i${String(i).padStart(2, '0')}`));
     expect(reopened.client.getStatus().pending).to.equal(0);

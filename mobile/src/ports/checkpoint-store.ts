@@ -1,11 +1,26 @@
 /**
- * Where the client keeps its sync cursors and its device id (spec §5: AsyncStorage key
- * `sync_last_pulled_${table}`). Contract (test/contract/checkpoint-store.contract.ts): a value set
- * is read back after a restart; an unknown table reads null; `set` resolves only once stored.
+ * A push batch sent and not yet known to be applied: its retry, even after the app was killed,
+ * sends the same body with the same push_id, so the server answers it from its receipt instead
+ * of applying it a second time.
+ */
+export interface PushAttempt {
+  /** A fingerprint of the batch's changes: a different batch is a new attempt. */
+  readonly key: string;
+  readonly pushId: string;
+  readonly lastPulledAt: number | null;
+}
+
+/**
+ * Where the client keeps its sync cursors, its device id and its unanswered push per table (spec
+ * §5: AsyncStorage key `sync_last_pulled_${table}`). Contract
+ * (test/contract/checkpoint-store.contract.ts): a value set is read back after a restart; an
+ * unknown table reads null; `set` resolves only once stored.
  */
 export interface CheckpointStore {
   getLastPulledAt(table: string): Promise<number | null>;
   setLastPulledAt(table: string, timestamp: number | null): Promise<void>;
   getDeviceId(): Promise<string | null>;
   setDeviceId(id: string): Promise<void>;
+  getPushAttempt(table: string): Promise<PushAttempt | null>;
+  setPushAttempt(table: string, attempt: PushAttempt | null): Promise<void>;
 }
