@@ -42,6 +42,13 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   const container = buildContainer(config, db, logger, options.clock);
   const app = container.get<Koa>(ROOT.HttpApp);
   const syncLog = container.get<SyncLog>(TOKENS.SyncLog);
+  // Koa's default prints to stderr. A client that goes away mid-request (its body cut off) is
+  // routine on mobile networks: nothing was written, so it is logged, not shouted.
+  app.on('error', (e: Error & { code?: string; type?: string }, ctx?: Koa.Context) => {
+    const gone = ctx?.req.destroyed === true || e.type === 'request.aborted' || e.code === 'ECONNRESET' || e.code === 'ECONNABORTED' || (e.code ?? '').startsWith('HPE_');
+    if (gone) logger.info({ err: e, path: ctx?.path }, 'client went away mid-request; nothing was written');
+    else logger.error({ err: e, path: ctx?.path }, 'unhandled request error');
+  });
   const server = config.tls
     ? createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, app.callback())
     : createHttpServer(app.callback());
