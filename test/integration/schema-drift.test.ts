@@ -49,8 +49,9 @@ describeEachDatabase('migrated schema matches the domain schema', (ctx) => {
       const indexes = await db.raw(`SELECT indexdef FROM pg_indexes WHERE tablename = ? AND schemaname = current_schema()`, [table.name]);
       expect(indexes.rows.map((r: any) => r.indexdef).some((d: string) => /\(user_id, last_modified_at\)/.test(d))).to.equal(true);
 
-      const triggers = await db.raw(`SELECT tgname FROM pg_trigger WHERE tgrelid = ?::regclass AND NOT tgisinternal`, [table.name]);
-      expect(triggers.rows.map((r: any) => r.tgname)).to.deep.equal([`${table.name}_sync_stamp`]);
+      // The row trigger stamps; the statement trigger writes the statement's last stamp back to sync_users (migration 005).
+      const triggers = await db.raw(`SELECT tgname FROM pg_trigger WHERE tgrelid = ?::regclass AND NOT tgisinternal ORDER BY tgname`, [table.name]);
+      expect(triggers.rows.map((r: any) => r.tgname)).to.deep.equal([`${table.name}_sync_stamp`, `${table.name}_sync_stamp_flush`]);
     });
   }
 
@@ -68,5 +69,37 @@ describeEachDatabase('migrated schema matches the domain schema', (ctx) => {
     expect(Number(user.last_ts)).to.equal(Math.max(...stamps));
     const i1 = await db('ideas').where({ user_id: 'u', id: 'i1' }).first();
     expect(Number(i1.first_written_at)).to.be.below(Number(i1.last_modified_at));
+  });
+
+  it('stamps multi-row statements, upserts and statements mixing users like single-row writes', async () => {
+    const db = ctx.database.db;
+    const before = Date.now();
+    // One statement, rows of three users interleaved: each user's stamps are unique and increasing.
+    await db('ideas').insert(Array.from({ length: 30 }, (_, i) => ({ user_id: `m${i % 3}`, id: `i${i}`, text: 't', created_at: 0 })));
+    // INSERT … ON CONFLICT DO UPDATE of existing rows (i0 … i27) and new ones (i30 …), one user.
+    await db('ideas')
+      .insert(Array.from({ length: 20 }, (_, i) => ({ user_id: 'm0', id: `i${i * 3}`, text: 'again', created_at: 0 })))
+      .onConflict(['user_id', 'id'])
+      .merge(['text']);
+    await db('todos').where({ user_id: 'm1' }).update({ state: 'done' }); // no rows: nothing stamped
+    for (const user of ['m0', 'm1', 'm2']) {
+      const rows = await db('ideas').where({ user_id: user }).orderBy('id').select('id', 'text', 'last_modified_at', 'first_written_at');
+      const stamps = rows.map((r: any) => Number(r.last_modified_at));
+      expect(new Set(stamps).size, user).to.equal(stamps.length);
+      for (const s of stamps) expect(s).to.be.at.least(before);
+      const last = await db('sync_users').where({ user_id: user }).first();
+      expect(Number(last.last_ts), user).to.equal(Math.max(...stamps));
+      for (const r of rows as any[]) {
+        const updated = r.text === 'again' && Number(r.id.slice(1)) < 30;
+        if (updated) expect(Number(r.first_written_at)).to.be.below(Number(r.last_modified_at));
+        else expect(Number(r.first_written_at)).to.equal(Number(r.last_modified_at));
+      }
+    }
+    // The next single-row write of a user is stamped above everything before it.
+    const top = Number((await db('sync_users').where({ user_id: 'm0' }).first()).last_ts);
+    await db('projects').insert({ user_id: 'm0', id: 'p', name: 'n', created_at: 0 });
+    const p = await db('projects').where({ user_id: 'm0', id: 'p' }).first();
+    expect(Number(p.last_modified_at)).to.be.above(top);
+    expect(Number((await db('sync_users').where({ user_id: 'm0' }).first()).last_ts)).to.equal(Number(p.last_modified_at));
   });
 });

@@ -3,6 +3,7 @@ import * as m001 from './001-sync-tables';
 import * as m002 from './002-sync-logs';
 import * as m003 from './003-reencrypt-without-stamp';
 import * as m004 from './004-first-written-by';
+import * as m005 from './005-stamp-once-per-statement';
 
 /** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
 const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
@@ -10,6 +11,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['002-sync-logs', m002],
   ['003-reencrypt-without-stamp', m003],
   ['004-first-written-by', m004],
+  ['005-stamp-once-per-statement', m005],
 ];
 
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
