@@ -1,12 +1,64 @@
 import type { Knex } from 'knex';
 import { ResultAsync } from 'neverthrow';
-import { columnNames, hasSensitiveColumns, sensitiveColumns, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
+import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
-/** Rows per INSERT: well under PostgreSQL's 65,535 bind parameters for the widest table. */
+/** Conflict records per INSERT: well under PostgreSQL's 65,535 bind parameters. */
 const WRITE_CHUNK = 500;
-const READ_CHUNK = 1000;
+/** Ids per lookup (one array parameter each, so only the size of one statement is bounded). */
+const READ_CHUNK = 10_000;
+
+/** The PostgreSQL element type of each domain column type, for the arrays a write sends. */
+const PG_ARRAY_TYPE: Record<ColumnType, string> = { text: 'text[]', integer: 'int8[]', boolean: 'bool[]', json_array: 'text[]' };
+
+const quote = (name: string) => `"${name}"`;
+
+interface WriteStatement {
+  readonly sql: string;
+  /** A name for a server-side prepared statement (PostgreSQL through `pg`), or undefined. */
+  readonly name: string | undefined;
+  readonly columns: readonly string[];
+}
+
+interface LoadStatement {
+  readonly sql: string;
+  readonly name: string | undefined;
+}
+
+/**
+ * The statements of a table's push, built once. A write sends one array per column and inserts
+ * `unnest` of them: one statement of a fixed text for any number of rows, so it is parsed and
+ * planned once per connection (a multi-row VALUES list is a new statement of ~13 parameters per
+ * row, parsed and planned every time).
+ */
+class TableStatements {
+  readonly write: WriteStatement;
+  readonly load: LoadStatement;
+
+  /** `encrypting`: the store has a cipher, so a table with sensitive columns marks its rows `encrypted`. */
+  constructor(table: TableSpec, encrypting: boolean, prepared: boolean) {
+    const columns = columnNames(table);
+    const arrays = [
+      { name: 'id', type: 'text[]' },
+      { name: 'created_at', type: 'int8[]' },
+      { name: '_status', type: 'text[]' },
+      ...columns.map((c) => ({ name: c, type: PG_ARRAY_TYPE[table.columns[c]!.type] })),
+    ];
+    const encrypted = encrypting && hasSensitiveColumns(table);
+    const target = ['user_id', ...arrays.map((a) => a.name), ...(encrypted ? ['encrypted'] : [])];
+    const updated = target.filter((c) => c !== 'user_id' && c !== 'id');
+    const sql =
+      `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) ` +
+      `SELECT ?, u.*${encrypted ? ', true' : ''} FROM unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
+      `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}`;
+    this.write = { sql, name: prepared ? `sync_write_${table.name}` : undefined, columns };
+    this.load = {
+      sql: `SELECT ${selectColumns(table).map(quote).join(', ')} FROM ${quote(table.name)} WHERE user_id = ? AND id = ANY(?::text[])`,
+      name: prepared ? `sync_load_${table.name}` : undefined,
+    };
+  }
+}
 
 /** Carries a use case's error out of a knex transaction callback, which can only reject. */
 class Rollback extends Error {
@@ -58,11 +110,23 @@ function wireValues(table: TableSpec, row: Record<string, unknown>, userId: stri
  * to its commit, so pushes of one user are serialized and stamps commit in order.
  */
 export class KnexChangeStore implements ChangeStore {
+  private readonly statements = new Map<string, TableStatements>();
+  /** Named (server-side prepared) statements: PostgreSQL through `pg` only; PGlite runs in this process. */
+  private readonly prepared: boolean;
+
   /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
   constructor(
     private readonly db: Knex,
     private readonly cipher: FieldCipher | null = null,
-  ) {}
+  ) {
+    this.prepared = (db.client as { config?: { client?: unknown } }).config?.client === 'pg';
+  }
+
+  private statementsFor(table: TableSpec): TableStatements {
+    let st = this.statements.get(table.name);
+    if (!st) this.statements.set(table.name, (st = new TableStatements(table, this.cipher !== null, this.prepared)));
+    return st;
+  }
 
   pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
     return fromDb(
@@ -118,7 +182,7 @@ export class KnexChangeStore implements ChangeStore {
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
         await trx.raw('INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts', [userId]);
-        const result = await work(new KnexPushTransaction(trx, userId, this.cipher));
+        const result = await work(new KnexPushTransaction(trx, userId, this.cipher, (t) => this.statementsFor(t)));
         if (result.isErr()) throw new Rollback(result.error);
         return result.value;
       }),
@@ -135,7 +199,13 @@ class KnexPushTransaction implements PushTransaction {
     private readonly trx: Knex.Transaction,
     private readonly userId: string,
     private readonly cipher: FieldCipher | null,
+    private readonly statements: (table: TableSpec) => TableStatements,
   ) {}
+
+  private run(statement: { sql: string; name: string | undefined }, bindings: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }> {
+    const q = this.trx.raw(statement.sql, bindings as Knex.ValueDict[]);
+    return (statement.name ? q.options({ name: statement.name }) : q) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
+  }
 
   findReceipt(pushId: string, notBeforeMs: number): ResultAsync<PushReceipt | null, SyncError> {
     return fromDb(
@@ -151,12 +221,10 @@ class KnexPushTransaction implements PushTransaction {
     if (ids.length === 0) return fromDb(Promise.resolve(new Map()));
     const load = async () => {
       const rows = new Map<string, StoredRow>();
+      const statement = this.statements(table).load;
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
-        const found = await this.trx(table.name)
-          .select(selectColumns(table))
-          .where('user_id', this.userId)
-          .whereIn('id', ids.slice(i, i + READ_CHUNK));
-        for (const row of found as Record<string, unknown>[]) {
+        const found = await this.run(statement, [this.userId, ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK)]);
+        for (const row of found.rows) {
           const values = wireValues(table, row, this.userId, this.cipher);
           delete values['last_modified_at'];
           rows.set(row['id'] as string, {
@@ -174,24 +242,33 @@ class KnexPushTransaction implements PushTransaction {
 
   writeRows(table: TableSpec, rows: readonly RowWrite[], byDevice: string | null): ResultAsync<void, SyncError> {
     if (rows.length === 0) return fromDb(Promise.resolve());
-    const columns = columnNames(table);
-    const sensitive = this.cipher && hasSensitiveColumns(table) ? sensitiveColumns(table) : [];
+    const statement = this.statements(table).write;
     const write = async () => {
+      // One array per column, in the statement's order: id, created_at, _status, the table's columns.
+      const n = rows.length;
+      const ids = new Array<string>(n);
+      const createdAt = new Array<unknown>(n);
+      const status = new Array<string>(n);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        ids[i] = r.id;
+        createdAt[i] = r.values['created_at'] ?? null;
+        status[i] = r.deleted ? 'deleted' : 'active';
+      }
+      const arrays: unknown[][] = [ids, createdAt, status];
+      for (const c of statement.columns) {
+        const values = new Array<unknown>(n);
+        const sensitive = this.cipher !== null && table.columns[c]!.sensitive === true;
+        for (let i = 0; i < n; i++) {
+          const r = rows[i]!;
+          const v = r.values[c] ?? null;
+          values[i] = sensitive && typeof v === 'string' ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v;
+        }
+        arrays.push(values);
+      }
       // Read by the sync_stamp trigger; transaction-local, so it cannot leak to another request.
       await this.trx.raw("SELECT set_config('sync.device_id', ?, true)", [byDevice ?? '']);
-      for (let i = 0; i < rows.length; i += WRITE_CHUNK) {
-        const chunk = rows.slice(i, i + WRITE_CHUNK).map((r) => {
-          const out: Record<string, unknown> = { user_id: this.userId, id: r.id, created_at: r.values['created_at'], _status: r.deleted ? 'deleted' : 'active' };
-          for (const c of columns) out[c] = r.values[c] ?? null;
-          for (const c of sensitive) {
-            const v = out[c];
-            if (typeof v === 'string') out[c] = this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id });
-          }
-          if (sensitive.length) out['encrypted'] = true;
-          return out;
-        });
-        await this.trx(table.name).insert(chunk).onConflict(['user_id', 'id']).merge();
-      }
+      await this.run(statement, [this.userId, ...arrays]);
     };
     return fromDb(write());
   }
