@@ -52,7 +52,12 @@ export interface QueryOptions {
   readonly limit?: number;
 }
 
-const PULL_CHUNK = 50;
+/**
+ * Pulled records per statement. Rows and ids go to SQLite as one JSON parameter (read back with
+ * json_each), so a chunk is not bounded by SQLite's bound-parameter limit, and the statement text
+ * is the same for every chunk of a table; the bound is only the size of one JSON string.
+ */
+const PULL_CHUNK = 5000;
 
 function table(name: string): TableSpec {
   const t = tableSpec(name);
@@ -232,18 +237,20 @@ export class LocalDatabase {
       for (const [name, ch] of Object.entries(changes)) {
         const t = tableSpec(name);
         if (!t) continue;
-        const records = [...ch.created, ...ch.updated];
+        const records = ch.created.length === 0 ? ch.updated : ch.updated.length === 0 ? ch.created : [...ch.created, ...ch.updated];
         for (let i = 0; i < records.length; i += PULL_CHUNK) {
-          const chunk = records.slice(i, i + PULL_CHUNK);
-          merges.push(...(await pendingMerges(tx, t, chunk.map((r) => r['id'] as string), false)));
-          applied += await upsertPulled(tx, t, chunk);
+          const chunk = records.length <= PULL_CHUNK ? records : records.slice(i, i + PULL_CHUNK);
+          const found = await pendingMerges(tx, t, chunk.map((r) => r['id'] as string), false);
+          merges.push(...found);
+          // Rows with local changes are the only ones whose _changed the upsert may have to trim.
+          applied += await upsertPulled(tx, t, chunk, found.length > 0);
         }
         for (let i = 0; i < ch.deleted.length; i += PULL_CHUNK) {
           const ids = ch.deleted.slice(i, i + PULL_CHUNK);
           merges.push(...(await pendingMerges(tx, t, ids, true)));
-          const marks = ids.map(() => '?').join(', ');
-          await tx.execute(`DELETE FROM ${q(t.name)} WHERE id IN (${marks})`, ids);
-          await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id IN (${marks})`, [t.name, ...ids]);
+          const list = JSON.stringify(ids);
+          await tx.execute(`DELETE FROM ${q(t.name)} WHERE id IN (SELECT value FROM json_each(?))`, [list]);
+          await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id IN (SELECT value FROM json_each(?))`, [t.name, list]);
           applied += ids.length;
         }
       }
@@ -319,9 +326,10 @@ export class LocalDatabase {
 
 /** The conflicts that pulling these ids into rows with local changes resolves (before they are applied). */
 async function pendingMerges(tx: SqlExecutor, t: TableSpec, ids: readonly string[], pulledDelete: boolean): Promise<ConflictEvent[]> {
+  if (ids.length === 0) return [];
   const rows = await tx.execute(
-    `SELECT id, _changed, _status FROM ${q(t.name)} WHERE id IN (${ids.map(() => '?').join(', ')}) AND (_changed <> '' OR _status = 'deleted')`,
-    [...ids],
+    `SELECT id, _changed, _status FROM ${q(t.name)} WHERE id IN (SELECT value FROM json_each(?)) AND (_changed <> '' OR _status = 'deleted')`,
+    [JSON.stringify(ids)],
   );
   return rows.map((r) => {
     const changed = String(r['_changed']).split(',').filter(Boolean);
@@ -338,35 +346,101 @@ async function pendingMerges(tx: SqlExecutor, t: TableSpec, ids: readonly string
   });
 }
 
-/**
- * Upserts pulled records in one statement per chunk; for a row with local changes, each column
- * named in its `_changed` keeps the local value (spec §5), and a locally deleted row is left alone.
- */
-async function upsertPulled(tx: SqlExecutor, t: TableSpec, records: readonly WireRecord[]): Promise<number> {
-  if (records.length === 0) return 0;
+/** A table's upsert of pulled records, built once: its text does not depend on the number of rows. */
+interface PulledUpsert {
+  readonly columns: readonly string[];
+  /** INSERT … SELECT from a JSON array of row arrays [id, …columns, created_at, last_modified_at]. */
+  readonly fromJson: string;
+  /** ON CONFLICT … (shared by both forms). */
+  readonly onConflict: string;
+  readonly insertColumns: readonly string[];
+  /** UPDATE trimming server-owned columns from _changed, for ids in a JSON array; null without such columns. */
+  readonly trimOwned: string | null;
+}
+
+const upserts = new Map<string, PulledUpsert>();
+
+function pulledUpsert(t: TableSpec): PulledUpsert {
+  let u = upserts.get(t.name);
+  if (u) return u;
   const cols = columnNames(t);
   const insertCols = ['id', ...cols, 'created_at', 'last_modified_at'];
-  const values: SqlValue[] = [];
-  for (const r of records) {
-    values.push(r['id'] as string, ...cols.map((c) => toSql(t, c, r[c])), Number(r['created_at'] ?? 0), Number(r['last_modified_at'] ?? 0));
-  }
   // The policy table applies on the device too: a server-owned column takes the server's value
   // even when changed locally (and stops counting as a local change).
   const merge = (c: string) =>
     columnSpec(t, c)?.serverOwned
       ? `${q(c)} = excluded.${q(c)}`
       : `${q(c)} = CASE WHEN instr(',' || ${q(t.name)}._changed || ',', ',${c},') > 0 THEN ${q(t.name)}.${q(c)} ELSE excluded.${q(c)} END`;
-  await tx.execute(
-    `INSERT INTO ${q(t.name)} (${insertCols.map(q).join(', ')}) VALUES ${records.map(() => `(${insertCols.map(() => '?').join(', ')})`).join(', ')}
-     ON CONFLICT(id) DO UPDATE SET ${[...cols.map(merge), 'created_at = excluded.created_at', 'last_modified_at = excluded.last_modified_at'].join(', ')}
-     WHERE ${q(t.name)}._status <> 'deleted'`,
-    values,
-  );
+  const onConflict = `ON CONFLICT(id) DO UPDATE SET ${[...cols.map(merge), 'created_at = excluded.created_at', 'last_modified_at = excluded.last_modified_at'].join(', ')}
+     WHERE ${q(t.name)}._status <> 'deleted'`;
   const owned = cols.filter((c) => columnSpec(t, c)?.serverOwned);
-  if (owned.length) {
-    let changed = `',' || _changed || ','`;
-    for (const c of owned) changed = `replace(${changed}, ',${c},', ',')`;
-    await tx.execute(`UPDATE ${q(t.name)} SET _changed = trim(${changed}, ',') WHERE _changed <> '' AND id IN (${records.map(() => '?').join(', ')})`, records.map((r) => r['id'] as string));
+  let changed = `',' || _changed || ','`;
+  for (const c of owned) changed = `replace(${changed}, ',${c},', ',')`;
+  u = {
+    columns: cols,
+    insertColumns: insertCols,
+    // WHERE true: SQLite's rule for an upsert whose rows come from a SELECT.
+    fromJson: `INSERT INTO ${q(t.name)} (${insertCols.map(q).join(', ')})
+     SELECT ${insertCols.map((_, i) => `json_extract(value, '$[${i}]')`).join(', ')} FROM json_each(?) WHERE true
+     ${onConflict}`,
+    onConflict,
+    trimOwned: owned.length ? `UPDATE ${q(t.name)} SET _changed = trim(${changed}, ',') WHERE _changed <> '' AND id IN (SELECT value FROM json_each(?))` : null,
+  };
+  upserts.set(t.name, u);
+  return u;
+}
+
+/**
+ * Whether JSON carries this bound value unchanged: JSON has no NaN or Infinity, and SQLite stores
+ * a bound number in a TEXT column as a REAL's text ("5.0") but a JSON integer as "5".
+ */
+function jsonSafe(t: TableSpec, column: string | null, v: SqlValue): boolean {
+  if (typeof v !== 'number') return true;
+  if (!Number.isFinite(v)) return false;
+  const type = column === null ? 'integer' : t.columns[column]!.type;
+  return type === 'integer' || type === 'boolean';
+}
+
+/**
+ * Upserts pulled records; for a row with local changes, each column named in its `_changed` keeps
+ * the local value (spec §5), and a locally deleted row is left alone. `withLocalChanges`: some of
+ * these ids have local changes (found by pendingMerges), so server-owned columns must be trimmed
+ * from their `_changed`; without, there is nothing to trim.
+ */
+async function upsertPulled(tx: SqlExecutor, t: TableSpec, records: readonly WireRecord[], withLocalChanges: boolean): Promise<number> {
+  if (records.length === 0) return 0;
+  const u = pulledUpsert(t);
+  const rows: SqlValue[][] = new Array(records.length);
+  let asJson = true;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const row: SqlValue[] = new Array(u.columns.length + 3);
+    row[0] = r['id'] as string;
+    for (let j = 0; j < u.columns.length; j++) {
+      const c = u.columns[j]!;
+      const v = toSql(t, c, r[c]);
+      if (asJson && !jsonSafe(t, c, v)) asJson = false;
+      row[j + 1] = v;
+    }
+    row[u.columns.length + 1] = Number(r['created_at'] ?? 0);
+    row[u.columns.length + 2] = Number(r['last_modified_at'] ?? 0);
+    if (asJson && !(jsonSafe(t, null, row[u.columns.length + 1]!) && jsonSafe(t, null, row[u.columns.length + 2]!))) asJson = false;
+    rows[i] = row;
   }
+  if (asJson) {
+    await tx.execute(u.fromJson, [JSON.stringify(rows)]);
+  } else {
+    // A value JSON would alter: bound parameters, as many rows per statement as SQLite's classic limit of 999 allows.
+    const perStatement = Math.max(1, Math.floor(999 / u.insertColumns.length));
+    for (let i = 0; i < rows.length; i += perStatement) {
+      const part = rows.slice(i, i + perStatement);
+      await tx.execute(
+        `INSERT INTO ${q(t.name)} (${u.insertColumns.map(q).join(', ')}) VALUES ${part.map(() => `(${u.insertColumns.map(() => '?').join(', ')})`).join(', ')}
+     ${u.onConflict}`,
+        part.flat(),
+      );
+    }
+  }
+  if (u.trimOwned && withLocalChanges) await tx.execute(u.trimOwned, [JSON.stringify(records.map((r) => r['id'] as string))]);
   return records.length;
 }

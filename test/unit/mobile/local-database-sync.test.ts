@@ -168,6 +168,33 @@ describe('LocalDatabase: the sync side', () => {
       expect(stored[119]).to.deep.equal(records[119]);
     });
 
+    it('merges pending rows in every chunk of a page of 12,001 records and applies the rest', async () => {
+      const id = (i: number) => `c${String(i).padStart(5, '0')}`;
+      const capture = (i: number, values: Partial<WireRecord> = {}): WireRecord => ({ id: id(i), type: 'text', raw_content: `server ${i}`, normalized_text: null, state: 'captured', tags: '[]', project_id: null, duration_ms: null, created_at: i, last_modified_at: 20_000 + i, ...values });
+      const edited = [7, 4_999, 5_000, 11_998];
+      for (const i of edited) await f.local.create('captures', { id: id(i), type: 'text', raw_content: `local ${i}` });
+      await pushAll('captures');
+      for (const i of edited) await f.local.update('captures', id(i), { raw_content: `edited ${i}`, state: 'ready' });
+      const records = Array.from({ length: 12_001 }, (_, i) => capture(i, { state: 'processing' }));
+      const { applied, merges } = await f.local.applyPulled(pulled('captures', { updated: records }));
+      expect(applied).to.equal(12_001);
+      expect(merges.map((m) => [m.id, m.type, m.clientColumns, m.serverColumns])).to.deep.equal(edited.map((i) => [id(i), 'update_update', ['raw_content'], ['state']]));
+      for (const i of edited) {
+        expect(await f.local.get('captures', id(i))).to.include({ raw_content: `edited ${i}`, state: 'processing', last_modified_at: 20_000 + i });
+        expect(await f.bookkeeping('captures', id(i))).to.include({ _changed: 'raw_content' });
+      }
+      expect(await f.local.get('captures', id(12_000))).to.deep.equal(capture(12_000, { state: 'processing' }));
+      expect(await f.local.countPending()).to.equal(edited.length);
+    });
+
+    it('stores a pulled number in a text column as a bound parameter stores it', async () => {
+      await f.driver.execute('INSERT INTO ideas (id, text, created_at) VALUES (?, ?, ?)', ['bound', 5, 1]);
+      await f.local.applyPulled(pulled('ideas', { created: [{ id: 'pulled', thought_id: null, text: 5, created_at: 1, last_modified_at: 2 }, { id: 'plain', thought_id: null, text: 'x', created_at: 1, last_modified_at: 3 }] }));
+      const bound = (await f.local.get('ideas', 'bound'))!['text'];
+      expect((await f.local.get('ideas', 'pulled'))!['text']).to.equal(bound);
+      expect(await f.local.get('ideas', 'plain')).to.include({ text: 'x', last_modified_at: 3 });
+    });
+
     it('applies a page all or nothing: a record missing a required column rejects the whole page', async () => {
       await f.local.create('todos', { id: 'mine', description: 'pending' });
       const page = pulled('todos', { created: [serverTodo('fine')], updated: [serverTodo('mine', { description: 'server' }), serverTodo('broken', { description: null })] });
