@@ -46,6 +46,31 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     ]);
   });
 
+  it('decrypts the captures a page of a pull of all tables sends, not those read past its cut', async () => {
+    const s = await start(KEY_A);
+    // Captures and ideas interleaved in stamp order, so a page cuts the captures' read short.
+    for (let i = 0; i < 4; i++) {
+      await s.client('cy').push({ changes: { captures: { created: [{ id: `c${i}`, type: 'text', raw_content: `note ${i}` }] }, ideas: { created: [{ id: `i${i}`, text: `idea ${i}` }] } } });
+    }
+    // c3 tampered (its stamp kept): only the page that sends it may fail.
+    await ctx.database.db.transaction(async (trx) => {
+      await trx.raw("SELECT set_config('sync.skip_stamp', 'on', true)");
+      const row = await trx('captures').where({ user_id: 'cy', id: 'c3' }).first('raw_content');
+      await trx('captures').where({ user_id: 'cy', id: 'c3' }).update({ raw_content: row.raw_content.slice(0, -3) + (row.raw_content.endsWith('AAA') ? 'BBB' : 'AAA') });
+    });
+    const first = await s.client('cy').pull({ last_pulled_at: 0, limit: 3 });
+    expect(first.status).to.equal(200);
+    expect(first.body.has_more).to.equal(true);
+    expect(first.body.changes.captures.created.map((c: any) => [c.id, c.raw_content])).to.deep.equal([
+      ['c0', 'note 0'],
+      ['c1', 'note 1'],
+    ]);
+    const second = await s.client('cy').pull({ last_pulled_at: first.body.timestamp, limit: 3 });
+    expect(second.body.changes.captures.created.map((c: any) => [c.id, c.raw_content])).to.deep.equal([['c2', 'note 2']]);
+    const third = await s.client('cy').pull({ last_pulled_at: second.body.timestamp, limit: 3 });
+    expect(third.status).to.equal(500);
+  });
+
   it('refuses a tampered ciphertext with a clear error, not garbage, and other users are unaffected', async () => {
     const s = await start(KEY_A);
     await s.client('tam').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'original' }] } } });

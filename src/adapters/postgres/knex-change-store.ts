@@ -80,28 +80,30 @@ function selectColumns(table: TableSpec): string[] {
   return ['id', ...columnNames(table), 'created_at', 'last_modified_at', 'first_written_at', 'first_written_by', 'last_modified_by', '_status'];
 }
 
-/**
- * A stored row as the protocol sees it: numbers as numbers, sensitive columns decrypted. A value
- * that fails to decrypt aborts the read with a clear error (never garbage sent to a device).
- */
-function wireValues(table: TableSpec, row: Record<string, unknown>, userId: string, cipher: FieldCipher | null): WireRecord {
+/** A stored row as the protocol sees it: numbers as numbers; sensitive columns still as stored (see decryptValues). */
+function wireValues(table: TableSpec, row: Record<string, unknown>): WireRecord {
   const values: WireRecord = { id: row['id'] as string };
   for (const column of columnNames(table)) {
     const v = row[column];
     values[column] = v === null || v === undefined ? null : table.columns[column]!.type === 'integer' ? toNumber(v) : (v as string | boolean);
   }
-  if (cipher) {
-    for (const column of sensitiveColumns(table)) {
-      const v = values[column];
-      if (typeof v !== 'string') continue;
-      const plain = cipher.decrypt(v, { table: table.name, column, userId, recordId: values['id'] as string });
-      if (plain.isErr()) throw new Rollback(plain.error);
-      values[column] = plain.value;
-    }
-  }
   values['created_at'] = toNumber(row['created_at']);
   values['last_modified_at'] = toNumber(row['last_modified_at']);
   return values;
+}
+
+/**
+ * Decrypts the sensitive columns of wireValues' result in place. A value that fails to decrypt
+ * aborts the read with a clear error (never garbage sent to a device).
+ */
+function decryptValues(table: TableSpec, values: WireRecord, userId: string, cipher: FieldCipher): void {
+  for (const column of sensitiveColumns(table)) {
+    const v = values[column];
+    if (typeof v !== 'string') continue;
+    const plain = cipher.decrypt(v, { table: table.name, column, userId, recordId: values['id'] as string });
+    if (plain.isErr()) throw new Rollback(plain.error);
+    values[column] = plain.value;
+  }
 }
 
 /**
@@ -133,13 +135,26 @@ export class KnexChangeStore implements ChangeStore {
       this.db.transaction(
         async (trx) => {
           const highWater = await this.highWaterMark(trx, userId);
-          const rows: PulledRow[] = [];
+          let rows: PulledRow[] = [];
           if (highWater > (query.since ?? 0) || query.fullTables.size > 0) {
-            for (const table of query.tables) rows.push(...(await this.readTable(trx, userId, table, query, highWater)));
+            for (const table of query.tables) {
+              const found = await this.readTable(trx, userId, table, query, highWater);
+              rows = rows.length === 0 ? found : rows.concat(found);
+            }
           }
-          rows.sort((a, b) => a.lastModifiedAt - b.lastModifiedAt);
+          if (query.tables.length > 1) rows.sort((a, b) => a.lastModifiedAt - b.lastModifiedAt);
           const hasMore = rows.length > query.limit;
-          return { rows: hasMore ? rows.slice(0, query.limit) : rows, hasMore, highWater };
+          if (hasMore) rows = rows.slice(0, query.limit);
+          // Decrypt only what the page sends: of limit + 1 rows read per table, up to
+          // (tables - 1) × limit + 1 are cut off.
+          if (this.cipher) {
+            const encrypted = new Map(query.tables.filter(hasSensitiveColumns).map((t) => [t.name, t]));
+            if (encrypted.size) for (const row of rows) {
+              const table = encrypted.get(row.table);
+              if (table) decryptValues(table, row.values, userId, this.cipher);
+            }
+          }
+          return { rows, hasMore, highWater };
         },
         // One snapshot for the high-water mark and the rows: every write at or below it is visible.
         { isolationLevel: 'repeatable read', readOnly: true },
@@ -169,7 +184,7 @@ export class KnexChangeStore implements ChangeStore {
     const found = await q.orderBy('last_modified_at').limit(query.limit + 1);
     return found.map((row: Record<string, unknown>) => ({
       table: table.name,
-      values: wireValues(table, row, userId, this.cipher),
+      values: wireValues(table, row),
       deleted: row['_status'] === 'deleted',
       lastModifiedAt: toNumber(row['last_modified_at']),
       firstWrittenAt: toNumber(row['first_written_at']),
@@ -225,7 +240,8 @@ class KnexPushTransaction implements PushTransaction {
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
         const found = await this.run(statement, [this.userId, ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK)]);
         for (const row of found.rows) {
-          const values = wireValues(table, row, this.userId, this.cipher);
+          const values = wireValues(table, row);
+          if (this.cipher) decryptValues(table, values, this.userId, this.cipher);
           delete values['last_modified_at'];
           rows.set(row['id'] as string, {
             values,
