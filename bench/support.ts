@@ -25,7 +25,15 @@ export interface BenchServer extends RunningServer {
   forget(userIds: readonly string[]): Promise<void>;
 }
 
-const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts', 'sync_users', 'sync_logs'];
+const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts', 'sync_users', 'sync_logs', 'sync_failure_streaks'];
+
+/** Deletes every row these users have in the server's tables (a bench leaves a real database as it found it). */
+export async function forgetUsers(db: Knex, userIds: readonly string[]): Promise<void> {
+  for (let i = 0; i < userIds.length; i += 500) {
+    const some = userIds.slice(i, i + 500);
+    for (const table of TABLES) await db(table).whereIn('user_id', some).delete();
+  }
+}
 
 /** The real server on 127.0.0.1: PostgreSQL when DATABASE_URL is set, in-memory PGlite otherwise. */
 export async function startBenchServer(env: Record<string, string> = {}): Promise<BenchServer> {
@@ -57,7 +65,7 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     cipher: new AesGcmFieldCipher(config.fieldKeys.ring),
     forget: async (userIds) => {
       for (const u of userIds) forgotten.add(u);
-      for (const table of TABLES) await db(table).whereIn('user_id', [...userIds]).delete();
+      await forgetUsers(db, userIds);
     },
   };
 }
