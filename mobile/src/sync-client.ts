@@ -120,6 +120,11 @@ export class SyncClient {
     this.setStatus({ pending, quarantined });
   }
 
+  /** refreshCounts for the client's own triggers: a database closed meanwhile leaves the counts as they were. */
+  private recount(): Promise<void> {
+    return this.refreshCounts().catch(() => undefined);
+  }
+
   /**
    * Syncs now, or right after the sync under way (a call during a sync queues one more run, and
    * every call made meanwhile shares it).
@@ -149,7 +154,7 @@ export class SyncClient {
     const progress: SyncReport = { tables: {}, conflicts: [] };
     if (!this.network.isOnline()) {
       this.setStatus({ state: 'offline' });
-      await this.refreshCounts();
+      await this.recount();
       const offline = networkFailure('offline');
       this.measure(startedAt, retries, progress, err(offline));
       return err(offline);
@@ -169,7 +174,7 @@ export class SyncClient {
       this.setStatus({ state: offline ? 'offline' : 'error', lastError: result.error });
       if (result.error.retryable && !offline) this.scheduleRetry(result.error);
     }
-    await this.refreshCounts();
+    await this.recount();
     return result;
   }
 
@@ -217,7 +222,7 @@ export class SyncClient {
     this.started = true;
     this.unsubscribers.push(
       this.local.onChange(() => {
-        void this.refreshCounts();
+        void this.recount();
         this.cancel('debounceTimer');
         this.debounceTimer = this.timers.setTimeout(() => {
           this.debounceTimer = null;

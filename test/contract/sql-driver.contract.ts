@@ -187,5 +187,19 @@ export function runSqlDriverContract(name: string, open: () => Promise<SqlDriver
       );
       expect(afterTransaction).to.be.instanceOf(Error);
     });
+
+    it('refuses a statement issued while close is under way, with its own error, and closes once (a second close is a no-op)', async () => {
+      const before = driver.execute('INSERT INTO items (id, label) VALUES (1, ?)', ['before close']);
+      const closing = driver.close();
+      closed = true;
+      const during = await driver.execute('SELECT 1').then(
+        () => 'resolved',
+        (e: unknown) => (e instanceof Error ? e.message : String(e)),
+      );
+      await closing;
+      await before;
+      expect(during).to.match(/closed/i);
+      await driver.close();
+    });
   });
 }

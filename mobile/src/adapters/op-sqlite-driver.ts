@@ -50,9 +50,12 @@ export class OpSqliteDriver implements SqlDriver {
     });
   }
 
+  /** Statements already issued still run; any issued from now on is refused (not sent to a closed connection). */
   async close(): Promise<void> {
-    await this.enqueue(async () => this.db.close());
+    if (this.closed) return;
+    const closing = this.enqueue(async () => this.db.close());
     this.closed = true;
+    await closing;
   }
 }
 
