@@ -23,12 +23,21 @@ import { TABLES, columnNames, columnSpec, tableSpec, type TableSpec, type WireVa
 import { FakeNetworkMonitor } from '../../fakes/fake-network-monitor';
 import { MemoryAsyncStorage } from '../../fakes/memory-async-storage';
 import { newDeviceFile } from '../device';
-import { startTestServer, storedRows, type TestServer } from '../server';
+import { startTestServer, storedRows } from '../server';
 import { CRASH_POINTS, DeviceFaults, FETCH_FAULTS, crashingCheckpoints, crashingDriver, faultyFetch, newFaultCounts, type CrashPoint, type FaultCounts, type FetchFault } from './faults';
 import { Rng } from './rng';
 
+/** The server under test, as the runs need it: where it listens, and tokens for its users. */
+export interface SimServer {
+  readonly url: string;
+  token(userId: string): string;
+  close(): Promise<void>;
+}
+
 export interface RunOptions {
   readonly seed: number;
+  /** Starts the server (again, after a restart) on the run's database; default: in this process. */
+  readonly startServer?: () => Promise<SimServer>;
   /** Commands before healing (default: drawn from the seed, 20–50). */
   readonly commands?: number;
   /** Faults and crashes on (default true). */
@@ -52,8 +61,8 @@ export interface RunResult {
 type Command =
   | { op: 'create'; d: number; table: string; id?: string; values: Record<string, WireValue> }
   | { op: 'update'; d: number; table: string; values: Record<string, WireValue> }
-  /** An update made while the device's sync is under way (it may land between its push and the marking clean). */
-  | { op: 'update-during-sync'; d: number; table: string; values: Record<string, WireValue>; afterMs: number }
+  /** An update made while the device's push is in flight (between its push and the marking clean). */
+  | { op: 'update-during-push'; d: number; table: string; values: Record<string, WireValue> }
   | { op: 'delete'; d: number; table: string }
   | { op: 'sync'; d: number }
   | { op: 'sync-all' }
@@ -76,6 +85,19 @@ interface SimDevice {
   client: SyncClient;
   /** The last push that got no answer: its retry must carry the same push_id. */
   unanswered: { key: string; pushId: string } | null;
+  /** A local write to make while the next push is in flight. */
+  duringPush: (() => Promise<void>) | null;
+}
+
+/** A value the app wrote on a device (the device's latest write of that column is `latest`). */
+interface LocalWrite {
+  readonly device: number;
+  readonly user: number;
+  readonly table: string;
+  readonly id: string;
+  readonly column: string;
+  readonly value: WireValue;
+  latest: boolean;
 }
 
 /** One acknowledged write of one column (or a delete), in the server's commit order (`ts`). */
@@ -117,8 +139,8 @@ function describe(c: Command): string {
       return `d${c.d} create ${c.table}${c.id ? ` id=${c.id}` : ''} ${JSON.stringify(c.values)}`;
     case 'update':
       return `d${c.d} update ${c.table} ${JSON.stringify(c.values)}`;
-    case 'update-during-sync':
-      return `d${c.d} sync, and ${c.afterMs} ms in update ${c.table} ${JSON.stringify(c.values)}`;
+    case 'update-during-push':
+      return `d${c.d} sync, updating ${c.table} ${JSON.stringify(c.values)} while its push is in flight`;
     case 'delete':
       return `d${c.d} delete ${c.table}`;
     case 'sync-all':
@@ -146,7 +168,7 @@ function normalize(t: TableSpec, row: Record<string, unknown>): Record<string, W
 
 export class ConvergenceRun {
   private readonly rng: Rng;
-  private server!: TestServer;
+  private server!: SimServer;
   private readonly devices: SimDevice[] = [];
   private readonly acks: Ack[] = [];
   private readonly log: string[] = [];
@@ -156,14 +178,24 @@ export class ConvergenceRun {
   private readonly created: Array<{ table: string; id: string; user: number }> = [];
   private readonly userIds: string[] = [];
   private writes = 0;
+  private readonly localWrites: LocalWrite[] = [];
+  /** Rows a device deleted: each must be gone from the server at the end (a delete is final). */
+  private readonly localDeletes: Array<{ user: number; row: string; device: number }> = [];
   private syncs = 0;
   private w = 0;
+  private tables: TableSpec[] = [];
+  /** The timed soak lets clients sync on their own triggers, sooner than the app defaults. */
+  private clientSettings: { debounceMs?: number; pollIntervalMs?: number } = {};
 
   constructor(
     private readonly db: Knex,
     private readonly options: RunOptions,
   ) {
     this.rng = new Rng(options.seed);
+  }
+
+  private startServer(): Promise<SimServer> {
+    return this.options.startServer ? this.options.startServer() : startTestServer(this.db);
   }
 
   private get faultsOn(): boolean {
@@ -177,10 +209,13 @@ export class ConvergenceRun {
   async run(): Promise<RunResult> {
     const started = Date.now();
     const rng = this.rng;
-    const users = rng.int(2, 4);
-    const deviceCount = rng.int(Math.max(users, 2), 6);
+    // Mostly 2 users, so that most users have several devices writing the same rows.
+    const users = rng.weighted([[3, 2], [2, 3], [1, 4]] as const);
+    const deviceCount = rng.int(users + 1, 6);
+    // Mostly a hot table or two, so that devices meet on the same rows.
+    this.tables = rng.chance(0.75) ? [rng.pick(TABLES), rng.pick(TABLES)] : [...TABLES];
     for (let u = 0; u < users; u++) this.userIds.push(`s${this.options.seed}-u${u}-${started.toString(36)}`);
-    this.server = await startTestServer(this.db);
+    this.server = await this.startServer();
     const batchSize = rng.pick([2, 5, 100]);
     const pullLimit = rng.pick([3, 10, 500]);
     try {
@@ -190,11 +225,11 @@ export class ConvergenceRun {
         const faults = new DeviceFaults(new Rng(this.options.seed * 31 + i + 1), this.counts);
         if (this.faultsOn && rng.chance(0.5)) faults.rate = rng.pick([0.05, 0.1, 0.2]);
         const name = `d${i}`;
-        const dev: SimDevice = { index: i, user, name, file: newDeviceFile(name), storage: new MemoryAsyncStorage(), network: new FakeNetworkMonitor(true), faults, skewMs, ids: 0, client: undefined!, unanswered: null };
+        const dev: SimDevice = { index: i, user, name, file: newDeviceFile(name), storage: new MemoryAsyncStorage(), network: new FakeNetworkMonitor(true), faults, skewMs, ids: 0, client: undefined!, unanswered: null, duringPush: null };
         dev.client = await this.openClient(dev, batchSize, pullLimit);
         this.devices.push(dev);
       }
-      this.log.push(`users=${users} devices=${this.devices.map((d) => `d${d.index}:u${d.user}${d.skewMs ? `(${d.skewMs / HOUR}h)` : ''}${d.faults.rate ? `(rate ${d.faults.rate})` : ''}`).join(' ')} batch=${batchSize} pullLimit=${pullLimit}`);
+      this.log.push(`users=${users} tables=${[...new Set(this.tables.map((t) => t.name))].join(',')} devices=${this.devices.map((d) => `d${d.index}:u${d.user}${d.skewMs ? `(${d.skewMs / HOUR}h)` : ''}${d.faults.rate ? `(rate ${d.faults.rate})` : ''}`).join(' ')} batch=${batchSize} pullLimit=${pullLimit}`);
       const n = this.options.commands ?? rng.int(20, 50);
       for (let i = 0; i < n; i++) {
         const command = await this.nextCommand();
@@ -224,6 +259,108 @@ export class ConvergenceRun {
     };
   }
 
+  /**
+   * The timed soak: `devices` clients of `users` users run on their own triggers (debounced
+   * syncs after writes, polls, retries with backoff) while each device writes, loses its network,
+   * meets faults and crashes for `durationMs`, and the server restarts at each of `restartAtMs`.
+   * Then faults stop: every client must be idle with nothing pending within `recoveryBoundMs`;
+   * then the same heal-and-check as a seeded run.
+   */
+  async soak(o: { users: number; devices: number; durationMs: number; intervalMs: number; faultRate: number; restartAtMs: readonly number[]; recoveryBoundMs: number; onProgress?: (p: { elapsedMs: number; writes: number; acknowledged: number; syncs: number; faults: FaultCounts }) => void }): Promise<RunResult & { recoveryMs: number | null }> {
+    const started = Date.now();
+    const rng = this.rng;
+    this.tables = [...TABLES];
+    this.clientSettings = { debounceMs: 100, pollIntervalMs: 5000 };
+    for (let u = 0; u < o.users; u++) this.userIds.push(`soak${this.options.seed}-u${u}-${started.toString(36)}`);
+    const batchSize = 100;
+    const pullLimit = 500;
+    let recoveryMs: number | null = null;
+    this.server = await this.startServer();
+    try {
+      for (let i = 0; i < o.devices; i++) {
+        const faults = new DeviceFaults(new Rng(this.options.seed * 31 + i + 1), this.counts);
+        faults.rate = o.faultRate;
+        const skewMs = i % 3 === 0 ? 0 : (i % 2 ? 1 : -1) * (1 + (i % 12)) * HOUR;
+        const name = `d${i}`;
+        const dev: SimDevice = { index: i, user: i % o.users, name, file: newDeviceFile(name), storage: new MemoryAsyncStorage(), network: new FakeNetworkMonitor(true), faults, skewMs, ids: 0, client: undefined!, unanswered: null, duringPush: null };
+        dev.client = await this.openClient(dev, batchSize, pullLimit);
+        dev.client.start();
+        this.devices.push(dev);
+      }
+      const deadline = started + o.durationMs;
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const device = async (dev: SimDevice) => {
+        while (Date.now() < deadline) {
+          await sleep(rng.int(0, 2 * o.intervalMs));
+          const command = await this.nextCommand({ d: dev.index });
+          if (this.log.length < 2000) this.log.push(describe(command));
+          await this.execute(command, batchSize, pullLimit).catch((e: unknown) => {
+            // A write racing a crash reopen finds the old database closed: it did not happen.
+            if (!/closed/.test(String(e))) throw e;
+          });
+          if (dev.faults.crashed) {
+            dev.faults.crashed = null;
+            await dev.client.close();
+            dev.client = await this.openClient(dev, batchSize, pullLimit);
+            dev.client.start();
+          }
+        }
+      };
+      const restarts = async () => {
+        for (const at of o.restartAtMs) {
+          if (started + at >= deadline) break;
+          await sleep(started + at - Date.now());
+          this.log.push('restart-server');
+          await this.server.close();
+          this.server = await this.startServer();
+        }
+      };
+      const progress = setInterval(() => o.onProgress?.({ elapsedMs: Date.now() - started, writes: this.writes, acknowledged: this.acks.length, syncs: this.syncs, faults: this.counts }), 10_000);
+      try {
+        await Promise.all([...this.devices.map(device), restarts()]);
+      } finally {
+        clearInterval(progress);
+      }
+      for (const dev of this.devices.filter((d) => d.faults.crashed)) {
+        dev.faults.crashed = null;
+        await dev.client.close();
+        dev.client = await this.openClient(dev, batchSize, pullLimit);
+        dev.client.start();
+      }
+      // Faults stop. The clients recover on their own: retry timers, the network coming back.
+      const healed = Date.now();
+      for (const d of this.devices) {
+        d.faults.heal();
+        d.network.setOnline(true);
+      }
+      while (Date.now() - healed < o.recoveryBoundMs) {
+        const statuses = this.devices.map((d) => d.client.getStatus());
+        if (statuses.every((s) => s.state === 'idle' && s.pending === 0)) {
+          recoveryMs = Date.now() - healed;
+          break;
+        }
+        await sleep(200);
+      }
+      if (recoveryMs === null) {
+        this.problems.push(`clients not idle ${o.recoveryBoundMs} ms after faults stopped: ${this.devices.map((d) => `${d.name} ${d.client.getStatus().state}/${d.client.getStatus().pending} pending`).join(', ')}`);
+      }
+      for (const d of this.devices) d.client.stop();
+      await this.healAndSettle(batchSize, pullLimit);
+      if (this.problems.length === 0) await this.check();
+    } catch (e) {
+      this.problems.push(`soak failed: ${e instanceof Error ? e.stack : String(e)}`);
+    } finally {
+      for (const d of this.devices) await d.client.close().catch(() => undefined);
+      await this.server.close().catch(() => undefined);
+    }
+    return { seed: this.options.seed, ok: this.problems.length === 0, problems: this.problems, commands: this.log, users: o.users, devices: o.devices, writes: this.writes, acknowledged: this.acks.length, syncs: this.syncs, faults: this.counts, ms: Date.now() - started, recoveryMs };
+  }
+
+  /** The users of this run, as the server knows them (to clean up after a soak). */
+  get serverUserIds(): readonly string[] {
+    return this.userIds;
+  }
+
   // ---- devices ----
 
   private async openClient(dev: SimDevice, batchSize: number, pullLimit: number): Promise<SyncClient> {
@@ -238,6 +375,8 @@ export class ConvergenceRun {
       batchSize,
       pullLimit,
       transport: (deviceId) => this.transport(dev, deviceId),
+      metrics: { record: () => void this.syncs++ },
+      ...this.clientSettings,
     });
     const integrity = await client.local.integrityCheck();
     if (integrity !== 'ok') this.problems.push(`${dev.name}: integrity_check after open: ${integrity}`);
@@ -267,9 +406,16 @@ export class ConvergenceRun {
         if (dev.unanswered?.key === key && dev.unanswered.pushId !== body.push_id) {
           this.problems.push(`${dev.name}: a retried push got a new push_id (${dev.unanswered.pushId} -> ${body.push_id})`);
         }
-        const r = await http.push(body);
+        const answer = http.push(body);
+        if (dev.duringPush) {
+          const write = dev.duringPush;
+          dev.duringPush = null;
+          await write();
+        }
+        const r = await answer;
         if (r.isOk()) {
-          dev.unanswered = null;
+          // Killed before it marks the rows clean, the client never learned of this answer.
+          dev.unanswered = dev.faults.crashAt === 'after-push-before-mark' && !dev.faults.healed ? { key, pushId: body.push_id } : null;
           this.acknowledge(dev.user, body, r.value.timestamp, r.value.conflicts);
           dev.faults.maybeCrash('after-push-before-mark');
         } else if (r.error.retryable) {
@@ -306,7 +452,6 @@ export class ConvergenceRun {
 
   /** Syncs one device; a crash point that fired reopens it on the same file and storage. */
   private async syncDevice(dev: SimDevice, batchSize: number, pullLimit: number): Promise<{ ok: boolean; pushed: number; error?: string }> {
-    this.syncs++;
     const r = await dev.client.sync();
     if (dev.faults.crashed) {
       dev.faults.crashed = null;
@@ -318,29 +463,45 @@ export class ConvergenceRun {
     return { ok: true, pushed: Object.values(r.value.tables).reduce((n, t) => n + t.pushed, 0) };
   }
 
+  /** Adds to the last command's line what came of it (in a soak only the first 2,000 lines are kept). */
+  private note(text: string): void {
+    if (this.log.length < 2000) this.log[this.log.length - 1] += text;
+  }
+
+  /** Records what the app wrote on a device: its latest value of each column must reach the server. */
+  private wrote(dev: SimDevice, table: string, id: string, values: Record<string, WireValue>): void {
+    this.writes++;
+    for (const [column, value] of Object.entries(values)) {
+      for (const w of this.localWrites) if (w.device === dev.index && w.table === table && w.id === id && w.column === column) w.latest = false;
+      this.localWrites.push({ device: dev.index, user: dev.user, table, id, column, value, latest: true });
+    }
+  }
+
   // ---- commands ----
 
-  private async nextCommand(): Promise<Command> {
+  /** The next command; `timed`: one for device `d`, whose client syncs on its own triggers. */
+  private async nextCommand(timed?: { d: number }): Promise<Command> {
     const rng = this.rng;
-    const d = rng.int(0, this.devices.length - 1);
+    const d = timed ? timed.d : rng.int(0, this.devices.length - 1);
     const dev = this.devices[d]!;
     const faults = this.faultsOn;
+    const manual = timed ? 0 : 1;
     const op = rng.weighted<Command['op'] | 'collide'>([
       [22, 'create'],
       [22, 'update'],
-      [5, 'update-during-sync'],
+      [5 * manual, 'update-during-push'],
       [7, 'delete'],
-      [20, 'sync'],
-      [4, 'sync-all'],
+      [20 * manual, 'sync'],
+      [4 * manual, 'sync-all'],
       [3, 'offline'],
       [4, 'online'],
       [faults ? 8 : 0, 'fault'],
       [faults ? 6 : 0, 'crash'],
-      [faults ? 1 : 0, 'restart-server'],
-      [1, 'reinstall'],
+      [faults ? manual : 0, 'restart-server'],
+      [manual, 'reinstall'],
       [2, 'collide'],
     ]);
-    const table = rng.pick(TABLES).name;
+    const table = rng.pick(this.tables).name;
     const t = tableSpec(table)!;
     const token = () => `u${dev.user}w${++this.w}`;
     switch (op) {
@@ -352,19 +513,21 @@ export class ConvergenceRun {
         values[TEXT_COLUMNS[table]!] = tok;
         if (table === 'captures') values['type'] = rng.pick(['audio', 'text']);
         if (op === 'collide') {
-          const others = this.created.filter((x) => x.table === table && x.user !== dev.user);
+          // Another user's id that this user never used (reusing one's own deleted id is not a collision).
+          const mine = new Set(this.created.filter((x) => x.table === table && x.user === dev.user).map((x) => x.id));
+          const others = this.created.filter((x) => x.table === table && x.user !== dev.user && !mine.has(x.id));
           if (others.length) return { op: 'create', d, table, id: rng.pick(others).id, values };
         }
         return { op: 'create', d, table, values };
       }
       case 'update':
-      case 'update-during-sync': {
+      case 'update-during-push': {
         const columns = columnNames(t);
         const picked = new Set([rng.chance(0.7) ? TEXT_COLUMNS[table]! : rng.pick(columns)]);
         while (rng.chance(0.4)) picked.add(rng.pick(columns));
         const tok = token();
         const values = Object.fromEntries([...picked].map((c) => [c, valueFor(t, c, tok, this.w, rng)]));
-        return op === 'update' ? { op, d, table, values } : { op, d, table, values, afterMs: rng.int(0, 15) };
+        return { op, d, table, values };
       }
       case 'delete':
         return { op, d, table };
@@ -394,50 +557,62 @@ export class ConvergenceRun {
         const dev = this.devices[c.d]!;
         const record = await dev.client.local.create(c.table, { ...(c.id ? { id: c.id } : {}), ...c.values }).catch(() => null);
         if (record) {
-          this.writes++;
+          this.wrote(dev, c.table, String(record['id']), c.values);
           this.created.push({ table: c.table, id: String(record['id']), user: dev.user });
-          this.log[this.log.length - 1] += ` -> ${String(record['id'])}`;
-        } else this.log[this.log.length - 1] += ' -> refused (id exists here)';
+          this.note(` -> ${String(record['id'])}`);
+        } else this.note(' -> refused (id exists here)');
         return;
       }
       case 'update': {
         const dev = this.devices[c.d]!;
         const id = await this.pickRow(dev, c.table);
-        if (!id) return void (this.log[this.log.length - 1] += ' -> no row');
+        if (!id) return this.note(' -> no row');
         await dev.client.local.update(c.table, id, c.values);
-        this.writes++;
-        this.log[this.log.length - 1] += ` -> ${id}`;
+        this.wrote(dev, c.table, id, c.values);
+        this.note(` -> ${id}`);
         return;
       }
-      case 'update-during-sync': {
+      case 'update-during-push': {
         const dev = this.devices[c.d]!;
         const id = await this.pickRow(dev, c.table);
-        const syncing = this.syncDevice(dev, batchSize, pullLimit);
-        await new Promise((r) => setTimeout(r, c.afterMs));
-        // The row may be gone by now (a pulled delete), or the client killed at a crash point.
-        const done = id ? await dev.client.local.update(c.table, id, c.values).then(() => true, () => false) : false;
-        if (done) this.writes++;
-        const r = await syncing;
-        this.log[this.log.length - 1] += ` -> ${id ?? 'no row'}${done ? '' : ' (not written)'}; sync ${r.ok ? `ok, pushed ${r.pushed}` : r.error}`;
+        if (!id) return this.note(' -> no row');
+        let when = 'after the sync (it pushed nothing)';
+        const write = async () => {
+          // The row may be gone by now (a pulled delete), or the client killed at a crash point.
+          const done = await dev.client.local.update(c.table, id, c.values).then(() => true, () => false);
+          if (done) this.wrote(dev, c.table, id, c.values);
+          else when += ', refused';
+        };
+        dev.duringPush = async () => {
+          when = 'during a push';
+          await write();
+        };
+        const r = await this.syncDevice(dev, batchSize, pullLimit);
+        if (dev.duringPush) {
+          dev.duringPush = null;
+          await write();
+        }
+        this.note(` -> ${id} ${when}; sync ${r.ok ? `ok, pushed ${r.pushed}` : r.error}`);
         return;
       }
       case 'delete': {
         const dev = this.devices[c.d]!;
         const id = await this.pickRow(dev, c.table);
-        if (!id) return void (this.log[this.log.length - 1] += ' -> no row');
+        if (!id) return this.note(' -> no row');
         await dev.client.local.delete(c.table, id);
         this.writes++;
-        this.log[this.log.length - 1] += ` -> ${id}`;
+        this.localDeletes.push({ user: dev.user, row: `${c.table}/${id}`, device: dev.index });
+        this.note(` -> ${id}`);
         return;
       }
       case 'sync': {
         const r = await this.syncDevice(this.devices[c.d]!, batchSize, pullLimit);
-        this.log[this.log.length - 1] += r.ok ? ` -> ok, pushed ${r.pushed}` : ` -> ${r.error}`;
+        this.note(r.ok ? ` -> ok, pushed ${r.pushed}` : ` -> ${r.error}`);
         return;
       }
       case 'sync-all': {
         const results = await Promise.all(this.devices.map((d) => this.syncDevice(d, batchSize, pullLimit)));
-        this.log[this.log.length - 1] += ` -> ${results.map((r) => (r.ok ? 'ok' : 'err')).join(',')}`;
+        this.note(` -> ${results.map((r) => (r.ok ? 'ok' : 'err')).join(',')}`);
         return;
       }
       case 'offline':
@@ -453,13 +628,13 @@ export class ConvergenceRun {
       case 'restart-server':
         // Between two syncs: the same database, a new process (and port).
         await this.server.close();
-        this.server = await startTestServer(this.db);
+        this.server = await this.startServer();
         return;
       case 'reinstall': {
         // The app is wiped and installed again: a new database file and storage, a new device id.
         // Only once its changes are on the server, so no acknowledged-or-not write is in limbo.
         const dev = this.devices[c.d]!;
-        if (!(await this.settleDevice(dev, batchSize, pullLimit))) return void (this.log[this.log.length - 1] += ' -> skipped (could not sync)');
+        if (!(await this.settleDevice(dev, batchSize, pullLimit))) return this.note(' -> skipped (could not sync)');
         await dev.client.close();
         dev.file = newDeviceFile(dev.name);
         dev.storage = new MemoryAsyncStorage();
@@ -566,6 +741,17 @@ export class ConvergenceRun {
         else if (!a.keptByServer) byColumn.set(`${row}#${a.column}`, [...(byColumn.get(`${row}#${a.column}`) ?? []), a]);
       }
       for (const row of deleted) if (server.has(row)) this.problems.push(`user ${u}: ${row} was deleted (acknowledged) but is still on the server`);
+      for (const d of this.localDeletes.filter((x) => x.user === u)) {
+        if (server.has(d.row)) this.problems.push(`user ${u}: d${d.device} deleted ${d.row}, yet the server still has it`);
+      }
+      // Every device's latest write of each column reached the server (it was acknowledged), unless
+      // its row was deleted or the column is server-owned (a pull may replace a local change to it).
+      for (const w of this.localWrites.filter((x) => x.user === u && x.latest)) {
+        const row = `${w.table}/${w.id}`;
+        if (deleted.has(row) || columnSpec(tableSpec(w.table)!, w.column)?.serverOwned) continue;
+        const acked = (byColumn.get(`${row}#${w.column}`) ?? []).some((a) => JSON.stringify(a.value) === JSON.stringify(w.value));
+        if (!acked) this.problems.push(`user ${u}: d${w.device}'s write ${row}.${w.column}=${JSON.stringify(w.value)} never reached the server`);
+      }
       for (const [key, acks] of byColumn) {
         const [row, column] = key.split('#') as [string, string];
         if (deleted.has(row)) continue;
