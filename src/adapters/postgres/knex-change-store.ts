@@ -53,8 +53,13 @@ class TableStatements {
       `SELECT ?, u.*${encrypted ? ', true' : ''} FROM unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
       `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}`;
     this.write = { sql, name: prepared ? `sync_write_${table.name}` : undefined, columns };
+    // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
+    // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
+    // autovacuum off) as a scan of all the user's rows; a LATERAL … LIMIT 1 cannot be flattened.
     this.load = {
-      sql: `SELECT ${selectColumns(table).map(quote).join(', ')} FROM ${quote(table.name)} WHERE user_id = ? AND id = ANY(?::text[])`,
+      sql:
+        `SELECT t.* FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL ` +
+        `(SELECT ${selectColumns(table).map(quote).join(', ')} FROM ${quote(table.name)} WHERE user_id = ? AND id = k.id LIMIT 1) AS t`,
       name: prepared ? `sync_load_${table.name}` : undefined,
     };
   }
@@ -238,7 +243,7 @@ class KnexPushTransaction implements PushTransaction {
       const rows = new Map<string, StoredRow>();
       const statement = this.statements(table).load;
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
-        const found = await this.run(statement, [this.userId, ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK)]);
+        const found = await this.run(statement, [ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK), this.userId]);
         for (const row of found.rows) {
           const values = wireValues(table, row);
           if (this.cipher) decryptValues(table, values, this.userId, this.cipher);
