@@ -36,14 +36,27 @@ export function sizes(): number[] {
   return list;
 }
 
-export function send(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: Buffer }> {
+/**
+ * Requests that failed with ECONNRESET on a reused keep-alive socket and were sent again. The
+ * server closes a connection idle for 5 s; a request written to it in the same instant is reset
+ * before the server reads it (more likely when the event loop is busy, as with in-process PGlite),
+ * so sending it once more is safe. Node's documentation of `request.reusedSocket` does the same.
+ */
+export let staleSocketRetries = 0;
+
+export function send(url: string, method: string, headers: Record<string, string>, body?: string, retried = false): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
     });
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (!retried && req.reusedSocket && e.code === 'ECONNRESET') {
+        staleSocketRetries++;
+        resolve(send(url, method, headers, body, true));
+      } else reject(e);
+    });
     req.end(body);
   });
 }

@@ -40,6 +40,7 @@ export interface LoadResult {
   readonly push_p95: number;
   readonly pull_p95: number;
   /** CPU used during the load, in % of one core: by this (load generator) process, by the servers, and by the whole machine (all processes, all cores: 100 x cores is all of it). */
+  readonly stale_socket_retries: number;
   readonly cpu: { load_generator_pct: number; servers_pct: number; machine_busy_pct: number };
 }
 
@@ -61,7 +62,10 @@ interface Client {
 
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
 
-function send(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+/** Sends again, once, a request reset on a reused keep-alive socket (see `send` in data.ts); counted. */
+let staleSocketRetries = 0;
+
+function send(url: string, method: string, headers: Record<string, string>, body?: string, retried = false): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
@@ -69,7 +73,12 @@ function send(url: string, method: string, headers: Record<string, string>, body
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (!retried && req.reusedSocket && e.code === 'ECONNRESET') {
+        staleSocketRetries++;
+        resolve(send(url, method, headers, body, true));
+      } else reject(e);
+    });
     req.end(body);
   });
 }
@@ -158,6 +167,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     for (let k = 0; k < RECORDS_PER_PUSH; k++) c.unsure.add(first + k);
   };
 
+  staleSocketRetries = 0;
   const deadline = Date.now() + options.seconds * 1000;
   const cpu0 = { self: process.cpuUsage(), servers: options.serverCpuMs?.() ?? NaN, machine: machineCpu() };
   const start = performance.now();
@@ -256,6 +266,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     latency: { p50: percentile(all, 50), p95: percentile(all, 95), p99: percentile(all, 99), max: percentile(all, 100) },
     push_p95: p95(pushLatencies),
     pull_p95: p95(pullLatencies),
+    stale_socket_retries: staleSocketRetries,
     cpu,
   };
 }
@@ -277,6 +288,7 @@ export function loadLine(r: LoadResult): Record<string, unknown> {
     push_p95_ms: r.push_p95,
     pull_p95_ms: r.pull_p95,
     errors: r.errors,
+    ...(r.stale_socket_retries ? { stale_socket_retries: r.stale_socket_retries } : {}),
     cpu_pct_of_one_core: r.cpu,
     ...(r.error_samples.length ? { error_samples: r.error_samples } : {}),
   };

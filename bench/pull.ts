@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { openDatabase } from '../src/adapters/postgres/connection';
-import { capture, indexOf, note, pullAll, push, rate, sizes, warmUp } from './data';
+import { capture, indexOf, note, pullAll, push, rate, sizes, staleSocketRetries, warmUp } from './data';
 import { elapsed, report, startBenchServer, type BenchServer } from './support';
 
 /**
@@ -77,7 +77,7 @@ export async function benchPull(): Promise<void> {
       const ms = elapsed(start);
       check.done();
       const direct = await readDirect(server, limitDb, user, n);
-      const line = { database: server.database, records: n, page: PAGE };
+      const line = { database: server.database, ...(staleSocketRetries ? { stale_socket_retries_so_far: staleSocketRetries } : {}), records: n, page: PAGE };
       report({ name: 'pull', ...line, ms: Math.round(ms), records_per_s: rate(n, ms), ratio_to_limit: Number((direct.ms / ms).toFixed(3)) });
       report({ name: 'pull.limit', ...line, ms: Math.round(direct.ms), records_per_s: rate(n, direct.ms) });
     }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { openDatabase } from '../src/adapters/postgres/connection';
-import { capture, checkPulled, note, push, rate, sizes, warmUp } from './data';
+import { capture, checkPulled, note, push, rate, sizes, staleSocketRetries, warmUp } from './data';
 import { elapsed, report, startBenchServer, type BenchServer } from './support';
 
 /**
@@ -72,7 +72,7 @@ export async function benchPush(): Promise<void> {
         await checkPulled(server, user, n, version);
         const limitMs = await limitPhase(server, limitDb, direct, n, version);
         await checkLimit(server, limitDb, direct, n, version);
-        const line = { database: server.database, records: n, batch: BATCH };
+        const line = { database: server.database, ...(staleSocketRetries ? { stale_socket_retries_so_far: staleSocketRetries } : {}), records: n, batch: BATCH };
         report({ name: `push.${phase}`, ...line, ms: Math.round(pushed.ms), records_per_s: rate(n, pushed.ms), ratio_to_limit: Number((limitMs / pushed.ms).toFixed(3)) });
         report({ name: `push.${phase}.limit`, ...line, ms: Math.round(limitMs), records_per_s: rate(n, limitMs) });
       }
