@@ -65,6 +65,13 @@ export class SyncEngine {
     const conflicts = report.conflicts as ConflictEvent[];
     for (const table of this.tablesFor(options)) {
       const tr: TableReport = (report.tables[table.name] = { pulled: 0, pushed: 0, conflicts: 0, quarantined: 0 });
+      // A push whose answer never came may be on the server already, older than what a pull would
+      // now bring: settled first, or the pull's merge would keep it as if it were a newer local edit
+      // (and its replayed answer would then mark it clean while the server holds the later write).
+      if (await this.checkpoints.getPushAttempt(table.name)) {
+        const settled = await this.pushTable(table, tr, conflicts);
+        if (settled.isErr()) return err(settled.error);
+      }
       const pulled = await this.pullTable(table, tr, conflicts);
       if (pulled.isErr()) return err(pulled.error);
       const pushed = await this.pushTable(table, tr, conflicts);

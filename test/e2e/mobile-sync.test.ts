@@ -168,6 +168,36 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
     expect(await deviceRows(d2, 'ideas')).to.have.length(45);
   });
 
+  it('a push applied but unanswered, then overtaken by another device\'s edit, ends with the later edit on both devices', async () => {
+    let dropNextAnswer = false;
+    const lossy = (inner: SyncTransport): SyncTransport => ({
+      pull: (p) => inner.pull(p),
+      push: async (b) => {
+        const answer = await inner.push(b);
+        if (!dropNextAnswer) return answer;
+        dropNextAnswer = false;
+        return err(networkFailure('answer lost'));
+      },
+    });
+    const a = await device('u-lost', { wrap: lossy });
+    const b = await device('u-lost');
+    await a.client.local.create('todos', { id: 't', description: 'v0' });
+    await syncOk(a);
+    await syncOk(b);
+    await a.client.local.update('todos', 't', { description: 'from a (committed, answer lost)' });
+    dropNextAnswer = true;
+    expect((await a.client.sync()).isErr()).to.equal(true);
+    await b.client.local.update('todos', 't', { description: 'from b (later)' });
+    await syncOk(b);
+    // a must not take b's later edit, pulled next, for older than its own unanswered push.
+    await syncOk(a);
+    await syncOk(b);
+    expect((await serverRows('todos', 'u-lost'))[0]).to.include({ description: 'from b (later)' });
+    expect(await a.client.local.get('todos', 't')).to.include({ description: 'from b (later)' });
+    expect(await b.client.local.get('todos', 't')).to.include({ description: 'from b (later)' });
+    expect(a.client.getStatus().pending).to.equal(0);
+  });
+
   it('8. an edit made while its push is in flight is pushed by the next sync, not lost', async () => {
     let editDuringPush: (() => Promise<void>) | null = null;
     const racing = (inner: SyncTransport): SyncTransport => ({
