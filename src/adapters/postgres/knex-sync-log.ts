@@ -37,7 +37,11 @@ export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
           })),
         );
         const changes: StreakChange[] = [];
-        for (const e of entries) {
+        // Users in user_id order (each user's entries in their own order, which a streak follows):
+        // two processes flushing at once then take the streak rows' locks in the same order instead
+        // of deadlocking, which dropped whole batches of logs when several processes shared a database.
+        const ordered = [...entries.entries()].sort(([i, a], [j, b]) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : i - j)).map(([, e]) => e);
+        for (const e of ordered) {
           const failed = e.status === 'failure';
           const { rows } = await trx.raw(
             `INSERT INTO sync_failure_streaks AS s (user_id, streak, updated_at, last_error_code) VALUES (?, ?, ?, ?)
