@@ -44,8 +44,8 @@ describeEachDatabase('sync log flushes from several processes', (ctx, name) => {
         for (const r of results) expect(r.isOk(), r.isErr() ? r.error.message : '').to.equal(true);
         batches += 4;
       }
-      const [{ n }] = await ctx.database.db('sync_logs').whereIn('user_id', users).count({ n: '*' });
-      expect(Number(n)).to.equal(batches * users.length);
+      const [counted] = await ctx.database.db('sync_logs').whereIn('user_id', users).count({ n: '*' });
+      expect(Number(counted?.n)).to.equal(batches * users.length);
     } finally {
       for (const p of pools) await p.destroy();
     }
