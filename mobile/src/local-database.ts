@@ -317,6 +317,23 @@ export class LocalDatabase {
     });
   }
 
+  /**
+   * After a first sync of a table: drops the rows that came from the server (a
+   * `last_modified_at`), have no local change and were not among `seen`, since the server no
+   * longer has them. Rows with local changes stay: their push settles them. Returns how many went.
+   */
+  async dropUnseenSynced(tableName: string, seen: ReadonlySet<string>): Promise<number> {
+    const t = table(tableName);
+    return this.db.transaction(async (tx) => {
+      const where = `last_modified_at IS NOT NULL AND _changed = '' AND _status = 'active' AND id NOT IN (SELECT value FROM json_each(?))`;
+      const ids = JSON.stringify([...seen]);
+      const [row] = await tx.execute(`SELECT count(*) AS n FROM ${q(t.name)} WHERE ${where}`, [ids]);
+      const n = Number(row?.['n'] ?? 0);
+      if (n > 0) await tx.execute(`DELETE FROM ${q(t.name)} WHERE ${where}`, [ids]);
+      return n;
+    });
+  }
+
   /** SQLite's own consistency check ('ok' when sound). */
   async integrityCheck(): Promise<string> {
     const rows = await this.db.execute('SELECT * FROM pragma_integrity_check');

@@ -81,14 +81,20 @@ export class SyncEngine {
   }
 
   private async pullTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
-    // A first sync wants this device's own rows too (it may have lost its database), on every page.
-    const firstSync = (await this.checkpoints.getLastPulledAt(table.name)) === null;
+    let since = await this.checkpoints.getLastPulledAt(table.name);
+    // A first sync (no cursor) gets the server's live rows and no deletes (spec §4.1). Rows this
+    // device already holds from the server but that the server no longer has (a first sync cut
+    // off after a page was applied, or a table re-pulled after discarding a quarantined record)
+    // would then stay forever: so a first sync notes every id it receives, and only once its last
+    // page is in does it drop the unseen clean rows and save its cursor. Cut off before that, it
+    // starts over.
+    const seen = since === null ? new Set<string>() : null;
     for (;;) {
-      const since = await this.checkpoints.getLastPulledAt(table.name);
       const page = await this.transport.pull({
         lastPulledAt: since,
         tables: [table.name],
-        suppressEcho: !firstSync,
+        // A first sync wants this device's own rows too (it may have lost its database), on every page.
+        suppressEcho: seen === null,
         ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}),
       });
       if (page.isErr()) return err(page.error);
@@ -98,11 +104,24 @@ export class SyncEngine {
         tr.pulled += applied;
         this.record(conflicts, merges);
         tr.conflicts += merges.length;
+        if (seen) {
+          for (const r of own.created) seen.add(r['id'] as string);
+          for (const r of own.updated) seen.add(r['id'] as string);
+          for (const id of own.deleted) seen.delete(id);
+        }
       }
-      // Only after the page is committed locally: a crash before this line replays the page.
-      await this.checkpoints.setLastPulledAt(table.name, page.value.timestamp);
-      if (!page.value.has_more) return ok(undefined);
+      since = page.value.timestamp;
+      if (seen === null) {
+        // Only after the page is committed locally: a crash before this line replays the page.
+        await this.checkpoints.setLastPulledAt(table.name, since);
+      }
+      if (!page.value.has_more) break;
     }
+    if (seen) {
+      tr.pulled += await this.local.dropUnseenSynced(table.name, seen);
+      await this.checkpoints.setLastPulledAt(table.name, since);
+    }
+    return ok(undefined);
   }
 
   private async pushTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
