@@ -9,7 +9,9 @@
  * `--runs 0` or `--minutes 0` skips a part.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { signToken } from '../../src/adapters/crypto/jwt-token-issuer';
@@ -139,14 +141,20 @@ async function timedSoak(): Promise<void> {
   const longest = processes.reduce((a, b) => (b.length > a.length ? b : a), []);
   const warm = longest.slice(30);
   const growth = warm.length > 30 ? (Math.max(...warm.slice(-30)) - warm[0]!) / warm[0]! : null;
-  for (const user of run.serverUserIds) {
-    for (const t of ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts', 'sync_users', 'sync_logs', 'sync_failure_streaks']) await db(t).where({ user_id: user }).delete();
+  if (result.ok) {
+    for (const user of run.serverUserIds) {
+      for (const t of ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts', 'sync_users', 'sync_logs', 'sync_failure_streaks']) await db(t).where({ user_id: user }).delete();
+    }
+  } else {
+    // Kept for the diagnosis: the users' rows, conflicts and receipts stay in the database, and
+    // the whole command log (tens of thousands of lines) goes to a file.
+    failed++;
+    const file = join(tmpdir(), `soak-failure-${Date.now()}.log`);
+    writeFileSync(file, formatFailure(result));
+    console.error(result.problems.map((p) => `  problem: ${p}`).join('\n'));
+    line({ part: 'timed', failure_log: file, users_kept_in_database: run.serverUserIds });
   }
   await db.destroy();
-  if (!result.ok) {
-    failed++;
-    console.error(formatFailure(result));
-  }
   line({
     part: 'timed',
     done: true,

@@ -293,7 +293,7 @@ export class ConvergenceRun {
         while (Date.now() < deadline) {
           await sleep(rng.int(0, 2 * o.intervalMs));
           const command = await this.nextCommand({ d: dev.index });
-          if (this.log.length < 2000) this.log.push(describe(command));
+          this.log.push(`${new Date().toISOString().slice(11, 23)} ${describe(command)}`);
           await this.execute(command, batchSize, pullLimit).catch((e: unknown) => {
             // A write racing a crash reopen finds the old database closed: it did not happen.
             if (!/closed/.test(String(e))) throw e;
@@ -463,9 +463,9 @@ export class ConvergenceRun {
     return { ok: true, pushed: Object.values(r.value.tables).reduce((n, t) => n + t.pushed, 0) };
   }
 
-  /** Adds to the last command's line what came of it (in a soak only the first 2,000 lines are kept). */
+  /** Adds to the last command's line what came of it. */
   private note(text: string): void {
-    if (this.log.length < 2000) this.log[this.log.length - 1] += text;
+    this.log[this.log.length - 1] += text;
   }
 
   /** Records what the app wrote on a device: its latest value of each column must reach the server. */
