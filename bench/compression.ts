@@ -33,7 +33,8 @@ const capture = (user: string, i: number) => ({
   created_at: 1_736_760_000_000 + i * 37_013,
 });
 
-function send(url: string, method: string, headers: Record<string, string>, body?: Uint8Array | string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+/** One raw HTTP exchange, the body as received (compressed bytes stay compressed). */
+export function send(url: string, method: string, headers: Record<string, string>, body?: Uint8Array | string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, headers }, (res) => {
       const chunks: Buffer[] = [];

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { send } from './compression';
 import { capture, indexOf, note, rate } from './data';
 import { childToken, databaseName, databaseUrl, forgetChildUsers, openBenchDatabase, spawnServer, type ChildServer } from './server-process';
 import { serverLog } from './concurrency';
@@ -19,18 +19,6 @@ import { elapsed, report } from './support';
 const N = 100_000;
 const SEED_BATCH = 1000;
 const TARGET_MB = 300;
-
-function send(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 async function seed(server: ChildServer, user: string): Promise<void> {
   const headers = { authorization: `Bearer ${childToken(user)}`, 'content-type': 'application/json', 'x-device-id': 'seed' };
