@@ -7,7 +7,8 @@
  * checks:
  * 1. every device of a user holds exactly the server's active rows of that user, value for value;
  * 2. every write the server acknowledged is there, unless a later acknowledged write to the same
- *    column, a delete, or the policy table (a server-owned column the server kept) overrode it;
+ *    column, a delete, or the policy table (a server-owned column the server kept) overrode it,
+ *    or a later push whose answer was lost (the server may have applied it) holds that value;
  * 3. no device ever held another user's row (checked on every pulled page, and at the end).
  * Every written value is unique and names its user and write (`u1w17`), so a failure names the
  * missing write. A push retried after a failure must reuse its push_id, across a crash too.
@@ -108,8 +109,38 @@ interface Ack {
   readonly column: string | null; // null: a delete
   readonly value: WireValue;
   readonly ts: number;
+  /** When its push was sent (this process's clock). */
+  readonly sentAt: number;
   /** The server kept its own value (a server-owned column in a conflict). */
   readonly keptByServer: boolean;
+}
+
+/**
+ * A column value sent in a push that got no answer (a retryable failure: the request or its answer
+ * was lost). The server may have applied it, and the retry may then go under a new push_id with
+ * other values (the batch changed meanwhile), so it may be on the server without any answer ever
+ * acknowledging it.
+ */
+export interface MaybeWrite {
+  readonly value: WireValue;
+  /** When the failure was seen (this process's clock): the server applied it before then, if at all. */
+  readonly failedAt: number;
+}
+
+/**
+ * Check 2 for one column: the latest acknowledged write (by the server's commit order) when the
+ * server does not hold it, else null. The server may instead hold a value from a push whose answer
+ * was lost, if that push could have been applied after the acknowledged one: its failure was seen
+ * after the acknowledged push was sent. (Enum columns cannot carry unique values, so without this
+ * a lost answer's value, later overridden by no acknowledged write, reads as a lost write.)
+ */
+export function lostAcknowledgedWrite(acks: readonly Pick<Ack, 'value' | 'ts' | 'sentAt'>[], maybes: readonly MaybeWrite[], held: WireValue | undefined): Pick<Ack, 'value' | 'ts'> | null {
+  if (acks.length === 0) return null;
+  const latest = acks.reduce((a, b) => (b.ts >= a.ts ? b : a));
+  const same = (a: WireValue | undefined, b: WireValue) => JSON.stringify(a) === JSON.stringify(b);
+  if (same(held, latest.value)) return null;
+  if (held !== undefined && maybes.some((m) => same(held, m.value) && m.failedAt >= latest.sentAt)) return null;
+  return latest;
 }
 
 const HOUR = 3_600_000;
@@ -171,6 +202,8 @@ export class ConvergenceRun {
   private server!: SimServer;
   private readonly devices: SimDevice[] = [];
   private readonly acks: Ack[] = [];
+  /** Column values of pushes that got no answer, by `user table/id#column`. */
+  private readonly maybes = new Map<string, MaybeWrite[]>();
   private readonly log: string[] = [];
   private readonly problems: string[] = [];
   private readonly counts = newFaultCounts();
@@ -406,6 +439,7 @@ export class ConvergenceRun {
         if (dev.unanswered?.key === key && dev.unanswered.pushId !== body.push_id) {
           this.problems.push(`${dev.name}: a retried push got a new push_id (${dev.unanswered.pushId} -> ${body.push_id})`);
         }
+        const sentAt = Date.now();
         const answer = http.push(body);
         if (dev.duringPush) {
           const write = dev.duringPush;
@@ -416,10 +450,11 @@ export class ConvergenceRun {
         if (r.isOk()) {
           // Killed before it marks the rows clean, the client never learned of this answer.
           dev.unanswered = dev.faults.crashAt === 'after-push-before-mark' && !dev.faults.healed ? { key, pushId: body.push_id } : null;
-          this.acknowledge(dev.user, body, r.value.timestamp, r.value.conflicts);
+          this.acknowledge(dev.user, body, r.value.timestamp, sentAt, r.value.conflicts);
           dev.faults.maybeCrash('after-push-before-mark');
         } else if (r.error.retryable) {
           dev.unanswered = { key, pushId: body.push_id };
+          this.sentWithoutAnswer(dev.user, body, Date.now());
         }
         return r;
       },
@@ -437,16 +472,32 @@ export class ConvergenceRun {
     }
   }
 
-  private acknowledge(user: number, body: PushBody, ts: number, conflicts: ReadonlyArray<{ table: string; id: string; server_columns?: readonly string[] }>): void {
+  /** The columns a pushed record writes: its `_changed`, or every column it carries (a create). */
+  private static written(t: TableSpec, record: Record<string, WireValue>): string[] {
+    return typeof record['_changed'] === 'string' ? (record['_changed'] as string).split(',').filter(Boolean) : columnNames(t).filter((c) => c in record);
+  }
+
+  private acknowledge(user: number, body: PushBody, ts: number, sentAt: number, conflicts: ReadonlyArray<{ table: string; id: string; server_columns?: readonly string[] }>): void {
     for (const [table, ch] of Object.entries(body.changes)) {
       const t = tableSpec(table)!;
       const kept = (id: string, c: string) => conflicts.some((x) => x.table === table && x.id === id && (x.server_columns ?? []).includes(c));
       for (const record of [...ch.created, ...ch.updated] as Array<Record<string, WireValue>>) {
         const id = String(record['id']);
-        const changed = typeof record['_changed'] === 'string' ? (record['_changed'] as string).split(',').filter(Boolean) : columnNames(t).filter((c) => c in record);
-        for (const column of changed) this.acks.push({ user, table, id, column, value: record[column] ?? null, ts, keptByServer: kept(id, column) });
+        for (const column of ConvergenceRun.written(t, record)) this.acks.push({ user, table, id, column, value: record[column] ?? null, ts, sentAt, keptByServer: kept(id, column) });
       }
-      for (const id of ch.deleted) this.acks.push({ user, table, id, column: null, value: null, ts, keptByServer: false });
+      for (const id of ch.deleted) this.acks.push({ user, table, id, column: null, value: null, ts, sentAt, keptByServer: false });
+    }
+  }
+
+  private sentWithoutAnswer(user: number, body: PushBody, failedAt: number): void {
+    for (const [table, ch] of Object.entries(body.changes)) {
+      const t = tableSpec(table)!;
+      for (const record of [...ch.created, ...ch.updated] as Array<Record<string, WireValue>>) {
+        for (const column of ConvergenceRun.written(t, record)) {
+          const key = `${user} ${table}/${String(record['id'])}#${column}`;
+          this.maybes.set(key, [...(this.maybes.get(key) ?? []), { value: record[column] ?? null, failedAt }]);
+        }
+      }
     }
   }
 
@@ -755,12 +806,11 @@ export class ConvergenceRun {
       for (const [key, acks] of byColumn) {
         const [row, column] = key.split('#') as [string, string];
         if (deleted.has(row)) continue;
-        const latest = acks.reduce((a, b) => (b.ts >= a.ts ? b : a));
         const held = server.get(row);
-        if (!held) this.problems.push(`user ${u}: acknowledged write ${row}.${column}=${JSON.stringify(latest.value)} is lost (no such row on the server)`);
-        else if (JSON.stringify(held[column]) !== JSON.stringify(latest.value)) {
-          this.problems.push(`user ${u}: acknowledged write ${row}.${column}=${JSON.stringify(latest.value)} (ts ${latest.ts}) is lost: the server holds ${JSON.stringify(held[column])}`);
-        }
+        const lost = lostAcknowledgedWrite(acks, this.maybes.get(`${u} ${key}`) ?? [], held?.[column]);
+        if (!lost) continue;
+        if (!held) this.problems.push(`user ${u}: acknowledged write ${row}.${column}=${JSON.stringify(lost.value)} is lost (no such row on the server)`);
+        else this.problems.push(`user ${u}: acknowledged write ${row}.${column}=${JSON.stringify(lost.value)} (ts ${lost.ts}) is lost: the server holds ${JSON.stringify(held[column])}`);
       }
     }
   }
