@@ -264,17 +264,20 @@ export class LocalDatabase {
    */
   async markPushed(tableName: string, rows: readonly PendingRow[], serverTimestamp: number): Promise<void> {
     const t = table(tableName);
+    // Set-based: a batch is a few statements, not two per row (OP-SQLite prepares every execute).
+    const pair = (r: PendingRow) => [r.record['id'] as string, r.version];
+    const deleted = JSON.stringify(rows.filter((r) => r.kind === 'deleted').map(pair));
+    const kept = rows.filter((r) => r.kind !== 'deleted');
+    const fromJson = `SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)`;
     await this.db.transaction(async (tx) => {
-      for (const r of rows) {
-        const id = r.record['id'] as string;
-        if (r.kind === 'deleted') {
-          await tx.execute(`DELETE FROM ${q(t.name)} WHERE id = ? AND _version = ?`, [id, r.version]);
-          continue;
-        }
-        // The server has the row now: later edits go as updates, a later delete as a delete.
-        await tx.execute(`UPDATE ${q(t.name)} SET last_modified_at = COALESCE(last_modified_at, ?) WHERE id = ?`, [serverTimestamp, id]);
-        await tx.execute(`UPDATE ${q(t.name)} SET _changed = '' WHERE id = ? AND _version = ?`, [id, r.version]);
-      }
+      if (deleted !== '[]') await tx.execute(`DELETE FROM ${q(t.name)} WHERE (id, _version) IN (${fromJson})`, [deleted]);
+      if (kept.length === 0) return;
+      // The server has the rows now: later edits go as updates, a later delete as a delete.
+      await tx.execute(`UPDATE ${q(t.name)} SET last_modified_at = COALESCE(last_modified_at, ?) WHERE id IN (SELECT value FROM json_each(?))`, [
+        serverTimestamp,
+        JSON.stringify(kept.map((r) => r.record['id'] as string)),
+      ]);
+      await tx.execute(`UPDATE ${q(t.name)} SET _changed = '' WHERE (id, _version) IN (${fromJson})`, [JSON.stringify(kept.map(pair))]);
     });
   }
 

@@ -148,7 +148,8 @@ export function crashingDriver(inner: SqlDriver, faults: DeviceFaults): SqlDrive
     execute: async (sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]> => {
       const rows = await tx.execute(sql, params);
       if (/ON CONFLICT\(id\) DO UPDATE/.test(sql)) faults.maybeCrash('mid-apply');
-      if (/SET _changed = '' WHERE id = \? AND _version = \?/.test(sql)) faults.maybeCrash('mid-mark');
+      // markPushed: the rows' stamps are set, their _changed not yet cleared.
+      if (/SET last_modified_at = COALESCE/.test(sql)) faults.maybeCrash('mid-mark');
       return rows;
     },
   });
