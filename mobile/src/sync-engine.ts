@@ -40,6 +40,10 @@ export interface SyncEngineOptions {
   readonly onConflicts?: (events: readonly ConflictEvent[]) => void;
 }
 
+type PulledPage = Awaited<ReturnType<SyncTransport['pull']>>;
+/** A page request's outcome, a throw included (held as a value until the engine is ready for it). */
+type Fetched = { result: PulledPage } | { thrown: unknown };
+
 export class SyncEngine {
   constructor(
     private readonly local: LocalDatabase,
@@ -89,15 +93,30 @@ export class SyncEngine {
     // page is in does it drop the unseen clean rows and save its cursor. Cut off before that, it
     // starts over.
     const seen = since === null ? new Set<string>() : null;
-    for (;;) {
-      const page = await this.transport.pull({
-        lastPulledAt: since,
-        tables: [table.name],
-        // A first sync wants this device's own rows too (it may have lost its database), on every page.
-        suppressEcho: seen === null,
-        ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}),
-      });
+    // The next page's request needs only this page's cursor, so it is fetched while this page is
+    // applied. Nothing else changes: a page is applied, then its cursor saved, strictly in order,
+    // and a page fetched but never applied (a failure or a kill meanwhile) is fetched again.
+    const fetchPage = (lastPulledAt: number | null): Promise<Fetched> =>
+      this.transport
+        .pull({
+          lastPulledAt,
+          tables: [table.name],
+          // A first sync wants this device's own rows too (it may have lost its database), on every page.
+          suppressEcho: seen === null,
+          ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}),
+        })
+        // Held as a value: a prefetch that throws while the page before it is applied must not go unhandled.
+        .then(
+          (result) => ({ result }),
+          (thrown: unknown) => ({ thrown }),
+        );
+    let next: Promise<Fetched> | null = fetchPage(since);
+    while (next) {
+      const fetched: Fetched = await next;
+      if ('thrown' in fetched) throw fetched.thrown;
+      const page: PulledPage = fetched.result;
       if (page.isErr()) return err(page.error);
+      next = page.value.has_more ? fetchPage(page.value.timestamp) : null;
       const own = page.value.changes[table.name];
       if (own) {
         const { applied, merges } = await this.local.applyPulled({ [table.name]: own });
@@ -115,7 +134,6 @@ export class SyncEngine {
         // Only after the page is committed locally: a crash before this line replays the page.
         await this.checkpoints.setLastPulledAt(table.name, since);
       }
-      if (!page.value.has_more) break;
     }
     if (seen) {
       tr.pulled += await this.local.dropUnseenSynced(table.name, seen);

@@ -1,0 +1,119 @@
+import { expect } from 'chai';
+import { err, ok } from 'neverthrow';
+import { AsyncStorageCheckpointStore } from '../../../mobile/src/adapters/async-storage-checkpoints';
+import type { ChangeSet } from '../../../src/domain';
+import { SyncEngine } from '../../../mobile/src/sync-engine';
+import type { PullParams, SyncTransport } from '../../../mobile/src/ports';
+import { MemoryAsyncStorage } from '../../fakes/memory-async-storage';
+import { openLocal, thrown, type LocalFixture } from './local-fixture';
+
+/**
+ * The engine fetches a table's next page while it applies the current one, and nothing else
+ * changes: pages are applied and their cursors saved in order, and a page fetched but not applied
+ * (its request failed, or threw, while the page before it was applied) is fetched again next run.
+ */
+describe('SyncEngine: paginated pull with the next page fetched during the apply', () => {
+  let f: LocalFixture;
+  let checkpoints: AsyncStorageCheckpointStore;
+  let events: string[];
+
+  const idea = (id: string, at: number) => ({ id, text: `text ${id}`, thought_id: null, created_at: 1, last_modified_at: at });
+  /** Three pages of ideas after cursor 100: cursors 101, 102, then 103 (the last). */
+  const pageAfter = (since: number | null) => {
+    const from = since ?? 100;
+    const at = from + 1;
+    return { changes: { ideas: { created: [idea(`i${at}`, at)], updated: [], deleted: [] } }, timestamp: at, has_more: at < 103 };
+  };
+
+  beforeEach(async () => {
+    f = await openLocal();
+    checkpoints = new AsyncStorageCheckpointStore(new MemoryAsyncStorage());
+    await checkpoints.setLastPulledAt('ideas', 100);
+    events = [];
+    // Every applied page is an event, so the order of requests and applies can be read back.
+    const apply = f.local.applyPulled.bind(f.local);
+    f.local.applyPulled = async (changes: ChangeSet) => {
+      const ids = changes['ideas']!.created.map((r) => r['id']).join(',');
+      events.push(`apply ${ids} start`);
+      const r = await apply(changes);
+      events.push(`apply ${ids} end`);
+      return r;
+    };
+  });
+
+  const engine = (pull: (p: PullParams) => ReturnType<SyncTransport['pull']>) =>
+    new SyncEngine(f.local, { pull, push: async () => ok({ timestamp: 0, conflicts: [] }) }, checkpoints, () => 'push-1', { batchSize: 100 });
+
+  it("requests the next page before the current one is applied, and applies and checkpoints in order", async () => {
+    const cursorsSaved: number[] = [];
+    const save = checkpoints.setLastPulledAt.bind(checkpoints);
+    checkpoints.setLastPulledAt = async (t, ts) => {
+      if (ts !== null) cursorsSaved.push(ts);
+      events.push(`cursor ${ts}`);
+      return save(t, ts);
+    };
+    const r = await engine(async (p) => {
+      events.push(`request ${p.lastPulledAt}`);
+      return ok(pageAfter(p.lastPulledAt));
+    }).run({ entity: 'ideas' });
+    expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(3);
+    expect(events).to.deep.equal([
+      'request 100',
+      'request 101',
+      'apply i101 start',
+      'apply i101 end',
+      'cursor 101',
+      'request 102',
+      'apply i102 start',
+      'apply i102 end',
+      'cursor 102',
+      'apply i103 start',
+      'apply i103 end',
+      'cursor 103',
+    ]);
+    expect(cursorsSaved).to.deep.equal([101, 102, 103]);
+    expect((await f.local.query('ideas')).map((r) => r['id'])).to.deep.equal(['i101', 'i102', 'i103']);
+  });
+
+  it('returns a failed prefetch after the page before it is applied and saved, and resumes from there', async () => {
+    let failSecondPage = true;
+    const pull = async (p: PullParams) => {
+      if (p.lastPulledAt === 101 && failSecondPage) return err({ kind: 'NETWORK_ERROR' as const, retryable: true, message: 'link down' });
+      return ok(pageAfter(p.lastPulledAt));
+    };
+    const first = await engine(pull).run({ entity: 'ideas' });
+    expect(first.isErr() && first.error.message).to.equal('link down');
+    expect(await checkpoints.getLastPulledAt('ideas')).to.equal(101);
+    failSecondPage = false;
+    const requested: Array<number | null> = [];
+    const second = await engine(async (p) => {
+      requested.push(p.lastPulledAt);
+      return pull(p);
+    }).run({ entity: 'ideas' });
+    expect(second.isOk()).to.equal(true);
+    expect(requested).to.deep.equal([101, 102]);
+    expect((await f.local.query('ideas')).map((r) => r['id'])).to.deep.equal(['i101', 'i102', 'i103']);
+  });
+
+  it('holds a prefetch that throws while a page is applied (no unhandled rejection) and throws it after that page', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const e = await thrown(() =>
+        engine(async (p) => {
+          // Thrown as the app's process would die here; it lands while page 1 is being applied.
+          if (p.lastPulledAt === 101) throw new Error('killed');
+          return ok(pageAfter(p.lastPulledAt));
+        }).run({ entity: 'ideas' }),
+      );
+      await new Promise((r) => setImmediate(r));
+      expect(e.message).to.equal('killed');
+      expect(unhandled).to.deep.equal([]);
+      expect(await checkpoints.getLastPulledAt('ideas')).to.equal(101);
+      expect((await f.local.query('ideas')).map((r) => r['id'])).to.deep.equal(['i101']);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
