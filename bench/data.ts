@@ -61,12 +61,15 @@ export function send(url: string, method: string, headers: Record<string, string
   });
 }
 
+/** Where a server listens, and tokens it accepts: an in-process BenchServer or a child process. */
+export type Endpoint = Pick<BenchServer, 'url' | 'token'>;
+
 export interface PushAnswer {
   timestamp: number;
   conflicts: Array<{ table: string; id: string; type: string; resolution: string; client_columns: string[]; server_columns: string[] }>;
 }
 
-export async function push(server: BenchServer, user: string, body: object, deviceId?: string): Promise<PushAnswer> {
+export async function push(server: Endpoint, user: string, body: object, deviceId?: string): Promise<PushAnswer> {
   const headers: Record<string, string> = { authorization: `Bearer ${server.token(user)}`, 'content-type': 'application/json', ...(deviceId ? { 'x-device-id': deviceId } : {}) };
   const r = await send(`${server.url}/api/sync/push`, 'POST', headers, JSON.stringify(body));
   if (r.status !== 200) throw new Error(`push failed: ${r.status} ${r.body.toString().slice(0, 300)}`);
@@ -74,7 +77,7 @@ export async function push(server: BenchServer, user: string, body: object, devi
 }
 
 /** Pulls every capture of `user` from the beginning, `limit` rows a page; calls `each` on each row. */
-export async function pullAll(server: BenchServer, user: string, limit: number, each: (row: Record<string, unknown>) => void): Promise<number> {
+export async function pullAll(server: Endpoint, user: string, limit: number, each: (row: Record<string, unknown>) => void): Promise<number> {
   const headers = { authorization: `Bearer ${server.token(user)}`, 'accept-encoding': 'identity' };
   let cursor = 0;
   for (;;) {
@@ -89,7 +92,7 @@ export async function pullAll(server: BenchServer, user: string, limit: number, 
 }
 
 /** Checks that the pulled captures of `user` are exactly 0..n-1, each with `note(i, version)`. */
-export async function checkPulled(server: BenchServer, user: string, n: number, version: number): Promise<void> {
+export async function checkPulled(server: Endpoint, user: string, n: number, version: number): Promise<void> {
   const seen = new Set<number>();
   await pullAll(server, user, 10_000, (row) => {
     const i = indexOf(String(row['id']));
@@ -103,7 +106,7 @@ export async function checkPulled(server: BenchServer, user: string, n: number, 
 export const rate = (n: number, ms: number): number => Math.round(n / (ms / 1000));
 
 /** A small untimed push and pull first, so the first measured size does not pay for JIT and connections. */
-export async function warmUp(server: BenchServer, user: string): Promise<void> {
+export async function warmUp(server: Endpoint, user: string): Promise<void> {
   await push(server, user, { last_pulled_at: null, changes: { captures: { created: Array.from({ length: 200 }, (_, i) => capture(user, i)) } } }, `${user}-phone`);
   await checkPulled(server, user, 200, 0);
 }
