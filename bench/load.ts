@@ -26,6 +26,12 @@ export interface LoadOptions {
   readonly db: Knex | null;
   /** The server processes' CPU time so far, in ms (to report what they used during the load). */
   readonly serverCpuMs?: () => number;
+  /**
+   * Paced clients: after each pull + push a client waits about this long (uniformly 0.5–1.5×, and
+   * it starts at a random point of one period), as a phone that syncs again only after its next
+   * debounced write. Absent: a closed loop, each client starting again at once.
+   */
+  readonly pauseMs?: number;
 }
 
 export interface LoadResult {
@@ -171,12 +177,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const deadline = Date.now() + options.seconds * 1000;
   const cpu0 = { self: process.cpuUsage(), servers: options.serverCpuMs?.() ?? NaN, machine: machineCpu() };
   const start = performance.now();
+  const pause = options.pauseMs;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, Math.min(ms, deadline - Date.now()))));
   await Promise.all(
     clients.map(async (c) => {
+      if (pause) await sleep(Math.random() * pause);
       while (Date.now() < deadline) {
         await pullAll(c, pullLatencies);
         if (Date.now() >= deadline) break;
         await push(c);
+        if (pause) await sleep(pause * (0.5 + Math.random()));
       }
     }),
   );
