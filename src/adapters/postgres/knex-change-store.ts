@@ -5,7 +5,10 @@ import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTr
 import { databaseError } from './errors';
 
 /** Conflict records per INSERT: well under PostgreSQL's 65,535 bind parameters. */
-const WRITE_CHUNK = 500;
+const RECORD_CONFLICTS =
+  'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
+  'SELECT ?, ?::int8, u.entity, u.record_id, u.conflict_type, u.resolution_strategy, u.client_columns::jsonb, u.server_columns::jsonb ' +
+  'FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns)';
 /** Ids per lookup (one array parameter each, so only the size of one statement is bounded). */
 const READ_CHUNK = 10_000;
 
@@ -202,7 +205,7 @@ export class KnexChangeStore implements ChangeStore {
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
         await trx.raw('INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts', [userId]);
-        const result = await work(new KnexPushTransaction(trx, userId, this.cipher, (t) => this.statementsFor(t)));
+        const result = await work(new KnexPushTransaction(trx, userId, this.cipher, (t) => this.statementsFor(t), this.prepared));
         if (result.isErr()) throw new Rollback(result.error);
         return result.value;
       }),
@@ -220,6 +223,7 @@ class KnexPushTransaction implements PushTransaction {
     private readonly userId: string,
     private readonly cipher: FieldCipher | null,
     private readonly statements: (table: TableSpec) => TableStatements,
+    private readonly prepared: boolean,
   ) {}
 
   private run(statement: { sql: string; name: string | undefined }, bindings: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }> {
@@ -295,17 +299,17 @@ class KnexPushTransaction implements PushTransaction {
   }
 
   recordConflicts(conflicts: readonly Conflict[], resolvedAtMs: number): ResultAsync<void, SyncError> {
-    const rows = conflicts.map((c) => ({
-      user_id: this.userId,
-      entity: c.table,
-      record_id: c.id,
-      conflict_type: c.type,
-      resolution_strategy: c.resolution,
-      client_columns: JSON.stringify(c.clientColumns),
-      server_columns: JSON.stringify(c.serverColumns),
-      resolved_at: resolvedAtMs,
-    }));
-    return fromDb(this.trx.batchInsert('sync_conflicts', rows, WRITE_CHUNK).transacting(this.trx).then(() => undefined));
+    // One array per column, as the row writes do: one statement of a fixed text for any number of
+    // conflicts (knex's batchInsert sent 8 parameters a row, parsed and planned every time).
+    const columns = [
+      conflicts.map((c) => c.table),
+      conflicts.map((c) => c.id),
+      conflicts.map((c) => c.type),
+      conflicts.map((c) => c.resolution),
+      conflicts.map((c) => JSON.stringify(c.clientColumns)),
+      conflicts.map((c) => JSON.stringify(c.serverColumns)),
+    ];
+    return fromDb(this.run({ sql: RECORD_CONFLICTS, name: this.prepared ? 'sync_record_conflicts' : undefined }, [this.userId, resolvedAtMs, ...columns]).then(() => undefined));
   }
 
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError> {
