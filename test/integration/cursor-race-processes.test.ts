@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import type { Knex } from 'knex';
 import { signToken } from '../../src/adapters/crypto/jwt-token-issuer';
 import { loadConfig } from '../../src/main/config';
 import { describeEachDatabase } from '../support/databases';
+import { applyPage, serverState, type ReplayPage } from '../support/cursor-replay';
 import { ApiClient, TEST_FIELD_KEYS, TEST_SECRET } from '../support/server';
 
 /**
@@ -14,12 +14,6 @@ import { ApiClient, TEST_FIELD_KEYS, TEST_SECRET } from '../support/server';
  * before, so a cursor handed out by one process is always redeemed at the other. After a bounded
  * run, each puller's replayed stream must equal the server's final state, with zero missing rows.
  */
-
-interface Page {
-  changes: Record<string, { created: any[]; updated: any[]; deleted: string[] }>;
-  timestamp: number;
-  has_more: boolean;
-}
 
 interface Child {
   url: string;
@@ -50,22 +44,6 @@ async function startProcess(env: Record<string, string>): Promise<Child> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-function applyPage(replay: Map<string, number>, page: Page): void {
-  for (const [table, ch] of Object.entries(page.changes)) {
-    for (const row of [...ch.created, ...ch.updated]) replay.set(`${table}/${row.id}`, row.last_modified_at);
-    for (const id of ch.deleted) replay.delete(`${table}/${id}`);
-  }
-}
-
-async function serverState(db: Knex): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const table of ['ideas', 'todos']) {
-    const rows = await db(table).where({ user_id: USER, _status: 'active' }).select('id', 'last_modified_at');
-    for (const r of rows) out.set(`${table}/${r.id}`, Number(r.last_modified_at));
-  }
-  return out;
 }
 
 describeEachDatabase('pull cursor across server processes', (ctx, name) => {
@@ -135,12 +113,12 @@ describeEachDatabase('pull cursor across server processes', (ctx, name) => {
     /** Each page from the other process than the page before. */
     const puller = (first: number) => {
       let turn = first;
-      return async (cursor: number | null): Promise<Page> => {
+      return async (cursor: number | null): Promise<ReplayPage> => {
         const i = turn++ % processes.length;
         pagesAt[i]!++;
         const r = await at(i).pull({ last_pulled_at: cursor, limit: 20 });
         expect(r.status, JSON.stringify(r.body)).to.equal(200);
-        return r.body as Page;
+        return r.body as ReplayPage;
       };
     };
 
@@ -156,7 +134,7 @@ describeEachDatabase('pull cursor across server processes', (ctx, name) => {
     await Promise.all([pusher(0), pusher(1), pusher(2), slowWriter(1), slowWriter(2), ...pullers.map(runPuller)]);
 
     // Writers have stopped: catch every puller up from where it stopped, then compare.
-    const truth = await serverState(db);
+    const truth = await serverState(db, USER);
     const missing: string[][] = [];
     for (const p of pullers) {
       for (;;) {

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
 import { PullChanges } from '../../src/application/pull-changes';
 import { describeEachDatabase } from '../support/databases';
+import { applyPage, serverState, type Replay, type ReplayPage } from '../support/cursor-replay';
 import { startTestServer, type TestServer } from '../support/server';
 
 /**
@@ -17,7 +18,7 @@ import { startTestServer, type TestServer } from '../support/server';
  * PostgreSQL only.
  */
 
-type PullFn = (cursor: number | null) => Promise<{ changes: Record<string, { created: any[]; updated: any[]; deleted: string[] }>; timestamp: number; has_more: boolean }>;
+type PullFn = (cursor: number | null) => Promise<ReplayPage>;
 
 /** The bug this test exists for: a cursor taken from the clock instead of from committed stamps. */
 class NaiveNowCursorStore extends KnexChangeStore {
@@ -28,26 +29,6 @@ class NaiveNowCursorStore extends KnexChangeStore {
 
 const USER = 'racer';
 const RUN_MS = 2000;
-
-interface Replay {
-  rows: Map<string, number>; // table/id -> last_modified_at of the version held
-}
-
-async function applyPage(replay: Replay, page: Awaited<ReturnType<PullFn>>): Promise<void> {
-  for (const [table, ch] of Object.entries(page.changes)) {
-    for (const row of [...ch.created, ...ch.updated]) replay.rows.set(`${table}/${row.id}`, row.last_modified_at);
-    for (const id of ch.deleted) replay.rows.delete(`${table}/${id}`);
-  }
-}
-
-async function serverState(db: Knex): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const table of ['ideas', 'todos']) {
-    const rows = await db(table).where({ user_id: USER, _status: 'active' }).select('id', 'last_modified_at');
-    for (const r of rows) out.set(`${table}/${r.id}`, Number(r.last_modified_at));
-  }
-  return out;
-}
 
 /** Runs writers and pullers concurrently, then returns each puller's divergences from the server. */
 async function race(server: TestServer, db: Knex, pull: PullFn, withSlowWriters: boolean): Promise<{ missing: string[][]; pulls: number; writes: number }> {
@@ -85,32 +66,32 @@ async function race(server: TestServer, db: Knex, pull: PullFn, withSlowWriters:
     let cursor: number | null = null;
     while (Date.now() < deadline) {
       const page = await pull(cursor);
-      await applyPage(replay, page);
+      applyPage(replay, page);
       cursor = page.timestamp;
       pulls++;
     }
     return cursor;
   };
 
-  const replays: Replay[] = [0, 1, 2].map(() => ({ rows: new Map() }));
+  const replays: Replay[] = [0, 1, 2].map(() => new Map());
   const pullers = replays.map((r) => puller(r));
   await Promise.all([pusher(1), pusher(2), ...(withSlowWriters ? [slowWriter(1), slowWriter(2)] : []), ...pullers]);
 
   // Writers have stopped: catch every puller up from where it stopped, then compare.
   const cursors = await Promise.all(pullers);
-  const truth = await serverState(db);
+  const truth = await serverState(db, USER);
   const missing: string[][] = [];
   for (const [i, replay] of replays.entries()) {
     let cursor = cursors[i] ?? null;
     for (;;) {
       const page = await pull(cursor);
-      await applyPage(replay, page);
+      applyPage(replay, page);
       cursor = page.timestamp;
       if (!page.has_more) break;
     }
     const diff: string[] = [];
-    for (const [key, stamp] of truth) if (replay.rows.get(key) !== stamp) diff.push(key);
-    for (const key of replay.rows.keys()) if (!truth.has(key)) diff.push(`extra ${key}`);
+    for (const [key, stamp] of truth) if (replay.get(key) !== stamp) diff.push(key);
+    for (const key of replay.keys()) if (!truth.has(key)) diff.push(`extra ${key}`);
     missing.push(diff);
   }
   return { missing, pulls, writes };
