@@ -4,7 +4,7 @@ import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, ty
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
-/** Conflict records per INSERT: well under PostgreSQL's 65,535 bind parameters. */
+/** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
   'SELECT ?, ?::int8, u.entity, u.record_id, u.conflict_type, u.resolution_strategy, u.client_columns::jsonb, u.server_columns::jsonb ' +
