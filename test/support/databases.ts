@@ -16,8 +16,8 @@ export interface TestDatabase {
   readonly db: Knex;
   /** Empties every table. */
   reset(): Promise<void>;
-  /** Opens a second, independent connection pool on the same database (PostgreSQL only). */
-  openAnother?(): Knex;
+  /** Opens a second, independent connection pool on the same database (PostgreSQL only; 20 connections unless told). */
+  openAnother?(poolMax?: number): Knex;
 }
 
 const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_users', 'sync_conflicts', 'sync_push_receipts', 'sync_logs', 'sync_failure_streaks'];
@@ -30,13 +30,13 @@ export function databaseNames(): DatabaseName[] {
 
 async function open(name: DatabaseName): Promise<TestDatabase> {
   let db: Knex;
-  let openAnother: (() => Knex) | undefined;
+  let openAnother: ((poolMax?: number) => Knex) | undefined;
   if (name === 'postgres') {
     const url = process.env['DATABASE_URL']!;
     const admin = openDatabase({ kind: 'postgres', url, poolMax: 1 });
     await admin.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     await admin.destroy();
-    openAnother = () => openDatabase({ kind: 'postgres', url, poolMax: 20, searchPath: schema });
+    openAnother = (poolMax = 20) => openDatabase({ kind: 'postgres', url, poolMax, searchPath: schema });
     db = openAnother();
   } else {
     db = openDatabase({ kind: 'pglite', dataDir: 'memory://' });
