@@ -4,6 +4,19 @@ import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, ty
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
+/** Takes a user's write lock (its sync_users row, held until commit). */
+const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts';
+/**
+ * The same, and in the same round trip the push's named statements are set to run with their
+ * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
+ * small (a new one, or one grown since the last ANALYZE) PostgreSQL probes each id through the
+ * (user_id, last_modified_at) index with a filter on id: a scan of all the user's rows per id. The
+ * generic plan knows no user, so it takes the primary key (user_id, id). Seen in the bench:
+ * 100,000 new records of one user took 64-69 s instead of 5 s once captures had been analyzed.
+ */
+const LOCK_USER_GENERIC_PLANS =
+  "WITH plans AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true)) " +
+  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts';
 /** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
@@ -204,14 +217,7 @@ export class KnexChangeStore implements ChangeStore {
     return fromDb(
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
-        await trx.raw('INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts', [userId]);
-        // The push's named statements run with their generic plan. A custom plan is made for the
-        // user id at hand, and for a user the statistics call small (a new one, or one grown since
-        // the last ANALYZE) PostgreSQL probes each id through the (user_id, last_modified_at) index
-        // with a filter on id: a scan of all the user's rows per id. The generic plan knows no
-        // user, so it takes the primary key (user_id, id). Seen in the bench: 100,000 new records
-        // of one user took 64-69 s instead of 5 s once captures had been analyzed.
-        if (this.prepared) await trx.raw("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)");
+        await trx.raw(this.prepared ? LOCK_USER_GENERIC_PLANS : LOCK_USER, [userId]);
         const result = await work(new KnexPushTransaction(trx, userId, this.cipher, (t) => this.statementsFor(t), this.prepared));
         if (result.isErr()) throw new Rollback(result.error);
         return result.value;
