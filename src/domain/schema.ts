@@ -94,8 +94,13 @@ export function columnSpec(table: TableSpec, column: string): ColumnSpec | undef
   return Object.hasOwn(table.columns, column) ? table.columns[column] : undefined;
 }
 
-export function sensitiveColumns(table: TableSpec): string[] {
-  return columnNames(table).filter((c) => table.columns[c]?.sensitive === true);
+const sensitiveByTable = new WeakMap<TableSpec, readonly string[]>();
+
+/** Asked once per pulled row, so it is worked out once per table. */
+export function sensitiveColumns(table: TableSpec): readonly string[] {
+  let found = sensitiveByTable.get(table);
+  if (!found) sensitiveByTable.set(table, (found = columnNames(table).filter((c) => table.columns[c]?.sensitive === true)));
+  return found;
 }
 
 export function hasSensitiveColumns(table: TableSpec): boolean {

@@ -60,7 +60,11 @@ export class AesGcmFieldCipher implements FieldCipher {
       const decipher = createDecipheriv('aes-256-gcm', key, nonce);
       decipher.setAAD(aad(place));
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-      return ok(decipher.update(body.subarray(0, body.length - TAG_BYTES), undefined, 'utf8') + decipher.final('utf8'));
+      // Buffers, not 'utf8' output: that makes a StringDecoder per value (a fifth of the cost).
+      // GCM's final() returns nothing but throws on a bad tag, so the text is update()'s alone.
+      const plain = decipher.update(body.subarray(0, body.length - TAG_BYTES));
+      decipher.final();
+      return ok(plain.toString('utf8'));
     } catch {
       return failed(place, 'authentication failed: the value was tampered with, or copied from another place');
     }
