@@ -320,6 +320,13 @@ export class LocalDatabase {
     });
   }
 
+  /** Whether the table holds any row the server has stamped (pulled, or pushed and answered). */
+  async hasSyncedRows(tableName: string): Promise<boolean> {
+    const t = table(tableName);
+    const [row] = await this.db.execute(`SELECT EXISTS (SELECT 1 FROM ${q(t.name)} WHERE last_modified_at IS NOT NULL) AS found`);
+    return Number(row?.['found'] ?? 0) === 1;
+  }
+
   /**
    * After a first sync of a table: drops the rows that came from the server (a
    * `last_modified_at`), have no local change and were not among `seen`, since the server no

@@ -93,6 +93,9 @@ export class SyncEngine {
     // page is in does it drop the unseen clean rows and save its cursor. Cut off before that, it
     // starts over.
     const seen = since === null ? new Set<string>() : null;
+    // Only rows synced before this pull can be unseen: a fresh device (the common first sync) has
+    // none, and skips the sweep, which costs about 0.1 s per 100k rows.
+    const sweep = seen !== null && (await this.local.hasSyncedRows(table.name));
     // The next page's request needs only this page's cursor, so it is fetched while this page is
     // applied. Nothing else changes: a page is applied, then its cursor saved, strictly in order,
     // and a page fetched but never applied (a failure or a kill meanwhile) is fetched again.
@@ -136,7 +139,7 @@ export class SyncEngine {
       }
     }
     if (seen) {
-      tr.pulled += await this.local.dropUnseenSynced(table.name, seen);
+      if (sweep) tr.pulled += await this.local.dropUnseenSynced(table.name, seen);
       await this.checkpoints.setLastPulledAt(table.name, since);
     }
     return ok(undefined);

@@ -117,3 +117,45 @@ describe('SyncEngine: paginated pull with the next page fetched during the apply
     }
   });
 });
+
+/**
+ * A first sync (no cursor) ends by dropping the rows the device holds from the server that no
+ * page brought (the server deleted them meanwhile). A table with no server-stamped row before the
+ * pull, a fresh device's, cannot hold such a row, so the sweep is skipped there.
+ */
+describe('SyncEngine: the first sync sweeps unseen rows only where the table held synced rows', () => {
+  let f: LocalFixture;
+  let sweeps: number;
+  const idea = (id: string, at: number) => ({ id, text: `text ${id}`, thought_id: null, created_at: 1, last_modified_at: at });
+  const onePage = { changes: { ideas: { created: [idea('a', 5)], updated: [], deleted: [] } }, timestamp: 5, has_more: false };
+
+  beforeEach(async () => {
+    f = await openLocal();
+    sweeps = 0;
+    const drop = f.local.dropUnseenSynced.bind(f.local);
+    f.local.dropUnseenSynced = async (t, seen) => {
+      sweeps++;
+      return drop(t, seen);
+    };
+  });
+
+  const firstSync = () =>
+    new SyncEngine(f.local, { pull: async () => ok(onePage), push: async () => ok({ timestamp: 0, conflicts: [] }) }, new AsyncStorageCheckpointStore(new MemoryAsyncStorage()), () => 'push-1', { batchSize: 100 }).run({ entity: 'ideas' });
+
+  it('skips the sweep on a device with no synced row (a local, never pushed row does not count)', async () => {
+    await f.local.create('ideas', { id: 'local', text: 'not pushed yet' });
+    expect(await f.local.hasSyncedRows('ideas')).to.equal(false);
+    expect((await firstSync()).isOk()).to.equal(true);
+    expect(sweeps).to.equal(0);
+    expect((await f.local.query('ideas', { orderBy: 'id' })).map((r) => r['id'])).to.deep.equal(['a', 'local']);
+  });
+
+  it('sweeps where the table held a synced row, and drops it when no page brought it', async () => {
+    await f.local.applyPulled({ ideas: { created: [idea('stale', 3)], updated: [], deleted: [] } });
+    expect(await f.local.hasSyncedRows('ideas')).to.equal(true);
+    const r = await firstSync();
+    expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(2);
+    expect(sweeps).to.equal(1);
+    expect((await f.local.query('ideas', { orderBy: 'id' })).map((r) => r['id'])).to.deep.equal(['a']);
+  });
+});
