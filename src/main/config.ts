@@ -38,6 +38,11 @@ export interface AppConfig {
   readonly tlsTerminatedUpstream: boolean;
   /** Take the client's IP from X-Forwarded-For (only behind a proxy that sets it). */
   readonly trustProxy: boolean;
+  /**
+   * Threads that decrypt large pull pages besides the request's own (0, the default: none). Each
+   * makes a large pull faster and costs 10–35 MB (docs/performance.md, fix 12).
+   */
+  readonly decryptThreads: number;
   /** The field-encryption key ring (the first encrypts), and where a generated dev key lives. */
   readonly fieldKeys: { readonly ring: ReadonlyArray<{ readonly id: string; readonly key: Buffer }>; readonly devKeyFile?: string };
   /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
@@ -173,6 +178,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     ...tlsConfig(env, production),
     trustProxy: boolVar(env, 'TRUST_PROXY'),
     fieldKeys: fieldKeys(env, production),
+    decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
   };
 }

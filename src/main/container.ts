@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { JwtTokenVerifier } from '../adapters/crypto/jwt-token-verifier';
 import { AesGcmFieldCipher } from '../adapters/crypto/aes-gcm-field-cipher';
+import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
 import { NodeSha256Digest } from '../adapters/crypto/node-digest';
 import { createHttpApp } from '../adapters/http/app';
 import { FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
@@ -50,7 +51,9 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind<SyncSettings>(TOKENS.SyncSettings).toConstantValue(config.sync);
   c.bind<Digest>(TOKENS.Digest).toResolvedValue(() => new NodeSha256Digest());
   c.bind<TokenVerifier>(TOKENS.TokenVerifier).toResolvedValue(() => new JwtTokenVerifier(config.jwt));
-  c.bind<FieldCipher>(TOKENS.FieldCipher).toResolvedValue(() => new AesGcmFieldCipher(config.fieldKeys.ring));
+  c.bind<FieldCipher>(TOKENS.FieldCipher).toResolvedValue(() =>
+    config.decryptThreads > 0 ? new ParallelFieldCipher(config.fieldKeys.ring, { threads: config.decryptThreads }) : new AesGcmFieldCipher(config.fieldKeys.ring),
+  );
   c.bind<ChangeStore>(TOKENS.ChangeStore).toResolvedValue((d: Knex, cipher: FieldCipher) => new KnexChangeStore(d, cipher), [ROOT.Database, TOKENS.FieldCipher]);
   c.bind(TOKENS.PullChanges).toResolvedValue((s: ChangeStore, st: SyncSettings) => new PullChanges(s, st), [TOKENS.ChangeStore, TOKENS.SyncSettings]);
   c.bind(TOKENS.PushChanges).toResolvedValue(

@@ -10,7 +10,8 @@ import { pino, type Logger } from 'pino';
 import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
-import { TOKENS, type Clock, type SyncLog } from '../application/ports';
+import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
+import { TOKENS, type Clock, type FieldCipher, type SyncLog } from '../application/ports';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
 
@@ -64,6 +65,8 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       (closing ??= (async () => {
         await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
         await syncLog.flush();
+        const cipher = container.get<FieldCipher>(TOKENS.FieldCipher);
+        if (cipher instanceof ParallelFieldCipher) await cipher.close();
         if (ownDb) await db.destroy();
       })()),
   };

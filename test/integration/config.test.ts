@@ -52,6 +52,9 @@ describe('configuration from the environment', () => {
       ['SYNC_MAX_RECORD_BYTES', 'big'],
       ['SYNC_PULL_LIMIT', '0'],
       ['SYNC_PULL_LIMIT', '1.5'],
+      ['DECRYPT_THREADS', '-1'],
+      ['DECRYPT_THREADS', 'two'],
+      ['DECRYPT_THREADS', '65'],
       ['SCHEMA_VERSION_MIN', '0'],
       ['SCHEMA_VERSION_MIN', 'v1'],
       ['SCHEMA_VERSION_MAX', 'two'],
@@ -132,6 +135,7 @@ describe('configuration from the environment', () => {
         tlsTerminatedUpstream: false,
         trustProxy: false,
         fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
+        decryptThreads: 0,
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
@@ -145,7 +149,7 @@ describe('configuration from the environment', () => {
 
     it('blank variables count as unset', () => {
       const blank = Object.fromEntries(
-        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS'].map((k) => [k, '']),
+        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'DECRYPT_THREADS'].map((k) => [k, '']),
       );
       expect(loadConfig({ ...base, ...blank })).to.deep.equal(loadConfig({ ...base }));
     });
@@ -162,7 +166,9 @@ describe('configuration from the environment', () => {
         SCHEMA_VERSION_MAX: '2',
         LOG_LEVEL: 'silent',
         HOST: '0.0.0.0',
+        DECRYPT_THREADS: '64',
       });
+      expect(config.decryptThreads).to.equal(64);
       expect(config.port).to.equal(0);
       expect(config.host).to.equal('0.0.0.0');
       expect(config.maxBodyBytes).to.equal(1024);

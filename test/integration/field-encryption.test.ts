@@ -71,6 +71,26 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     expect(third.status).to.equal(500);
   });
 
+  it('with DECRYPT_THREADS=1, large pages (shared with a decrypt thread once it has started) come back with the same values and errors', async function () {
+    this.timeout(60_000);
+    const s = await startTestServer(ctx.database.db, { FIELD_ENCRYPTION_KEYS: KEY_A, DECRYPT_THREADS: '1' });
+    servers.push(s);
+    const n = 2500;
+    const created = Array.from({ length: n }, (_, i) => ({ id: `c${String(i).padStart(4, '0')}`, type: 'text', raw_content: `note ${i} é` }));
+    for (let i = 0; i < n; i += 1000) await s.client('big').push({ changes: { captures: { created: created.slice(i, i + 1000) } } });
+    // The first large page starts the thread; the ones after it share the work with it.
+    for (let round = 0; round < 3; round++) {
+      const page = (await pullCaptures(s, 'big')).changes.captures.created;
+      expect(page.map((c: any) => [c.id, c.raw_content]), `round ${round}`).to.deep.equal(created.map((c) => [c.id, c.raw_content]));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const [row] = await raw('big').where({ id: 'c2400' });
+    await ctx.database.db('captures').where({ user_id: 'big', id: 'c2400' }).update({ raw_content: row.raw_content.slice(0, -3) + (row.raw_content.endsWith('AAA') ? 'BBB' : 'AAA') });
+    const pull = await s.client('big').pull({ last_pulled_at: 0, tables: 'captures' });
+    expect(pull.status).to.equal(500);
+    expect(pull.body.error.code).to.equal('INTERNAL');
+  });
+
   it('refuses a tampered ciphertext with a clear error, not garbage, and other users are unaffected', async () => {
     const s = await start(KEY_A);
     await s.client('tam').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'original' }] } } });

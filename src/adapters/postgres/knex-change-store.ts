@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { ResultAsync } from 'neverthrow';
 import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
-import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../application/ports';
+import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredField, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
 /** Takes a user's write lock (its sync_users row, held until commit). */
@@ -127,6 +127,28 @@ function decryptValues(table: TableSpec, values: WireRecord, userId: string, cip
   }
 }
 
+/** decryptValues for a whole page, in one decryptAll (which may spread a large page over threads). */
+async function decryptPage(tables: readonly TableSpec[], rows: readonly PulledRow[], userId: string, cipher: FieldCipher): Promise<void> {
+  const encrypted = new Map(tables.filter(hasSensitiveColumns).map((t) => [t.name, sensitiveColumns(t)]));
+  if (encrypted.size === 0) return;
+  const items: StoredField[] = [];
+  const targets: Array<[WireRecord, string]> = [];
+  for (const row of rows) {
+    const columns = encrypted.get(row.table);
+    if (!columns) continue;
+    for (const column of columns) {
+      const v = row.values[column];
+      if (typeof v !== 'string') continue;
+      items.push({ stored: v, place: { table: row.table, column, userId, recordId: row.values['id'] as string } });
+      targets.push([row.values, column]);
+    }
+  }
+  if (items.length === 0) return;
+  const plain = await cipher.decryptAll(items);
+  if (plain.isErr()) throw new Rollback(plain.error);
+  for (let i = 0; i < targets.length; i++) targets[i]![0][targets[i]![1]] = plain.value[i]!;
+}
+
 /**
  * The ChangeStore on PostgreSQL (or PGlite) through Knex. Stamps come from the `sync_stamp`
  * trigger (migration 001); a push holds the user's `sync_users` row lock from its first statement
@@ -168,13 +190,7 @@ export class KnexChangeStore implements ChangeStore {
           if (hasMore) rows = rows.slice(0, query.limit);
           // Decrypt only what the page sends: of limit + 1 rows read per table, up to
           // (tables - 1) × limit + 1 are cut off.
-          if (this.cipher) {
-            const encrypted = new Map(query.tables.filter(hasSensitiveColumns).map((t) => [t.name, t]));
-            if (encrypted.size) for (const row of rows) {
-              const table = encrypted.get(row.table);
-              if (table) decryptValues(table, row.values, userId, this.cipher);
-            }
-          }
+          if (this.cipher) await decryptPage(query.tables, rows, userId, this.cipher);
           return { rows, hasMore, highWater };
         },
         // One snapshot for the high-water mark and the rows: every write at or below it is visible.

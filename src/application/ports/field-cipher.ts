@@ -9,6 +9,12 @@ export interface FieldPlace {
   readonly recordId: string;
 }
 
+/** A stored value and where it lives. */
+export interface StoredField {
+  readonly stored: string;
+  readonly place: FieldPlace;
+}
+
 /**
  * Encryption at rest of the schema's sensitive columns. Contract (test/unit/adapters/crypto):
  * `encrypt` uses the current key and a fresh random nonce, so equal plaintexts differ;
@@ -20,6 +26,11 @@ export interface FieldPlace {
 export interface FieldCipher {
   encrypt(plaintext: string, place: FieldPlace): string;
   decrypt(stored: string, place: FieldPlace): Result<string, SyncError>;
+  /**
+   * `decrypt` of many values (a pull page): the same results in the same order, or the first
+   * failure. May spread the work over other threads.
+   */
+  decryptAll(items: readonly StoredField[]): Promise<Result<string[], SyncError>>;
   /** True when the value is not a ciphertext under the current key (plaintext, or an older key). */
   isStale(stored: string): boolean;
   /** The id of the key new values are encrypted with. */
