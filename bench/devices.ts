@@ -198,10 +198,27 @@ export async function benchDevices(): Promise<void> {
     const user = `devices-initial-${run}`;
     users.push(user);
     await seed(server, user, INITIAL);
-    for (let i = 0; i < 2; i++) line(await initialSync(server, user, INITIAL));
+    for (let i = 0; i < 2; i++) line({ ...(await initialSync(server, user, INITIAL)), decrypt_threads: 0 });
+    if (databaseName() === 'postgres') await withDecryptThread(user, line);
   } finally {
     await child.stop();
     await forgetChildUsers(db, users);
     await db?.destroy();
+  }
+}
+
+/**
+ * The same first syncs from a server started with DECRYPT_THREADS=1 (off by default: it costs
+ * memory), on PostgreSQL, where the seeded user is already in the database. The first of its
+ * large pages starts the thread, so a warm-up sync comes first.
+ */
+async function withDecryptThread(user: string, line: (measured: Record<string, unknown>) => void): Promise<void> {
+  const child = await spawnServer({ DECRYPT_THREADS: '1' });
+  try {
+    const server: PhoneServer = { url: child.url, token: childToken };
+    await initialSync(server, user, INITIAL);
+    for (let i = 0; i < 2; i++) line({ ...(await initialSync(server, user, INITIAL)), decrypt_threads: 1, server_rss_mb: child.memory().rss_mb });
+  } finally {
+    await child.stop();
   }
 }

@@ -66,7 +66,11 @@ async function pullEverything(server: ChildServer, user: string): Promise<{ page
 }
 
 export async function benchMemory(): Promise<void> {
-  if (databaseUrl()) return measure({}, undefined);
+  if (databaseUrl()) {
+    await measure({}, undefined);
+    // With a decrypt thread (off by default): what it costs in memory.
+    return measure({ DECRYPT_THREADS: '1' }, undefined);
+  }
   // PGlite: in memory (as the other scenarios run it) and in a data folder (as `npm start` runs it).
   await measure({}, 'memory://');
   const dir = mkdtempSync(join(tmpdir(), 'bench-pglite-'));
@@ -98,6 +102,7 @@ async function measure(env: Record<string, string>, pgliteDataDir: string | unde
       name: 'memory.server_pull',
       database: databaseName(),
       ...(pgliteDataDir ? { pglite_data_dir: pgliteDataDir } : {}),
+      decrypt_threads: Number(env['DECRYPT_THREADS'] ?? 0),
       records: N,
       pages: pulled.pages,
       bytes_received: pulled.bytes,
