@@ -17,6 +17,7 @@ export interface FieldKey {
 
 const PREFIX = 'enc:v1:';
 const NONCE_BYTES = 12;
+const NONCES_PER_FILL = 4096;
 const AUTH_FAILED = 'authentication failed: the value was tampered with, or copied from another place';
 
 const aad = (p: FieldPlace) => Buffer.from(JSON.stringify([p.table, p.column, p.userId, p.recordId]), 'utf8');
@@ -38,6 +39,8 @@ export class AesGcmFieldCipher implements FieldCipher {
   /** The ring's keys in order: a TakenApart value's keyIndex points here. */
   readonly ring: readonly Buffer[];
   readonly currentKeyId: string;
+  private nonces = Buffer.alloc(0);
+  private nonceAt = 0;
 
   /** `ring[0]` encrypts; every key of the ring decrypts. */
   constructor(ring: readonly FieldKey[]) {
@@ -50,7 +53,7 @@ export class AesGcmFieldCipher implements FieldCipher {
   }
 
   encrypt(plaintext: string, place: FieldPlace): string {
-    const nonce = randomBytes(NONCE_BYTES);
+    const nonce = this.nextNonce();
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, nonce);
     cipher.setAAD(aad(place));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
@@ -99,6 +102,18 @@ export class AesGcmFieldCipher implements FieldCipher {
 
   decryptAll(items: readonly StoredField[]): Promise<Result<string[], SyncError>> {
     return Promise.resolve(this.decryptList(items));
+  }
+
+  /**
+   * A fresh random nonce, cut from a buffer the CSPRNG fills 4,096 nonces at a time, each used
+   * once: randomBytes(12) per value cost about 5 µs, a tenth of a push's work per record.
+   */
+  private nextNonce(): Buffer {
+    if (this.nonceAt + NONCE_BYTES > this.nonces.length) {
+      this.nonces = randomBytes(NONCE_BYTES * NONCES_PER_FILL);
+      this.nonceAt = 0;
+    }
+    return this.nonces.subarray(this.nonceAt, (this.nonceAt += NONCE_BYTES));
   }
 
   isStale(stored: string): boolean {

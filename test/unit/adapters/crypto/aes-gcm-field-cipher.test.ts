@@ -49,3 +49,15 @@ describe('AesGcmFieldCipher', () => {
     expect(() => new AesGcmFieldCipher([])).to.throw(/empty/);
   });
 });
+
+describe('AesGcmFieldCipher nonces', () => {
+  it('gives every value its own random nonce, across refills of its random buffer', () => {
+    const cipher = new AesGcmFieldCipher([{ id: 'a', key: Buffer.alloc(32, 1) }]);
+    const place = { table: 'captures', column: 'raw_content', userId: 'u1', recordId: 'c1' };
+    const values = Array.from({ length: 9000 }, (_, i) => cipher.encrypt(`v${i}`, place));
+    const nonces = values.map((v) => v.split(':')[3]!);
+    expect(new Set(nonces).size).to.equal(9000);
+    expect(nonces.every((n) => Buffer.from(n, 'base64url').length === 12 && !/^A+$/.test(n))).to.equal(true);
+    values.forEach((v, i) => expect(cipher.decrypt(v, place)._unsafeUnwrap()).to.equal(`v${i}`));
+  });
+});
