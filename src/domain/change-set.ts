@@ -143,10 +143,16 @@ function issueReason(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** UTF-8 byte length of a string, without TextEncoder (not everywhere in React Native). */
 export function utf8Length(s: string): number {
-  let bytes = 0;
-  for (let i = 0; i < s.length; i++) {
+  // Most text is ASCII, one byte a character: a native scan finds the first that is not (a pull
+  // page's 3 MB in under 1 ms, a third of the loop's time), and the loop counts from there.
+  const first = s.search(NON_ASCII);
+  if (first < 0) return s.length;
+  let bytes = first;
+  for (let i = first; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) bytes += 1;
     else if (c < 0x800) bytes += 2;
