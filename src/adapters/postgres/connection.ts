@@ -1,24 +1,40 @@
 import { mkdirSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
+import { createRequire } from 'node:module';
+import type { PGlite } from '@electric-sql/pglite';
 import knex, { type Knex } from 'knex';
-import ClientPgLite from 'knex-pglite';
 
 export type DatabaseTarget =
   | { readonly kind: 'postgres'; readonly url: string; readonly poolMax: number; readonly searchPath?: string }
   | { readonly kind: 'pglite'; readonly dataDir: string };
 
+type PgLiteClient = new (config: object) => { _query(connection: unknown, obj: unknown): Promise<unknown> };
+
 /**
- * PGlite runs in this thread and answers through promises alone, so a chain of queries never
- * let the event loop turn: one busy request held back every other request, timer and socket
- * (p95 9.8 s under 200 clients). Each query first waits one turn of the loop (setImmediate: no
- * delay when nothing else is waiting), so concurrent requests take turns: under a load near
- * PGlite's capacity the median rises and the tail falls (docs/performance.md, fix 13).
+ * PGlite and its knex client, loaded on first use: on PostgreSQL the server never loads them. Run
+ * through tsx (as `npm start` runs), loading PGlite cost the process about 80 MB, as much as all
+ * the rest of the server (docs/performance.md, fix 15). Required, not imported: knex-pglite
+ * requires PGlite's CommonJS build, and an import would load its ES module build beside it.
  */
-class YieldingPgLiteClient extends (ClientPgLite as unknown as new (config: object) => { _query(connection: unknown, obj: unknown): Promise<unknown> }) {
-  override async _query(connection: unknown, obj: unknown): Promise<unknown> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    return super._query(connection, obj);
+let pglite: { PGlite: typeof PGlite; Client: PgLiteClient } | undefined;
+function loadPgLite(): { PGlite: typeof PGlite; Client: PgLiteClient } {
+  if (pglite) return pglite;
+  const require = createRequire(import.meta.url);
+  const ClientPgLite = require('knex-pglite') as PgLiteClient;
+  /**
+   * PGlite runs in this thread and answers through promises alone, so a chain of queries never
+   * let the event loop turn: one busy request held back every other request, timer and socket
+   * (p95 9.8 s under 200 clients). Each query first waits one turn of the loop (setImmediate: no
+   * delay when nothing else is waiting), so concurrent requests take turns: under a load near
+   * PGlite's capacity the median rises and the tail falls (docs/performance.md, fix 13).
+   */
+  class YieldingPgLiteClient extends ClientPgLite {
+    override async _query(connection: unknown, obj: unknown): Promise<unknown> {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return super._query(connection, obj);
+    }
   }
+  pglite = { PGlite: (require('@electric-sql/pglite') as { PGlite: typeof PGlite }).PGlite, Client: YieldingPgLiteClient };
+  return pglite;
 }
 
 /**
@@ -39,12 +55,13 @@ export function openDatabase(target: DatabaseTarget): Knex {
   }
   const inMemory = target.dataDir.startsWith('memory://');
   if (!inMemory) mkdirSync(target.dataDir, { recursive: true });
-  const pglite = new PGlite(inMemory ? undefined : target.dataDir);
+  const { PGlite: Embedded, Client } = loadPgLite();
+  const instance = new Embedded(inMemory ? undefined : target.dataDir);
   return knex({
-    client: YieldingPgLiteClient as unknown as typeof knex.Client,
+    client: Client as unknown as typeof knex.Client,
     dialect: 'postgres',
     compileSqlOnError: false,
-    connection: () => ({ pglite }) as object,
+    connection: () => ({ pglite: instance }) as object,
   } as Knex.Config);
 }
 
