@@ -1,6 +1,5 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
 import type { DatabaseTarget } from '../adapters/postgres/connection';
@@ -40,8 +39,8 @@ export interface AppConfig {
   /** Take the client's IP from X-Forwarded-For (only behind a proxy that sets it). */
   readonly trustProxy: boolean;
   /**
-   * Threads that decrypt large pull pages besides the request's own (default: the cores but one,
-   * at most 3; 0: none). Each makes a large pull faster and costs 15–50 MB (docs/performance.md, fix 12).
+   * Threads that decrypt large pull pages besides the request's own (0, the default: none). Each
+   * makes a large pull faster and costs 15–50 MB (docs/performance.md, fix 12).
    */
   readonly decryptThreads: number;
   /** The field-encryption key ring (the first encrypts), and where a generated dev key lives. */
@@ -179,13 +178,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     ...tlsConfig(env, production),
     trustProxy: boolVar(env, 'TRUST_PROXY'),
     fieldKeys: fieldKeys(env, production),
-    decryptThreads: intVar(env, 'DECRYPT_THREADS', defaultDecryptThreads(), 0, 64),
+    decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
   };
 }
-
-/** More threads than the cores but one only take turns with the request's own. */
-export const defaultDecryptThreads = (): number => Math.max(0, Math.min(3, availableParallelism() - 1));
 
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
 

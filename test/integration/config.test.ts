@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/main/config';
 
@@ -135,7 +135,7 @@ describe('configuration from the environment', () => {
         tlsTerminatedUpstream: false,
         trustProxy: false,
         fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
-        decryptThreads: Math.max(0, Math.min(3, availableParallelism() - 1)),
+        decryptThreads: 0,
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
