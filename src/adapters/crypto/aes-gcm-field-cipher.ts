@@ -2,7 +2,7 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { err, ok, type Result } from 'neverthrow';
 import { syncError, type SyncError } from '../../domain';
 import type { FieldCipher, FieldPlace, StoredField } from '../../application/ports';
-import { gcmOpen, TAG_BYTES } from './gcm-open.mjs';
+import { gcmOpen, NONCE_BYTES, TAG_BYTES } from './gcm-open.mjs';
 
 /** See AesGcmFieldCipher.takeApart. */
 export type TakenApart =
@@ -16,7 +16,6 @@ export interface FieldKey {
 }
 
 const PREFIX = 'enc:v1:';
-const NONCE_BYTES = 12;
 const NONCES_PER_FILL = 4096;
 const AUTH_FAILED = 'authentication failed: the value was tampered with, or copied from another place';
 

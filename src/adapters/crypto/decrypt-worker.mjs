@@ -2,9 +2,8 @@
 // values the caller has taken apart (see the job layout there) and answers with their text, or
 // with `failed` (the caller then decrypts the batch itself, for the error that names the place).
 import { parentPort, workerData } from 'node:worker_threads';
-import { gcmOpen } from './gcm-open.mjs';
+import { gcmOpen, NONCE_BYTES } from './gcm-open.mjs';
 
-const NONCE_BYTES = 12;
 const keys = workerData.keys.map((k) => Buffer.from(k));
 
 parentPort.on('message', ({ id, bytes, layout }) => {

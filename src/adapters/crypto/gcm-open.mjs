@@ -2,6 +2,7 @@
 // thread of its own and about 60 MB); AesGcmFieldCipher and the thread share it.
 import { createDecipheriv } from 'node:crypto';
 
+export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
 
 /**

@@ -3,14 +3,13 @@ import { ok, type Result } from 'neverthrow';
 import type { FieldCipher, FieldPlace, StoredField } from '../../application/ports';
 import type { SyncError } from '../../domain';
 import { AesGcmFieldCipher, type FieldKey, type TakenApart } from './aes-gcm-field-cipher';
-import { gcmOpen } from './gcm-open.mjs';
+import { gcmOpen, NONCE_BYTES } from './gcm-open.mjs';
 
 type Sealed = Extract<TakenApart, { sealed: true }>;
 /** A thread's answer: the texts in order, `failed` (a tag did not match), or null (the thread is gone). */
 type Answer = { readonly values: string[] } | { readonly failed: true } | null;
 
 const WORKER_URL = new URL('./decrypt-worker.mjs', import.meta.url);
-const NONCE_BYTES = 12;
 
 /**
  * A job for a thread: one transferred buffer holding each value's nonce, body and associated data
