@@ -101,7 +101,7 @@ function selectColumns(table: TableSpec): string[] {
   return ['id', ...columnNames(table), 'created_at', 'last_modified_at', 'first_written_at', 'first_written_by', 'last_modified_by', '_status'];
 }
 
-/** A stored row as the protocol sees it: numbers as numbers; sensitive columns still as stored (see decryptValues). */
+/** A stored row as the protocol sees it: numbers as numbers; sensitive columns still as stored (see decryptRows). */
 function wireValues(table: TableSpec, row: Record<string, unknown>): WireRecord {
   const values: WireRecord = { id: row['id'] as string };
   for (const column of columnNames(table)) {
@@ -114,21 +114,11 @@ function wireValues(table: TableSpec, row: Record<string, unknown>): WireRecord 
 }
 
 /**
- * Decrypts the sensitive columns of wireValues' result in place. A value that fails to decrypt
- * aborts the read with a clear error (never garbage sent to a device).
+ * Decrypts the sensitive columns of wireValues' results in place, all in one decryptAll (which may
+ * spread a large pull page over threads). A value that fails to decrypt aborts the read with a
+ * clear error (never garbage sent to a device).
  */
-function decryptValues(table: TableSpec, values: WireRecord, userId: string, cipher: FieldCipher): void {
-  for (const column of sensitiveColumns(table)) {
-    const v = values[column];
-    if (typeof v !== 'string') continue;
-    const plain = cipher.decrypt(v, { table: table.name, column, userId, recordId: values['id'] as string });
-    if (plain.isErr()) throw new Rollback(plain.error);
-    values[column] = plain.value;
-  }
-}
-
-/** decryptValues for a whole page, in one decryptAll (which may spread a large page over threads). */
-async function decryptPage(tables: readonly TableSpec[], rows: readonly PulledRow[], userId: string, cipher: FieldCipher): Promise<void> {
+async function decryptRows(tables: readonly TableSpec[], rows: ReadonlyArray<{ readonly table: string; readonly values: WireRecord }>, userId: string, cipher: FieldCipher): Promise<void> {
   const encrypted = new Map(tables.filter(hasSensitiveColumns).map((t) => [t.name, sensitiveColumns(t)]));
   if (encrypted.size === 0) return;
   const items: StoredField[] = [];
@@ -190,7 +180,7 @@ export class KnexChangeStore implements ChangeStore {
           if (hasMore) rows = rows.slice(0, query.limit);
           // Decrypt only what the page sends: of limit + 1 rows read per table, up to
           // (tables - 1) × limit + 1 are cut off.
-          if (this.cipher) await decryptPage(query.tables, rows, userId, this.cipher);
+          if (this.cipher) await decryptRows(query.tables, rows, userId, this.cipher);
           return { rows, hasMore, highWater };
         },
         // One snapshot for the high-water mark and the rows: every write at or below it is visible.
@@ -277,9 +267,11 @@ class KnexPushTransaction implements PushTransaction {
       const statement = this.statements(table).load;
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
         const found = await this.run(statement, [ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK), this.userId]);
-        for (const row of found.rows) {
-          const values = wireValues(table, row);
-          if (this.cipher) decryptValues(table, values, this.userId, this.cipher);
+        const loaded = found.rows.map((row) => ({ table: table.name, values: wireValues(table, row) }));
+        if (this.cipher) await decryptRows([table], loaded, this.userId, this.cipher);
+        for (let k = 0; k < found.rows.length; k++) {
+          const row = found.rows[k]!;
+          const values = loaded[k]!.values;
           delete values['last_modified_at'];
           rows.set(row['id'] as string, {
             values,
