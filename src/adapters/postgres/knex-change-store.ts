@@ -7,7 +7,7 @@ import { databaseError } from './errors';
 /** Takes a user's write lock (its sync_users row, held until commit). */
 const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts';
 /**
- * The same, and in the same round trip the push's named statements are set to run with their
+ * The same, and in the same round trip the push's statements are set to run with their
  * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
  * small (a new one, or one grown since the last ANALYZE) PostgreSQL probes each id through the
  * (user_id, last_modified_at) index with a filter on id: a scan of all the user's rows per id. The
@@ -72,11 +72,15 @@ class TableStatements {
     // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
     // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
     // autovacuum off) as a scan of all the user's rows; a LATERAL … LIMIT 1 cannot be flattened.
+    // Never a named statement: a plan made while the table is empty or tiny (a new deployment's
+    // first push) costs both indexes alike, may take (user_id, last_modified_at), and a named
+    // statement keeps it for the connection's life, however large the table grows. Planned anew
+    // each time (generic, see LOCK_USER_GENERIC_PLANS), it follows the table's size.
     this.load = {
       sql:
         `SELECT t.* FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL ` +
         `(SELECT ${selectColumns(table).map(quote).join(', ')} FROM ${quote(table.name)} WHERE user_id = ? AND id = k.id LIMIT 1) AS t`,
-      name: prepared ? `sync_load_${table.name}` : undefined,
+      name: undefined,
     };
   }
 }
