@@ -9,7 +9,7 @@
 import { err, ok, type Result } from 'neverthrow';
 import { TABLES, type TableSpec } from '../../src/domain';
 import type { ConflictEvent, LocalDatabase, PendingRow } from './local-database';
-import type { CheckpointStore, PushBody, SyncTransport, TransportFailure } from './ports';
+import type { CheckpointStore, PullHead, PushBody, SyncTransport, TransportFailure } from './ports';
 
 export interface SyncOptions {
   /** Only tables of this priority or a more urgent one (1 = captures only). */
@@ -43,6 +43,16 @@ export interface SyncEngineOptions {
 type PulledPage = Awaited<ReturnType<SyncTransport['pull']>>;
 /** A page request's outcome, a throw included (held as a value until the engine is ready for it). */
 type Fetched = { result: PulledPage } | { thrown: unknown };
+/** A page asked for, and its outcome to come. */
+interface AskedPage {
+  readonly lastPulledAt: number | null;
+  readonly fetched: Promise<Fetched>;
+}
+/**
+ * Pages asked for ahead of the one being applied. Each holds up to the pull limit's rows in the
+ * phone's memory; a second one ahead gained about 2% on a loopback first sync.
+ */
+const PAGES_AHEAD = 1;
 
 export class SyncEngine {
   constructor(
@@ -96,10 +106,13 @@ export class SyncEngine {
     // Only rows synced before this pull can be unseen: a fresh device (the common first sync) has
     // none, and skips the sweep, which costs about 0.1 s per 100k rows.
     const sweep = seen !== null && (await this.local.hasSyncedRows(table.name));
-    // The next page's request needs only this page's cursor, so it is fetched while this page is
-    // applied. Nothing else changes: a page is applied, then its cursor saved, strictly in order,
-    // and a page fetched but never applied (a failure or a kill meanwhile) is fetched again.
-    const fetchPage = (lastPulledAt: number | null): Promise<Fetched> =>
+    // The next page's request needs only this page's cursor, so it is asked for while this page
+    // is applied, and as soon as the server names that cursor in its answer's head, before the
+    // body has arrived (meanwhile the server reads the next page, and the phone inflates and
+    // parses this one). Nothing else changes: a page is applied, then its cursor saved, strictly
+    // in order, and a page fetched but never applied (a failure or a kill meanwhile) is fetched
+    // again. Pages asked for and not yet applied: at most PAGES_AHEAD, besides the one applied.
+    const fetchPage = (lastPulledAt: number | null, onHead: (head: PullHead) => void): Promise<Fetched> =>
       this.transport
         .pull({
           lastPulledAt,
@@ -107,19 +120,47 @@ export class SyncEngine {
           // A first sync wants this device's own rows too (it may have lost its database), on every page.
           suppressEcho: seen === null,
           ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}),
+          onHead,
         })
         // Held as a value: a prefetch that throws while the page before it is applied must not go unhandled.
         .then(
           (result) => ({ result }),
           (thrown: unknown) => ({ thrown }),
         );
-    let next: Promise<Fetched> | null = fetchPage(since);
-    while (next) {
-      const fetched: Fetched = await next;
+    const ahead: AskedPage[] = [];
+    // The cursor to ask for once there is room: null while unknown, or when no page is left.
+    let wanted: { readonly at: number | null } | null = { at: since };
+    let newest: AskedPage | null = null;
+    const pump = (): void => {
+      while (wanted && ahead.length < PAGES_AHEAD) {
+        // Listed before it is asked for: a transport may tell the head before `pull` returns.
+        const page = { lastPulledAt: wanted.at } as { lastPulledAt: number | null; fetched: Promise<Fetched> };
+        wanted = null;
+        newest = page;
+        ahead.push(page);
+        page.fetched = fetchPage(page.lastPulledAt, (head) => {
+          // Only the newest page's head names the page to ask for next.
+          if (newest !== page || wanted !== null || !head.hasMore) return;
+          wanted = { at: head.timestamp };
+          pump();
+        });
+      }
+    };
+    pump();
+    while (ahead.length > 0) {
+      const current = ahead.shift()!;
+      pump();
+      const fetched: Fetched = await current.fetched;
       if ('thrown' in fetched) throw fetched.thrown;
       const page: PulledPage = fetched.result;
       if (page.isErr()) return err(page.error);
-      next = page.value.has_more ? fetchPage(page.value.timestamp) : null;
+      // The body is the answer: pages asked for on a head that disagrees with it are dropped.
+      if (page.value.has_more ? ahead[0]?.lastPulledAt !== page.value.timestamp : ahead.length > 0) {
+        ahead.length = 0;
+        newest = null;
+        wanted = page.value.has_more ? { at: page.value.timestamp } : null;
+        pump();
+      }
       const own = page.value.changes[table.name];
       if (own) {
         const { applied, merges } = await this.local.applyPulled({ [table.name]: own });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { Result } from 'neverthrow';
 import sinon from 'sinon';
 import type { FetchTransportOptions } from '../../mobile/src/adapters/fetch-transport';
-import type { PushBody, SyncTransport, TransportFailure } from '../../mobile/src/ports';
+import type { PullHead, PushBody, SyncTransport, TransportFailure } from '../../mobile/src/ports';
 import { closedPortUrl, json, startReplyServer, startSilentServer, type StubServer } from '../support/stub-servers';
 
 /**
@@ -102,6 +102,25 @@ export function runSyncTransportContract(name: string, make: () => SyncTransport
       expect([ids(first.changes['ideas']!.created), first.has_more]).to.deep.equal([['a', 'b'], true]);
       const second = value(await reader.pull({ lastPulledAt: first.timestamp, tables: ['ideas'], limit: 2 }));
       expect([ids(second.changes['ideas']!.created), second.has_more]).to.deep.equal([['c'], false]);
+    });
+
+    it('tells a head, if it tells one, once, before the pull resolves, equal to the body\'s cursor and has_more', async () => {
+      const phone = subject.connect('alice', { deviceId: 'phone' });
+      value(await phone.push(push('p-1', { ideas: { created: [idea('a', 'a'), idea('b', 'b'), idea('c', 'c')], updated: [], deleted: [] } })));
+      const reader = subject.connect('alice', { deviceId: 'reader' });
+      let since: number | null = null;
+      // Two pages of 2: the first has more, the second is the last.
+      for (let n = 0; n < 2; n++) {
+        const heads: Array<{ head: PullHead; beforeResolve: boolean }> = [];
+        let resolved = false;
+        const answer = await reader.pull({ lastPulledAt: since, tables: ['ideas'], limit: 2, onHead: (head) => heads.push({ head, beforeResolve: !resolved }) });
+        resolved = true;
+        const page = value(answer);
+        await new Promise((r) => setImmediate(r)); // a late head would show here
+        expect(heads.length).to.be.at.most(1);
+        if (heads.length === 1) expect(heads[0]).to.deep.equal({ head: { timestamp: page.timestamp, hasMore: page.has_more }, beforeResolve: true });
+        since = page.timestamp;
+      }
     });
 
     it('returns the first answer to a replayed push_id and writes nothing more', async () => {
@@ -260,6 +279,55 @@ export function runHttpSyncTransportContract(name: string, make: () => HttpSyncT
         expect(f).to.include({ kind: 'NETWORK_ERROR', retryable: true });
         expect(f.status).to.equal(undefined);
       }
+    });
+
+    it("names a pull's cursor from the real server's head: the body's timestamp and has_more", async () => {
+      const t = subject.create({ baseUrl: subject.baseUrl, getToken: () => subject.token('u1'), deviceId: 'd1', schemaVersion: 1 });
+      value(await t.push(push('p-h', { ideas: { created: [idea('a', 'a'), idea('b', 'b')], updated: [], deleted: [] } })));
+      const heads: PullHead[] = [];
+      const first = value(await t.pull({ lastPulledAt: null, tables: ['ideas'], limit: 1, suppressEcho: false, onHead: (h) => heads.push(h) }));
+      const last = value(await t.pull({ lastPulledAt: first.timestamp, tables: ['ideas'], limit: 1, suppressEcho: false, onHead: (h) => heads.push(h) }));
+      expect(heads).to.deep.equal([
+        { timestamp: first.timestamp, hasMore: true },
+        { timestamp: last.timestamp, hasMore: false },
+      ]);
+    });
+
+    it('tells the head as it arrives, before the body, which may come much later', async () => {
+      let sendBody!: () => void;
+      const bodyMayGo = new Promise<void>((r) => (sendBody = r));
+      const s = await stub((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-sync-timestamp': '42', 'x-sync-has-more': 'true' });
+        res.flushHeaders();
+        void bodyMayGo.then(() => res.end(JSON.stringify({ changes: { ideas: { created: [], updated: [], deleted: [] } }, timestamp: 42, has_more: true })));
+      });
+      let told!: (h: PullHead) => void;
+      const head = new Promise<PullHead>((r) => (told = r));
+      let resolved = false;
+      const pulling = overStub(s).pull({ lastPulledAt: 7, tables: ['ideas'], onHead: (h) => told(h) }).finally(() => (resolved = true));
+      expect(await head).to.deep.equal({ timestamp: 42, hasMore: true });
+      expect(resolved, 'the pull resolved before its body was sent').to.equal(false);
+      sendBody();
+      expect(value(await pulling)).to.include({ timestamp: 42, has_more: true });
+    });
+
+    it('tells no head for an error answer, or a head without both valid headers (tried: "abc", -1, "yes", absent)', async () => {
+      const heads: PullHead[] = [];
+      const cases: Array<[number, Record<string, string>]> = [
+        [503, { 'x-sync-timestamp': '42', 'x-sync-has-more': 'true' }],
+        [200, { 'x-sync-timestamp': 'abc', 'x-sync-has-more': 'true' }],
+        [200, { 'x-sync-timestamp': '-1', 'x-sync-has-more': 'false' }],
+        [200, { 'x-sync-timestamp': '42', 'x-sync-has-more': 'yes' }],
+        [200, { 'x-sync-has-more': 'true' }],
+      ];
+      for (const [status, headers] of cases) {
+        const s = await stub((_req, res) => {
+          res.writeHead(status, { 'content-type': 'application/json', ...headers });
+          res.end(JSON.stringify(status === 200 ? { changes: {}, timestamp: 42, has_more: false } : { error: { code: 'UNAVAILABLE', message: 'down' } }));
+        });
+        await overStub(s).pull({ lastPulledAt: null, tables: ['ideas'], onHead: (h) => heads.push(h) });
+      }
+      expect(heads).to.deep.equal([]);
     });
 
     it('reports a server that never answers as a retryable TIMEOUT after timeoutMs', async () => {

@@ -14,7 +14,7 @@ import {
   type SyncErrorCode,
   utf8Length,
 } from '../../../src/domain';
-import type { PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
+import type { PullHead, PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
 
 export interface FetchTransportOptions {
   /** e.g. https://sync.example.com (no trailing slash needed). */
@@ -47,7 +47,14 @@ export class FetchSyncTransport implements SyncTransport {
     const query = new URLSearchParams({ last_pulled_at: String(params.lastPulledAt ?? 0), tables: params.tables.join(',') });
     if (params.limit !== undefined) query.set('limit', String(params.limit));
     if (this.options.schemaVersion !== undefined) query.set('schema_version', String(this.options.schemaVersion));
-    return this.request(`/api/sync/pull?${query}`, { method: 'GET' }, pullResponseSchema, params.suppressEcho !== false) as Promise<Result<PullResponseBody, TransportFailure>>;
+    const onHead = params.onHead;
+    const tellHead = onHead
+      ? (headers: Headers) => {
+          const head = pullHeadOf(headers);
+          if (head) onHead(head);
+        }
+      : undefined;
+    return this.request(`/api/sync/pull?${query}`, { method: 'GET' }, pullResponseSchema, params.suppressEcho !== false, tellHead) as Promise<Result<PullResponseBody, TransportFailure>>;
   }
 
   push(body: PushBody): Promise<Result<PushResponseBody, TransportFailure>> {
@@ -61,7 +68,8 @@ export class FetchSyncTransport implements SyncTransport {
     return this.request('/api/sync/push', init, pushResponseSchema);
   }
 
-  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>, sendDeviceId = true): Promise<Result<T, TransportFailure>> {
+  /** `onHeaders` hears a 200 answer's headers as they arrive, before its body is read. */
+  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>, sendDeviceId = true, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
     let token: string;
     try {
       token = await this.options.getToken();
@@ -84,6 +92,7 @@ export class FetchSyncTransport implements SyncTransport {
       } catch (e) {
         return err(controller.signal.aborted ? timeoutFailure('the server did not answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
       }
+      if (res.status === 200) onHeaders?.(res.headers);
       let text: string;
       try {
         text = await res.text();
@@ -116,4 +125,12 @@ export class FetchSyncTransport implements SyncTransport {
       clearTimeout(timer);
     }
   }
+}
+
+/** The cursor a pull answer's head names (X-Sync-Timestamp, X-Sync-Has-More), or null if it names none. */
+function pullHeadOf(headers: Headers): PullHead | null {
+  const timestamp = Number(headers.get('x-sync-timestamp') ?? NaN);
+  const more = headers.get('x-sync-has-more');
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0 || (more !== 'true' && more !== 'false')) return null;
+  return { timestamp, hasMore: more === 'true' };
 }

@@ -11,6 +11,19 @@ export interface PullParams {
    * incremental pull, and the device needs its own rows back then.
    */
   readonly suppressEcho?: boolean;
+  /**
+   * Hears the page's cursor as soon as the answer's head names it, before its body is read
+   * (headers `X-Sync-Timestamp` and `X-Sync-Has-More`), so the next page can be asked for at once.
+   * Optional both ways: a transport may never call it. Called at most once, before `pull`
+   * resolves, and only for a 200 answer; its values are the body's `timestamp` and `has_more`.
+   */
+  readonly onHead?: (head: PullHead) => void;
+}
+
+/** A pull answer's cursor, told ahead of its body. */
+export interface PullHead {
+  readonly timestamp: number;
+  readonly hasMore: boolean;
 }
 
 export interface PushBody {

@@ -187,6 +187,10 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'pull', started, deviceId, 0);
     const result = await deps.pullChanges.execute({ userId: ctx.state.principal!.userId, query: ctx.query, schemaVersion: schemaVersionOf(ctx), deviceId });
     if (result.isErr()) return failSync(ctx, 'pull', started, result.error, 0);
+    // The cursor ahead of the body, so a client can ask for the next page while this one is
+    // still compressed, sent and parsed (docs/protocol-extensions.md).
+    ctx.set('X-Sync-Timestamp', String(result.value.timestamp));
+    ctx.set('X-Sync-Has-More', String(result.value.has_more));
     const bytesOut = sendJson(ctx, 200, result.value);
     recordSync(ctx, 'pull', started, { bytesIn: 0, bytesOut, recordsByTable: countRecords(result.value.changes), conflicts: [] });
   });
