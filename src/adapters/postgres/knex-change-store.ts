@@ -22,6 +22,10 @@ const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
   'SELECT ?, ?::int8, u.entity, u.record_id, u.conflict_type, u.resolution_strategy, u.client_columns::jsonb, u.server_columns::jsonb ' +
   'FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns)';
+const SAVE_RECEIPT =
+  'WITH expired AS (DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?) ' +
+  'INSERT INTO sync_push_receipts (user_id, push_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?) ' +
+  'ON CONFLICT (user_id, push_id) DO UPDATE SET body_hash = EXCLUDED.body_hash, response = EXCLUDED.response, created_at = EXCLUDED.created_at';
 /** Ids per lookup (one array parameter each, so only the size of one statement is bounded). */
 const READ_CHUNK = 10_000;
 
@@ -64,9 +68,13 @@ class TableStatements {
     const encrypted = encrypting && hasSensitiveColumns(table);
     const target = ['user_id', ...arrays.map((a) => a.name), ...(encrypted ? ['encrypted'] : [])];
     const updated = target.filter((c) => c !== 'user_id' && c !== 'id');
+    // The writing device goes in the same round trip: the sync_stamp trigger reads it from
+    // sync.device_id (transaction-local, so it cannot leak to another request). The CTE is
+    // evaluated once, before the join yields its first row, so before the first row's trigger.
     const sql =
+      "WITH device AS MATERIALIZED (SELECT set_config('sync.device_id', ?, true)) " +
       `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) ` +
-      `SELECT ?, u.*${encrypted ? ', true' : ''} FROM unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
+      `SELECT ?, u.*${encrypted ? ', true' : ''} FROM device, unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
       `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}`;
     this.write = { sql, name: prepared ? `sync_write_${table.name}` : undefined, columns };
     // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
@@ -316,9 +324,7 @@ class KnexPushTransaction implements PushTransaction {
         }
         arrays.push(values);
       }
-      // Read by the sync_stamp trigger; transaction-local, so it cannot leak to another request.
-      await this.trx.raw("SELECT set_config('sync.device_id', ?, true)", [byDevice ?? '']);
-      await this.run(statement, [this.userId, ...arrays]);
+      await this.run(statement, [byDevice ?? '', this.userId, ...arrays]);
     };
     return fromDb(write());
   }
@@ -338,14 +344,20 @@ class KnexPushTransaction implements PushTransaction {
   }
 
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError> {
-    const save = async () => {
-      await this.trx('sync_push_receipts').where('user_id', this.userId).andWhere('created_at', '<', forgetBeforeMs).delete();
-      await this.trx('sync_push_receipts')
-        .insert({ user_id: this.userId, push_id: pushId, body_hash: receipt.bodyHash, response: JSON.stringify(receipt.response), created_at: nowMs })
-        .onConflict(['user_id', 'push_id'])
-        .merge();
-    };
-    return fromDb(save());
+    // One statement: the user's expired receipts go as this one is saved. The same push_id is
+    // left to the INSERT's ON CONFLICT (one statement may not touch a row twice).
+    return fromDb(
+      this.run({ sql: SAVE_RECEIPT, name: this.prepared ? 'sync_save_receipt' : undefined }, [
+        this.userId,
+        forgetBeforeMs,
+        pushId,
+        this.userId,
+        pushId,
+        receipt.bodyHash,
+        JSON.stringify(receipt.response),
+        nowMs,
+      ]).then(() => undefined),
+    );
   }
 
   cursor(): ResultAsync<number, SyncError> {
