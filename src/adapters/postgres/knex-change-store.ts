@@ -1,11 +1,11 @@
 import type { Knex } from 'knex';
-import { ResultAsync } from 'neverthrow';
+import { okAsync, ResultAsync } from 'neverthrow';
 import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredField, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
 /** Takes a user's write lock (its sync_users row, held until commit). */
-const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts';
+const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
 /**
  * The same, and in the same round trip the push's statements are set to run with their
  * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
@@ -16,7 +16,7 @@ const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) 
  */
 const LOCK_USER_GENERIC_PLANS =
   "WITH plans AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true)) " +
-  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts';
+  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
 /** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
@@ -71,11 +71,13 @@ class TableStatements {
     // The writing device goes in the same round trip: the sync_stamp trigger reads it from
     // sync.device_id (transaction-local, so it cannot leak to another request). The CTE is
     // evaluated once, before the join yields its first row, so before the first row's trigger.
+    // The answer is the highest stamp given (the push's cursor, see KnexPushTransaction.cursor).
     const sql =
-      "WITH device AS MATERIALIZED (SELECT set_config('sync.device_id', ?, true)) " +
+      "WITH device AS MATERIALIZED (SELECT set_config('sync.device_id', ?, true)), written AS (" +
       `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) ` +
       `SELECT ?, u.*${encrypted ? ', true' : ''} FROM device, unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
-      `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}`;
+      `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')} ` +
+      'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written';
     this.write = { sql, name: prepared ? `sync_write_${table.name}` : undefined, columns };
     // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
     // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
@@ -235,8 +237,9 @@ export class KnexChangeStore implements ChangeStore {
     return fromDb(
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
-        await trx.raw(this.prepared ? LOCK_USER_GENERIC_PLANS : LOCK_USER, [userId]);
-        const result = await work(new KnexPushTransaction(trx, userId, this.cipher, (t) => this.statementsFor(t), this.prepared));
+        const locked = (await trx.raw(this.prepared ? LOCK_USER_GENERIC_PLANS : LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown }> };
+        const lastTs = toNumber(locked.rows[0]!.last_ts);
+        const result = await work(new KnexPushTransaction(trx, userId, this.cipher, (t) => this.statementsFor(t), this.prepared, lastTs));
         if (result.isErr()) throw new Rollback(result.error);
         return result.value;
       }),
@@ -255,6 +258,8 @@ class KnexPushTransaction implements PushTransaction {
     private readonly cipher: FieldCipher | null,
     private readonly statements: (table: TableSpec) => TableStatements,
     private readonly prepared: boolean,
+    /** The user's newest stamp: sync_users.last_ts as the lock found it, then each write's highest. */
+    private lastTs: number,
   ) {}
 
   private run(statement: { sql: string; name: string | undefined }, bindings: readonly unknown[]): Promise<{ rows: Record<string, unknown>[] }> {
@@ -324,7 +329,9 @@ class KnexPushTransaction implements PushTransaction {
         }
         arrays.push(values);
       }
-      await this.run(statement, [byDevice ?? '', this.userId, ...arrays]);
+      const written = await this.run(statement, [byDevice ?? '', this.userId, ...arrays]);
+      const stamp = written.rows[0]?.['stamp'];
+      if (stamp !== null && stamp !== undefined) this.lastTs = Math.max(this.lastTs, toNumber(stamp));
     };
     return fromDb(write());
   }
@@ -360,13 +367,13 @@ class KnexPushTransaction implements PushTransaction {
     );
   }
 
+  /**
+   * sync_users.last_ts as it stands now, without a query: the lock holds off every other writer
+   * of this user, and the stamp trigger writes back the highest stamp it gave at the end of each
+   * write, which that write returned.
+   */
   cursor(): ResultAsync<number, SyncError> {
-    return fromDb(
-      this.trx('sync_users')
-        .where({ user_id: this.userId })
-        .first('last_ts')
-        .then((row) => Math.max(1, row ? toNumber(row.last_ts) : 0)),
-    );
+    return okAsync(Math.max(1, this.lastTs));
   }
 }
 
