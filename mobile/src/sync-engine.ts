@@ -188,13 +188,24 @@ export class SyncEngine {
 
   private async pushTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
     const lastPulledAt = await this.checkpoints.getLastPulledAt(table.name);
-    let after = 0;
+    // Each batch is read while the one before is in flight: its rows are others (rowids after
+    // that batch's last), and a row edited after it is read keeps its edit pending, as for any
+    // edit made while its batch is in flight (markPushed checks _version). Held as a value, so a
+    // read left behind by a failed batch never goes unhandled.
+    const read = (after: number) =>
+      this.local.pendingBatch(table.name, after, this.options.batchSize).then(
+        (rows) => ({ rows }),
+        (thrown: unknown) => ({ thrown }),
+      );
+    let next = read(0);
     for (;;) {
-      const batch = await this.local.pendingBatch(table.name, after, this.options.batchSize);
+      const taken = await next;
+      if ('thrown' in taken) throw taken.thrown;
+      const batch = taken.rows;
       if (batch.length === 0) return ok(undefined);
+      next = read(batch[batch.length - 1]!.rowid);
       const pushed = await this.pushBatch(table, batch, lastPulledAt, tr, conflicts);
       if (pushed.isErr()) return pushed;
-      after = batch[batch.length - 1]!.rowid;
     }
   }
 

@@ -257,3 +257,55 @@ describe("SyncEngine: the next page asked for on the answer's head", () => {
     expect(await checkpoints.getLastPulledAt('ideas')).to.equal(103);
   });
 });
+
+/**
+ * A table's next push batch is read from the local database while the batch before it is in
+ * flight; an edit made after a batch was read is not lost: it stays pending for the next sync.
+ */
+describe('SyncEngine: the next push batch read while the one before is in flight', () => {
+  let f: LocalFixture;
+  beforeEach(async () => {
+    f = await openLocal();
+  });
+
+  it('reads batch 2 before batch 1 is answered, and a row of batch 2 edited meanwhile stays pending', async () => {
+    const events: string[] = [];
+    const read = f.local.pendingBatch.bind(f.local);
+    f.local.pendingBatch = async (t, after, limit) => {
+      const rows = await read(t, after, limit);
+      events.push(`read ${rows.map((r) => r.record['id']).join(',') || 'none'}`);
+      return rows;
+    };
+    for (const id of ['a', 'b', 'c', 'd']) await f.local.create('ideas', { id, text: `text ${id}` });
+    const pushed: Array<Record<string, unknown>> = [];
+    let batch = 0;
+    const engine = new SyncEngine(
+      f.local,
+      {
+        pull: async () => ok({ changes: { ideas: { created: [], updated: [], deleted: [] } }, timestamp: 10, has_more: false }),
+        push: async (body) => {
+          const n = ++batch;
+          events.push(`push ${n}`);
+          pushed.push(...(body.changes['ideas']!.created as Array<Record<string, unknown>>));
+          // While batch 1 is in flight (batch 2 already read), the app edits a row of batch 2.
+          if (n === 1) {
+            await new Promise((r) => setImmediate(r));
+            await f.local.update('ideas', 'c', { text: 'edited in flight' });
+          }
+          events.push(`answer ${n}`);
+          return ok({ timestamp: 10 + n, conflicts: [] });
+        },
+      },
+      new AsyncStorageCheckpointStore(new MemoryAsyncStorage()),
+      () => `push-${batch + 1}`,
+      { batchSize: 2 },
+    );
+    const r = await engine.run({ entity: 'ideas' });
+    expect(r.isOk() && r.value.tables['ideas']?.pushed).to.equal(4);
+    expect(events.filter((e) => !e.startsWith('read'))).to.deep.equal(['push 1', 'answer 1', 'push 2', 'answer 2']);
+    expect(events.indexOf('read c,d'), 'batch 2 read before batch 1 was answered').to.be.below(events.indexOf('answer 1'));
+    expect(pushed.find((x) => x['id'] === 'c')!['text']).to.equal('text c');
+    // The edit was not marked clean with the batch that carried the older value.
+    expect((await read('ideas', 0, 10)).map((x) => x.record['id'])).to.deep.equal(['c']);
+  });
+});
