@@ -188,7 +188,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     const result = await deps.pullChanges.execute({ userId: ctx.state.principal!.userId, query: ctx.query, schemaVersion: schemaVersionOf(ctx), deviceId });
     if (result.isErr()) return failSync(ctx, 'pull', started, result.error, 0);
     // The cursor ahead of the body, so a client can ask for the next page while this one is
-    // still compressed, sent and parsed (docs/protocol-extensions.md).
+    // still compressed, sent and parsed (docs/protocol.md).
     ctx.set('X-Sync-Timestamp', String(result.value.timestamp));
     ctx.set('X-Sync-Has-More', String(result.value.has_more));
     const bytesOut = sendJson(ctx, 200, result.value);
