@@ -18,11 +18,10 @@ describe('SyncEngine: paginated pull with the next page fetched during the apply
   let events: string[];
 
   const idea = (id: string, at: number) => ({ id, text: `text ${id}`, thought_id: null, created_at: 1, last_modified_at: at });
-  /** Three pages of ideas after cursor 100: cursors 101, 102, then 103 (the last). */
-  const pageAfter = (since: number | null) => {
-    const from = since ?? 100;
-    const at = from + 1;
-    return { changes: { ideas: { created: [idea(`i${at}`, at)], updated: [], deleted: [] } }, timestamp: at, has_more: at < 103 };
+  /** Pages of one idea after cursor 100: cursors 101, 102, … `last` (103: three pages). */
+  const pageAfter = (since: number | null, last = 103) => {
+    const at = (since ?? 100) + 1;
+    return { changes: { ideas: { created: [idea(`i${at}`, at)], updated: [], deleted: [] } }, timestamp: at, has_more: at < last };
   };
 
   beforeEach(async () => {
@@ -116,6 +115,80 @@ describe('SyncEngine: paginated pull with the next page fetched during the apply
       process.off('unhandledRejection', onUnhandled);
     }
   });
+
+  /**
+   * A transport that tells a page's cursor from its answer's head lets the engine ask for the
+   * next page before the current page's body has arrived, with at most one page asked for ahead
+   * of the one applied; the body stays the answer, so a head that disagrees with it is not followed.
+   */
+  describe("the next page asked for on the answer's head", () => {
+    const tick = () => new Promise((r) => setImmediate(r));
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 1000 && !done(); i++) await tick();
+    };
+
+    it("asks for the next page as soon as the head names its cursor, before the page's body arrives", async () => {
+      const bodies = new Map<number | null, () => void>();
+      const run = engine((p) => {
+        events.push(`request ${p.lastPulledAt}`);
+        const page = pageAfter(p.lastPulledAt);
+        p.onHead?.({ timestamp: page.timestamp, hasMore: page.has_more });
+        return new Promise((resolve) => bodies.set(p.lastPulledAt, () => resolve(ok(page))));
+      }).run({ entity: 'ideas' });
+      await until(() => events.length === 2);
+      // No body has come, and page 2 is asked for already (one ahead of the page being read).
+      await tick();
+      expect(events).to.deep.equal(['request 100', 'request 101']);
+      bodies.get(100)!();
+      await until(() => events.length === 5);
+      expect(events).to.deep.equal(['request 100', 'request 101', 'apply i101 start', 'apply i101 end', 'request 102']);
+      bodies.get(102)!(); // out of order: still applied after page 2
+      await tick();
+      expect(events).to.have.length(5);
+      bodies.get(101)!();
+      const r = await run;
+      expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(3);
+      expect(events.slice(5)).to.deep.equal(['apply i102 start', 'apply i102 end', 'apply i103 start', 'apply i103 end']);
+      expect(await checkpoints.getLastPulledAt('ideas')).to.equal(103);
+    });
+
+    it('never has more than one page asked for ahead of the one it applies', async () => {
+      let asked = 0;
+      let mostAhead = 0;
+      const apply = f.local.applyPulled.bind(f.local);
+      let applied = 0;
+      f.local.applyPulled = async (changes: ChangeSet) => {
+        mostAhead = Math.max(mostAhead, asked - applied - 1);
+        await tick(); // a slow apply: heads and bodies keep coming meanwhile
+        applied++;
+        return apply(changes);
+      };
+      const r = await engine(async (p) => {
+        asked++;
+        const page = pageAfter(p.lastPulledAt, 120);
+        p.onHead?.({ timestamp: page.timestamp, hasMore: page.has_more });
+        return ok(page);
+      }).run({ entity: 'ideas' });
+      expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(20);
+      expect(asked).to.equal(20);
+      expect(mostAhead).to.equal(1);
+    });
+
+    it('does not follow a head that disagrees with its body: the page the body names is asked for', async () => {
+      const requested: Array<number | null> = [];
+      const r = await engine(async (p) => {
+        requested.push(p.lastPulledAt);
+        const page = pageAfter(p.lastPulledAt);
+        // The head of the first page names a wrong cursor; the body is the answer.
+        p.onHead?.(p.lastPulledAt === 100 ? { timestamp: 150, hasMore: true } : { timestamp: page.timestamp, hasMore: page.has_more });
+        return ok(page);
+      }).run({ entity: 'ideas' });
+      expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(3);
+      expect(requested).to.deep.equal([100, 150, 101, 102]);
+      expect((await f.local.query('ideas', { orderBy: 'id' })).map((x) => x['id'])).to.deep.equal(['i101', 'i102', 'i103']);
+      expect(await checkpoints.getLastPulledAt('ideas')).to.equal(103);
+    });
+  });
 });
 
 /**
@@ -157,104 +230,6 @@ describe('SyncEngine: the first sync sweeps unseen rows only where the table hel
     expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(2);
     expect(sweeps).to.equal(1);
     expect((await f.local.query('ideas', { orderBy: 'id' })).map((r) => r['id'])).to.deep.equal(['a']);
-  });
-});
-
-/**
- * A transport that tells a page's cursor from its answer's head lets the engine ask for the next
- * page before the current page's body has arrived, with at most two pages asked for ahead of the
- * one applied; the body stays the answer, so a head that disagrees with it is not followed.
- */
-describe("SyncEngine: the next page asked for on the answer's head", () => {
-  let f: LocalFixture;
-  let checkpoints: AsyncStorageCheckpointStore;
-  let events: string[];
-  const idea = (id: string, at: number) => ({ id, text: `text ${id}`, thought_id: null, created_at: 1, last_modified_at: at });
-  /** Pages after cursor 100: one idea each, cursors 101 … `last`. */
-  const pageAfter = (since: number | null, last: number) => {
-    const at = (since ?? 100) + 1;
-    return { changes: { ideas: { created: [idea(`i${at}`, at)], updated: [], deleted: [] } }, timestamp: at, has_more: at < last };
-  };
-
-  beforeEach(async () => {
-    f = await openLocal();
-    checkpoints = new AsyncStorageCheckpointStore(new MemoryAsyncStorage());
-    await checkpoints.setLastPulledAt('ideas', 100);
-    events = [];
-    const apply = f.local.applyPulled.bind(f.local);
-    f.local.applyPulled = async (changes: ChangeSet) => {
-      events.push(`apply ${changes['ideas']!.created.map((r) => r['id']).join(',')}`);
-      return apply(changes);
-    };
-  });
-
-  const engine = (pull: (p: PullParams) => ReturnType<SyncTransport['pull']>) =>
-    new SyncEngine(f.local, { pull, push: async () => ok({ timestamp: 0, conflicts: [] }) }, checkpoints, () => 'push-1', { batchSize: 100 });
-  const tick = () => new Promise((r) => setImmediate(r));
-  const until = async (done: () => boolean) => {
-    for (let i = 0; i < 1000 && !done(); i++) await tick();
-  };
-
-  it("asks for the next page as soon as the head names its cursor, before the page's body arrives", async () => {
-    const bodies = new Map<number | null, () => void>();
-    const run = engine((p) => {
-      events.push(`request ${p.lastPulledAt}`);
-      const page = pageAfter(p.lastPulledAt, 103);
-      p.onHead?.({ timestamp: page.timestamp, hasMore: page.has_more });
-      return new Promise((resolve) => bodies.set(p.lastPulledAt, () => resolve(ok(page))));
-    }).run({ entity: 'ideas' });
-    await until(() => events.length === 2);
-    // No body has come, and page 2 is asked for already (one ahead of the page being read).
-    await tick();
-    expect(events).to.deep.equal(['request 100', 'request 101']);
-    bodies.get(100)!();
-    await until(() => events.length === 4);
-    expect(events).to.deep.equal(['request 100', 'request 101', 'apply i101', 'request 102']);
-    bodies.get(102)!(); // out of order: still applied after page 2
-    await tick();
-    expect(events).to.have.length(4);
-    bodies.get(101)!();
-    const r = await run;
-    expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(3);
-    expect(events).to.deep.equal(['request 100', 'request 101', 'apply i101', 'request 102', 'apply i102', 'apply i103']);
-    expect(await checkpoints.getLastPulledAt('ideas')).to.equal(103);
-  });
-
-  it('never has more than one page asked for ahead of the one it applies', async () => {
-    let asked = 0;
-    let mostAhead = 0;
-    const apply = f.local.applyPulled.bind(f.local);
-    let applied = 0;
-    f.local.applyPulled = async (changes: ChangeSet) => {
-      mostAhead = Math.max(mostAhead, asked - applied - 1);
-      await tick(); // a slow apply: heads and bodies keep coming meanwhile
-      applied++;
-      return apply(changes);
-    };
-    const r = await engine(async (p) => {
-      asked++;
-      const page = pageAfter(p.lastPulledAt, 120);
-      p.onHead?.({ timestamp: page.timestamp, hasMore: page.has_more });
-      return ok(page);
-    }).run({ entity: 'ideas' });
-    expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(20);
-    expect(asked).to.equal(20);
-    expect(mostAhead).to.equal(1);
-  });
-
-  it('does not follow a head that disagrees with its body: the page the body names is asked for', async () => {
-    const requested: Array<number | null> = [];
-    const r = await engine(async (p) => {
-      requested.push(p.lastPulledAt);
-      const page = pageAfter(p.lastPulledAt, 103);
-      // The head of the first page names a wrong cursor; the body is the answer.
-      p.onHead?.(p.lastPulledAt === 100 ? { timestamp: 150, hasMore: true } : { timestamp: page.timestamp, hasMore: page.has_more });
-      return ok(page);
-    }).run({ entity: 'ideas' });
-    expect(r.isOk() && r.value.tables['ideas']?.pulled).to.equal(3);
-    expect(requested).to.deep.equal([100, 150, 101, 102]);
-    expect((await f.local.query('ideas', { orderBy: 'id' })).map((x) => x['id'])).to.deep.equal(['i101', 'i102', 'i103']);
-    expect(await checkpoints.getLastPulledAt('ideas')).to.equal(103);
   });
 });
 
