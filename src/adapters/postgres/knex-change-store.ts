@@ -4,7 +4,7 @@ import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, ty
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredField, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
-/** Takes a user's write lock (its sync_users row, held until commit). */
+/** Takes a user's write lock (its sync_users row, held until commit) and returns its last_ts. */
 const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
 /**
  * The same, and in the same round trip the push's statements are set to run with their
