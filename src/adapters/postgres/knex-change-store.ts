@@ -41,9 +41,10 @@ interface WriteStatement {
   readonly columns: readonly string[];
 }
 
+/** Never named: see TableStatements' constructor. */
 interface LoadStatement {
   readonly sql: string;
-  readonly name: string | undefined;
+  readonly name: undefined;
 }
 
 /**
