@@ -53,9 +53,9 @@ export interface QueryOptions {
 }
 
 /**
- * Pulled records per statement. Rows and ids go to SQLite as one JSON parameter (read back with
- * json_each), so a chunk is not bounded by SQLite's bound-parameter limit, and the statement text
- * is the same for every chunk of a table; the bound is only the size of one JSON string.
+ * Pulled records per chunk. A chunk's ids go to SQLite as one JSON parameter (read back with
+ * json_each) for the lookup of local changes, so it is not bounded by SQLite's bound-parameter
+ * limit; its rows go through pulledUpsert's prepared statement.
  */
 const PULL_CHUNK = 5000;
 
@@ -373,14 +373,20 @@ async function pendingMerges(tx: SqlExecutor, t: TableSpec, ids: readonly string
   });
 }
 
-/** A table's upsert of pulled records, built once: its text does not depend on the number of rows. */
+/**
+ * A table's upsert of pulled records, built once: multi-row INSERT … VALUES of as many rows as
+ * SQLite's classic limit of 999 bound parameters allows, prepared once per page and run for each
+ * full set of rows (OP-SQLite prepares every `execute` anew), and one statement for the rest.
+ */
 interface PulledUpsert {
   readonly columns: readonly string[];
-  /** INSERT … SELECT from a JSON array of row arrays [id, …columns, created_at, last_modified_at]. */
-  readonly fromJson: string;
-  /** ON CONFLICT … (shared by both forms). */
-  readonly onConflict: string;
   readonly insertColumns: readonly string[];
+  /** Rows per statement. */
+  readonly rowsPerStatement: number;
+  /** The statement for `rowsPerStatement` rows. */
+  readonly full: string;
+  /** The statement for `n` rows. */
+  readonly rows: (n: number) => string;
   /** UPDATE trimming server-owned columns from _changed, for ids in a JSON array; null without such columns. */
   readonly trimOwned: string | null;
 }
@@ -403,29 +409,20 @@ function pulledUpsert(t: TableSpec): PulledUpsert {
   const owned = cols.filter((c) => columnSpec(t, c)?.serverOwned);
   let changed = `',' || _changed || ','`;
   for (const c of owned) changed = `replace(${changed}, ',${c},', ',')`;
+  const row = `(${insertCols.map(() => '?').join(', ')})`;
+  const rows = (n: number) => `INSERT INTO ${q(t.name)} (${insertCols.map(q).join(', ')}) VALUES ${new Array<string>(n).fill(row).join(', ')}
+     ${onConflict}`;
+  const rowsPerStatement = Math.max(1, Math.floor(999 / insertCols.length));
   u = {
     columns: cols,
     insertColumns: insertCols,
-    // WHERE true: SQLite's rule for an upsert whose rows come from a SELECT.
-    fromJson: `INSERT INTO ${q(t.name)} (${insertCols.map(q).join(', ')})
-     SELECT ${insertCols.map((_, i) => `json_extract(value, '$[${i}]')`).join(', ')} FROM json_each(?) WHERE true
-     ${onConflict}`,
-    onConflict,
+    rowsPerStatement,
+    full: rows(rowsPerStatement),
+    rows,
     trimOwned: owned.length ? `UPDATE ${q(t.name)} SET _changed = trim(${changed}, ',') WHERE _changed <> '' AND id IN (SELECT value FROM json_each(?))` : null,
   };
   upserts.set(t.name, u);
   return u;
-}
-
-/**
- * Whether JSON carries this bound value unchanged: JSON has no NaN or Infinity, and SQLite stores
- * a bound number in a TEXT column as a REAL's text ("5.0") but a JSON integer as "5".
- */
-function jsonSafe(t: TableSpec, column: string | null, v: SqlValue): boolean {
-  if (typeof v !== 'number') return true;
-  if (!Number.isFinite(v)) return false;
-  const type = column === null ? 'integer' : t.columns[column]!.type;
-  return type === 'integer' || type === 'boolean';
 }
 
 /**
@@ -437,37 +434,26 @@ function jsonSafe(t: TableSpec, column: string | null, v: SqlValue): boolean {
 async function upsertPulled(tx: SqlExecutor, t: TableSpec, records: readonly WireRecord[], withLocalChanges: boolean): Promise<number> {
   if (records.length === 0) return 0;
   const u = pulledUpsert(t);
-  const rows: SqlValue[][] = new Array(records.length);
-  let asJson = true;
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    const row: SqlValue[] = new Array(u.columns.length + 3);
-    row[0] = r['id'] as string;
-    for (let j = 0; j < u.columns.length; j++) {
-      const c = u.columns[j]!;
-      const v = toSql(t, c, r[c]);
-      if (asJson && !jsonSafe(t, c, v)) asJson = false;
-      row[j + 1] = v;
+  const width = u.insertColumns.length;
+  // One flat parameter list per statement: [id, …columns, created_at, last_modified_at] per row.
+  const sets: SqlValue[][] = [];
+  for (let start = 0; start < records.length; start += u.rowsPerStatement) {
+    const end = Math.min(records.length, start + u.rowsPerStatement);
+    const params: SqlValue[] = new Array((end - start) * width);
+    let k = 0;
+    for (let i = start; i < end; i++) {
+      const r = records[i]!;
+      params[k++] = r['id'] as string;
+      for (const c of u.columns) params[k++] = toSql(t, c, r[c]);
+      params[k++] = Number(r['created_at'] ?? 0);
+      params[k++] = Number(r['last_modified_at'] ?? 0);
     }
-    row[u.columns.length + 1] = Number(r['created_at'] ?? 0);
-    row[u.columns.length + 2] = Number(r['last_modified_at'] ?? 0);
-    if (asJson && !(jsonSafe(t, null, row[u.columns.length + 1]!) && jsonSafe(t, null, row[u.columns.length + 2]!))) asJson = false;
-    rows[i] = row;
+    sets.push(params);
   }
-  if (asJson) {
-    await tx.execute(u.fromJson, [JSON.stringify(rows)]);
-  } else {
-    // A value JSON would alter: bound parameters, as many rows per statement as SQLite's classic limit of 999 allows.
-    const perStatement = Math.max(1, Math.floor(999 / u.insertColumns.length));
-    for (let i = 0; i < rows.length; i += perStatement) {
-      const part = rows.slice(i, i + perStatement);
-      await tx.execute(
-        `INSERT INTO ${q(t.name)} (${u.insertColumns.map(q).join(', ')}) VALUES ${part.map(() => `(${u.insertColumns.map(() => '?').join(', ')})`).join(', ')}
-     ${u.onConflict}`,
-        part.flat(),
-      );
-    }
-  }
+  const last = sets[sets.length - 1]!;
+  const rest = last.length === u.rowsPerStatement * width ? null : sets.pop()!;
+  await tx.executeMany(u.full, sets);
+  if (rest) await tx.execute(u.rows(rest.length / width), rest);
   if (u.trimOwned && withLocalChanges) await tx.execute(u.trimOwned, [JSON.stringify(records.map((r) => r['id'] as string))]);
   return records.length;
 }

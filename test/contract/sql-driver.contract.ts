@@ -5,7 +5,8 @@ import type { SqlDriver } from '../../mobile/src/ports';
  * The SqlDriver port's contract (mobile/src/ports/sql-driver.ts), written once and run against
  * every driver: a transaction commits all of its statements or none; statements issued from
  * outside while a transaction is open wait for it (never run inside it, never roll back with it);
- * statements run in the order issued; only SELECT returns rows; a closed driver refuses work.
+ * statements run in the order issued; only SELECT returns rows; executeMany is one statement run
+ * per parameter set, with the same rules; a closed driver refuses work.
  */
 
 export interface SqlDriverUnderTest {
@@ -63,6 +64,83 @@ export function runSqlDriverContract(name: string, open: () => Promise<SqlDriver
       expect(failed).to.be.instanceOf(Error);
       expect((failed as Error).message).to.match(/NOT NULL/);
       expect(await driver.execute('SELECT count(*) AS n FROM items')).to.deep.equal([{ n: 1 }]);
+    });
+
+    it('executeMany runs one statement once per parameter set, in order, nulls bound, and returns nothing', async () => {
+      const result = await driver.executeMany('INSERT INTO items (id, label, note) VALUES (?, ?, ?), (?, ?, ?)', [
+        [1, 'a', null, 2, 'b', 'n2'],
+        [3, "it's", 'n3', 4, 'd', null],
+      ]);
+      expect(result).to.equal(undefined);
+      // Each set sees the rows of the sets before it.
+      await driver.executeMany('UPDATE items SET note = (SELECT count(*) FROM items WHERE note IS NOT NULL) WHERE id = ?', [[1], [4]]);
+      expect(await driver.execute('SELECT id, label, note FROM items ORDER BY id')).to.deep.equal([
+        { id: 1, label: 'a', note: '2' },
+        { id: 2, label: 'b', note: 'n2' },
+        { id: 3, label: "it's", note: 'n3' },
+        { id: 4, label: 'd', note: '3' },
+      ]);
+      await driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', []);
+      expect(await labels()).to.have.length(4);
+    });
+
+    it('executeMany stops at the first failing set (a NOT NULL and a duplicate id tried), keeps the sets before it, and the driver keeps working', async () => {
+      const failed = await driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[1, 'a'], [2, null], [3, 'c']]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(failed).to.be.instanceOf(Error);
+      expect((failed as Error).message).to.match(/NOT NULL/);
+      expect(await labels()).to.deep.equal(['a']);
+      const duplicate = await driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[2, 'b'], [1, 'again']]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(duplicate).to.be.instanceOf(Error);
+      expect(await labels()).to.deep.equal(['a', 'b']);
+      await driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[3, 'c']]);
+      expect(await labels()).to.deep.equal(['a', 'b', 'c']);
+    });
+
+    it('executeMany in a transaction commits with it, or rolls back with it when fn throws', async () => {
+      await driver.transaction(async (tx) => {
+        await tx.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[1, 'a'], [2, 'b']]);
+        expect(await tx.execute('SELECT count(*) AS n FROM items')).to.deep.equal([{ n: 2 }]);
+      });
+      const boom = new Error('boom');
+      const caught = await driver
+        .transaction(async (tx) => {
+          await tx.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[3, 'c'], [4, 'd']]);
+          throw boom;
+        })
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      expect(caught).to.equal(boom);
+      expect(await labels()).to.deep.equal(['a', 'b']);
+    });
+
+    it('makes an executeMany issued outside an open transaction wait for it', async () => {
+      const inside = deferred();
+      const proceed = deferred();
+      const tx = driver
+        .transaction(async (t) => {
+          await t.execute('INSERT INTO items (id, label) VALUES (1, ?)', ['in the transaction']);
+          inside.resolve();
+          await proceed.promise;
+          throw new Error('roll back');
+        })
+        .catch((e: Error) => e.message);
+      await inside.promise;
+      let outsideDone = false;
+      const outside = driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[2, 'outside']]).then(() => (outsideDone = true));
+      await settle();
+      expect(outsideDone, 'the outside executeMany ran while the transaction was open').to.equal(false);
+      proceed.resolve();
+      expect(await tx).to.equal('roll back');
+      await outside;
+      expect(await labels()).to.deep.equal(['outside']);
     });
 
     it('commits every statement of a transaction and returns what fn returned', async () => {
@@ -186,6 +264,11 @@ export function runSqlDriverContract(name: string, open: () => Promise<SqlDriver
         (e: unknown) => e,
       );
       expect(afterTransaction).to.be.instanceOf(Error);
+      const afterMany = await driver.executeMany('SELECT 1', [[]]).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      );
+      expect(afterMany).to.be.instanceOf(Error);
     });
 
     it('refuses a statement issued while close is under way, with its own error, and closes once (a second close is a no-op)', async () => {

@@ -4,7 +4,14 @@ import type { SqlDriver, SqlExecutor, SqlRow, SqlValue } from '../ports';
 /** The part of an OP-SQLite database (`open()` from `@op-engineering/op-sqlite`) this driver uses. */
 export interface OpSqliteDatabase {
   execute(sql: string, params?: SqlValue[]): Promise<{ rows?: SqlRow[] | { _array?: SqlRow[] } }>;
+  prepareStatement(sql: string): OpSqlitePreparedStatement;
   close(): void;
+}
+
+/** OP-SQLite's prepared statement: each `execute` runs it with the values last bound, then resets it. */
+export interface OpSqlitePreparedStatement {
+  bindSync(params: SqlValue[]): void;
+  execute(): Promise<unknown>;
 }
 
 /**
@@ -25,6 +32,19 @@ export class OpSqliteDriver implements SqlDriver {
     });
   }
 
+  /**
+   * One statement prepared here and run once per set. Not kept past the call: OP-SQLite finalizes
+   * a statement when its object is collected, so nothing outlives the connection's use of it.
+   */
+  private async runMany(sql: string, paramSets: ReadonlyArray<readonly SqlValue[]>): Promise<void> {
+    if (paramSets.length === 0) return;
+    const statement = this.db.prepareStatement(sql);
+    for (const params of paramSets) {
+      statement.bindSync([...params]);
+      await statement.execute();
+    }
+  }
+
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('the local database is closed'));
     const next = this.queue.then(task, task);
@@ -36,11 +56,15 @@ export class OpSqliteDriver implements SqlDriver {
     return this.enqueue(() => this.run(sql, params));
   }
 
+  executeMany(sql: string, paramSets: ReadonlyArray<readonly SqlValue[]>): Promise<void> {
+    return this.enqueue(() => this.runMany(sql, paramSets));
+  }
+
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     return this.enqueue(async () => {
       await this.run('BEGIN IMMEDIATE');
       try {
-        const result = await fn({ execute: (sql, params) => this.run(sql, params) });
+        const result = await fn({ execute: (sql, params) => this.run(sql, params), executeMany: (sql, sets) => this.runMany(sql, sets) });
         await this.run('COMMIT');
         return result;
       } catch (e) {

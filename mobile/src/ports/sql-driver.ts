@@ -4,6 +4,12 @@ export type SqlRow = Record<string, unknown>;
 export interface SqlExecutor {
   /** Runs one statement. Only statements starting with SELECT return rows (OP-SQLite's Node build reads no others). */
   execute(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]>;
+  /**
+   * Runs one statement that returns no rows once per parameter set, in order, as that many
+   * `execute` calls would, but prepared once (OP-SQLite prepares every `execute` anew). Stops at
+   * the first failure and rejects with it; the sets run before it stay applied, as with `execute`.
+   */
+  executeMany(sql: string, paramSets: ReadonlyArray<readonly SqlValue[]>): Promise<void>;
 }
 
 /**

@@ -144,17 +144,25 @@ export function faultyFetch(faults: DeviceFaults, target: () => string): typeof 
 
 /** The device's SQLite database, killed mid-transaction at the armed crash point (SQLite rolls it back). */
 export function crashingDriver(inner: SqlDriver, faults: DeviceFaults): SqlDriver {
+  const after = (sql: string) => {
+    if (/ON CONFLICT\(id\) DO UPDATE/.test(sql)) faults.maybeCrash('mid-apply');
+    // markPushed: the rows' stamps are set, their _changed not yet cleared.
+    if (/SET last_modified_at = COALESCE/.test(sql)) faults.maybeCrash('mid-mark');
+  };
   const watch = (tx: SqlExecutor): SqlExecutor => ({
     execute: async (sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]> => {
       const rows = await tx.execute(sql, params);
-      if (/ON CONFLICT\(id\) DO UPDATE/.test(sql)) faults.maybeCrash('mid-apply');
-      // markPushed: the rows' stamps are set, their _changed not yet cleared.
-      if (/SET last_modified_at = COALESCE/.test(sql)) faults.maybeCrash('mid-mark');
+      after(sql);
       return rows;
+    },
+    executeMany: async (sql: string, paramSets: ReadonlyArray<readonly SqlValue[]>): Promise<void> => {
+      await tx.executeMany(sql, paramSets);
+      after(sql);
     },
   });
   return {
     execute: (sql, params) => inner.execute(sql, params),
+    executeMany: (sql, paramSets) => inner.executeMany(sql, paramSets),
     transaction: (fn) => inner.transaction((tx) => fn(watch(tx))),
     close: () => inner.close(),
   };

@@ -47,7 +47,13 @@ describe('the local database key', () => {
     const opened: Array<{ name: string; encryptionKey?: string }> = [];
     const fakeOpen = (o: { name: string; encryptionKey?: string }) => {
       opened.push(o);
-      return { execute: async () => ({ rows: [] }), close: () => undefined };
+      return {
+        execute: async () => ({ rows: [] }),
+        prepareStatement: () => {
+          throw new Error('not used: the opener runs no statement');
+        },
+        close: () => undefined,
+      };
     };
     await openEncryptedOpSqlite(fakeOpen, { name: 'notes.db', keyStore, databaseExists: async () => false });
     await openEncryptedOpSqlite(fakeOpen, { name: 'notes.db', keyStore, databaseExists: async () => true });
