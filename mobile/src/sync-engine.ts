@@ -1,15 +1,15 @@
 /**
  * One sync run (spec §5): table by table in priority order, pull every page (each applied in one
  * local transaction before its table's checkpoint moves), then push the table's pending rows in
- * batches, each with a push_id that a retry of the same batch reuses (the attempt is kept in the
- * checkpoint store, so this holds across an app kill too). A batch the server refuses
- * as invalid has the named records quarantined and the rest pushed again, so one bad record never
- * blocks the queue.
+ * batches, up to PUSHES_IN_FLIGHT at once, each with a push_id that a retry of the same batch
+ * reuses (each batch in flight keeps its attempt in a slot of the checkpoint store, so this holds
+ * across an app kill too). A batch the server refuses as invalid has the named records
+ * quarantined and the rest pushed again, so one bad record never blocks the queue.
  */
 import { err, ok, type Result } from 'neverthrow';
 import { TABLES, type TableSpec } from '../../src/domain';
 import type { ConflictEvent, LocalDatabase, PendingRow } from './local-database';
-import type { CheckpointStore, PullHead, PushBody, SyncTransport, TransportFailure } from './ports';
+import type { CheckpointStore, PullHead, PushAttempt, PushBody, SyncTransport, TransportFailure } from './ports';
 
 export interface SyncOptions {
   /** Only tables of this priority or a more urgent one (1 = captures only). */
@@ -54,6 +54,101 @@ interface AskedPage {
  */
 const PAGES_AHEAD = 1;
 
+/**
+ * Batches of a table pushed before the one before is answered. The server applies one user's
+ * pushes one at a time (its user lock) and batches hold different rows, so their order does not
+ * matter; with a second in flight the phone reads, builds and sends the next batch while the
+ * server works on the last (a 10k backlog in batches of 100: about a quarter less time on
+ * loopback, docs/performance.md). Each batch in flight keeps its attempt in a slot of its own, so
+ * every unanswered push is replayed with its push_id after a failure or a kill.
+ */
+export const PUSHES_IN_FLIGHT = 2;
+
+/** A pushed batch's outcome, a throw included (held as a value until it is its turn). */
+type Pushed = { result: Result<void, TransportFailure> } | { thrown: unknown };
+
+/** The attempt slot a batch holds (null: none yet, or given back), shared by the pieces it splits into. */
+interface Holding {
+  slot: number | null;
+}
+
+/**
+ * A table's push attempt slots during one push run: what each keeps (as stored), and which are
+ * held by a batch in flight.
+ */
+class AttemptSlots {
+  private readonly held = new Set<number>();
+
+  private constructor(
+    private readonly checkpoints: CheckpointStore,
+    private readonly table: string,
+    private readonly kept: Array<PushAttempt | null>,
+  ) {}
+
+  static async load(checkpoints: CheckpointStore, table: string): Promise<AttemptSlots> {
+    const kept: Array<PushAttempt | null> = [];
+    for (let slot = 0; slot < PUSHES_IN_FLIGHT; slot++) kept.push(await checkpoints.getPushAttempt(table, slot));
+    return new AttemptSlots(checkpoints, table, kept);
+  }
+
+  /**
+   * The attempt to send a batch of fingerprint `key` under: the one kept for that key (a retry, or
+   * a replay after a kill) in the batch's own slot or a slot no other batch holds; otherwise a new
+   * one, stored in the batch's own slot or a free one (an empty one first) before it is returned,
+   * so no push is ever sent unrecorded.
+   */
+  async attempt(own: Holding, key: string, fresh: () => PushAttempt): Promise<PushAttempt> {
+    const mine = own.slot;
+    const same = this.kept.findIndex((a, slot) => a?.key === key && (slot === mine || !this.held.has(slot)));
+    if (same >= 0) {
+      if (mine !== null && mine !== same) this.held.delete(mine);
+      this.held.add((own.slot = same));
+      return this.kept[same]!;
+    }
+    let slot = mine;
+    if (slot === null) {
+      const free = [...this.kept.keys()].filter((s) => !this.held.has(s));
+      slot = free.find((s) => this.kept[s] === null) ?? free[0] ?? null;
+      // At most PUSHES_IN_FLIGHT batches are in flight, each holding at most one slot.
+      if (slot === null) throw new Error(`no free push attempt slot for ${this.table}`);
+    }
+    this.held.add((own.slot = slot));
+    const attempt = fresh();
+    this.kept[slot] = attempt;
+    await this.checkpoints.setPushAttempt(this.table, attempt, slot);
+    return attempt;
+  }
+
+  /** The batch's push was answered and applied locally: its slot is emptied and free again. */
+  async answered(own: Holding): Promise<void> {
+    const slot = own.slot;
+    if (slot === null) return;
+    this.kept[slot] = null;
+    await this.checkpoints.setPushAttempt(this.table, null, slot);
+    this.held.delete(slot);
+    own.slot = null;
+  }
+
+  /** The batch stops unanswered: its attempt stays kept for the next run; the slot is free. */
+  giveBack(own: Holding): void {
+    if (own.slot !== null) this.held.delete(own.slot);
+    own.slot = null;
+  }
+
+  /**
+   * After every pending row was pushed and answered: what the slots still keep (a batch's attempt
+   * before it split, or one left by a kill whose rows went again in other batches) can match no
+   * batch any more, and would only make the next run push before it pulls.
+   */
+  async clear(): Promise<void> {
+    for (let slot = 0; slot < this.kept.length; slot++) {
+      if (this.kept[slot] === null || this.held.has(slot)) continue;
+      this.kept[slot] = null;
+      await this.checkpoints.setPushAttempt(this.table, null, slot);
+    }
+  }
+}
+
 export class SyncEngine {
   constructor(
     private readonly local: LocalDatabase,
@@ -69,6 +164,11 @@ export class SyncEngine {
     this.options.onConflicts?.(events);
   }
 
+  private async hasUnansweredPush(table: string): Promise<boolean> {
+    for (let slot = 0; slot < PUSHES_IN_FLIGHT; slot++) if (await this.checkpoints.getPushAttempt(table, slot)) return true;
+    return false;
+  }
+
   tablesFor(options: SyncOptions): TableSpec[] {
     if (options.entity !== undefined && !TABLES.some((t) => t.name === options.entity)) throw new Error(`Unknown table "${options.entity}".`);
     return TABLES.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
@@ -82,7 +182,7 @@ export class SyncEngine {
       // A push whose answer never came may be on the server already, older than what a pull would
       // now bring: settled first, or the pull's merge would keep it as if it were a newer local edit
       // (and its replayed answer would then mark it clean while the server holds the later write).
-      if (await this.checkpoints.getPushAttempt(table.name)) {
+      if (await this.hasUnansweredPush(table.name)) {
         const settled = await this.pushTable(table, tr, conflicts);
         if (settled.isErr()) return err(settled.error);
       }
@@ -188,6 +288,7 @@ export class SyncEngine {
 
   private async pushTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
     const lastPulledAt = await this.checkpoints.getLastPulledAt(table.name);
+    const slots = await AttemptSlots.load(this.checkpoints, table.name);
     // Each batch is read while the one before is in flight: its rows are others (rowids after
     // that batch's last), and a row edited after it is read keeps its edit pending, as for any
     // edit made while its batch is in flight (markPushed checks _version). Held as a value, so a
@@ -197,19 +298,71 @@ export class SyncEngine {
         (rows) => ({ rows }),
         (thrown: unknown) => ({ thrown }),
       );
+    const inFlight: Array<Promise<Pushed>> = [];
+    let stop: Pushed | null = null;
     let next = read(0);
     for (;;) {
       const taken = await next;
-      if ('thrown' in taken) throw taken.thrown;
+      if ('thrown' in taken) {
+        stop = taken;
+        break;
+      }
       const batch = taken.rows;
-      if (batch.length === 0) return ok(undefined);
+      if (batch.length === 0) break;
       next = read(batch[batch.length - 1]!.rowid);
-      const pushed = await this.pushBatch(table, batch, lastPulledAt, tr, conflicts);
-      if (pushed.isErr()) return pushed;
+      inFlight.push(
+        this.pushBatch(table, batch, lastPulledAt, tr, conflicts, slots, { slot: null }).then(
+          (result) => ({ result }),
+          (thrown: unknown) => ({ thrown }),
+        ),
+      );
+      if (inFlight.length < PUSHES_IN_FLIGHT) continue;
+      const done = await inFlight.shift()!;
+      if ('thrown' in done || done.result.isErr()) {
+        stop = done;
+        break;
+      }
+    }
+    // The batches still in flight end before the run does (each is marked pushed, or keeps its
+    // attempt for the next run): nothing goes on behind a failed run.
+    for (const pending of inFlight) {
+      const done = await pending;
+      if (stop === null && ('thrown' in done || done.result.isErr())) stop = done;
+    }
+    if (stop !== null) {
+      if ('thrown' in stop) throw stop.thrown;
+      return stop.result;
+    }
+    await slots.clear();
+    return ok(undefined);
+  }
+
+  /** Pushes one batch (and the pieces a 413 splits it into), holding `own` slot for its attempt. */
+  private async pushBatch(
+    table: TableSpec,
+    batch: readonly PendingRow[],
+    lastPulledAt: number | null,
+    tr: TableReport,
+    conflicts: ConflictEvent[],
+    slots: AttemptSlots,
+    own: Holding,
+  ): Promise<Result<void, TransportFailure>> {
+    try {
+      return await this.pushRows(table, batch, lastPulledAt, tr, conflicts, slots, own);
+    } finally {
+      slots.giveBack(own);
     }
   }
 
-  private async pushBatch(table: TableSpec, batch: readonly PendingRow[], lastPulledAt: number | null, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
+  private async pushRows(
+    table: TableSpec,
+    batch: readonly PendingRow[],
+    lastPulledAt: number | null,
+    tr: TableReport,
+    conflicts: ConflictEvent[],
+    slots: AttemptSlots,
+    own: Holding,
+  ): Promise<Result<void, TransportFailure>> {
     let rows = batch;
     while (rows.length > 0) {
       const changes = {
@@ -222,14 +375,12 @@ export class SyncEngine {
       // A retry of the same records sends the very same body (even if a pull moved the cursor
       // meanwhile), so a push whose answer was lost is replayed by the server, not applied twice.
       const key = fingerprint(JSON.stringify(changes));
-      const previous = await this.checkpoints.getPushAttempt(table.name);
-      const attempt = previous?.key === key ? previous : { key, pushId: this.newPushId(), lastPulledAt };
-      if (attempt !== previous) await this.checkpoints.setPushAttempt(table.name, attempt);
+      const attempt = await slots.attempt(own, key, () => ({ key, pushId: this.newPushId(), lastPulledAt }));
       const body: PushBody = { last_pulled_at: attempt.lastPulledAt, push_id: attempt.pushId, changes };
       const answer = await this.transport.push(body);
       if (answer.isOk()) {
         await this.local.markPushed(table.name, rows, answer.value.timestamp);
-        await this.checkpoints.setPushAttempt(table.name, null);
+        await slots.answered(own);
         tr.pushed += rows.length;
         tr.conflicts += answer.value.conflicts.length;
         this.record(
@@ -248,9 +399,10 @@ export class SyncEngine {
       }
       const failure = answer.error;
       if (failure.status === 413 && rows.length > 1) {
+        // The pieces go one after the other, in this batch's slot.
         const half = Math.ceil(rows.length / 2);
-        const first = await this.pushBatch(table, rows.slice(0, half), lastPulledAt, tr, conflicts);
-        return first.isErr() ? first : this.pushBatch(table, rows.slice(half), lastPulledAt, tr, conflicts);
+        const first = await this.pushRows(table, rows.slice(0, half), lastPulledAt, tr, conflicts, slots, own);
+        return first.isErr() ? first : this.pushRows(table, rows.slice(half), lastPulledAt, tr, conflicts, slots, own);
       }
       if (failure.status !== 400 && failure.status !== 413) return err(failure);
       // Invalid: set aside the records the server named, or the one record too large to send. A

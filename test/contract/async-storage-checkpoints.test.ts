@@ -64,4 +64,20 @@ describe('AsyncStorageCheckpointStore keys (spec §5)', () => {
       expect(await store.getPushAttempt('ideas'), raw).to.equal(null);
     }
   });
+
+  it('keeps slot 0 under the key of old (so an attempt left by an earlier app version is settled) and slot n under sync_push_attempt_${table}#n; refuses a slot that is not 0-15', async () => {
+    const storage = new MemoryAsyncStorage();
+    await storage.setItem('sync_push_attempt_captures', JSON.stringify({ key: 'old:1', pushId: 'p-old', lastPulledAt: 3 }));
+    const store = new AsyncStorageCheckpointStore(storage);
+    expect(await store.getPushAttempt('captures', 0)).to.deep.equal({ key: 'old:1', pushId: 'p-old', lastPulledAt: 3 });
+    await store.setPushAttempt('captures', { key: 'k:2', pushId: 'p2', lastPulledAt: 3 }, 1);
+    expect(JSON.parse(storage.items.get('sync_push_attempt_captures#1')!)).to.deep.equal({ key: 'k:2', pushId: 'p2', lastPulledAt: 3 });
+    for (const slot of [-1, 16, 1.5, Number.NaN]) {
+      const refused = await store.getPushAttempt('captures', slot).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(refused, String(slot)).to.be.instanceOf(RangeError);
+    }
+  });
 });

@@ -85,6 +85,25 @@ export function runCheckpointStoreContract(name: string, make: () => Promise<Che
       expect(await subject.reopen().getPushAttempt('todos')).to.not.equal(null);
     });
 
+    it('keeps one push attempt per slot of a table, apart from each other and from other tables, across a restart', async () => {
+      const a0 = { key: 'k0:10', pushId: 'dev-1-s0', lastPulledAt: 5 };
+      const a1 = { key: 'k1:10', pushId: 'dev-1-s1', lastPulledAt: 5 };
+      await store.setPushAttempt('captures', a0, 0);
+      await store.setPushAttempt('captures', a1, 1);
+      await store.setPushAttempt('todos', { key: 't', pushId: 'dev-1-t', lastPulledAt: null }, 1);
+      const restarted = subject.reopen();
+      expect(await restarted.getPushAttempt('captures')).to.deep.equal(a0, 'slot 0 is the default slot');
+      expect(await restarted.getPushAttempt('captures', 0)).to.deep.equal(a0);
+      expect(await restarted.getPushAttempt('captures', 1)).to.deep.equal(a1);
+      expect(await restarted.getPushAttempt('captures', 2)).to.equal(null);
+      expect(await restarted.getPushAttempt('todos', 0)).to.equal(null);
+      await restarted.setPushAttempt('captures', null, 1);
+      const again = subject.reopen();
+      expect(await again.getPushAttempt('captures', 1)).to.equal(null);
+      expect(await again.getPushAttempt('captures', 0)).to.deep.equal(a0);
+      expect(await again.getPushAttempt('todos', 1)).to.deep.equal({ key: 't', pushId: 'dev-1-t', lastPulledAt: null });
+    });
+
     it('keeps push attempts apart from the cursors', async () => {
       await store.setLastPulledAt('captures', 7);
       await store.setPushAttempt('captures', { key: 'k', pushId: 'p', lastPulledAt: 7 });

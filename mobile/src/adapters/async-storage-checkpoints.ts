@@ -9,7 +9,11 @@ export interface AsyncStorageLike {
 
 export const checkpointKey = (table: string): string => `sync_last_pulled_${table}`;
 export const DEVICE_ID_KEY = 'sync_device_id';
-export const pushAttemptKey = (table: string): string => `sync_push_attempt_${table}`;
+/** Slot 0 keeps the key of the one slot there was before (an attempt left by an older version is found). */
+export const pushAttemptKey = (table: string, slot = 0): string => {
+  if (!(Number.isInteger(slot) && slot >= 0 && slot < 16)) throw new RangeError(`push attempt slot ${slot} is not a whole number from 0 to 15`);
+  return slot === 0 ? `sync_push_attempt_${table}` : `sync_push_attempt_${table}#${slot}`; // "#": no table name has one
+};
 
 /** CheckpointStore over AsyncStorage, with the keys of spec §5. */
 export class AsyncStorageCheckpointStore implements CheckpointStore {
@@ -34,8 +38,8 @@ export class AsyncStorageCheckpointStore implements CheckpointStore {
     return this.storage.setItem(DEVICE_ID_KEY, id);
   }
 
-  async getPushAttempt(table: string): Promise<PushAttempt | null> {
-    const raw = await this.storage.getItem(pushAttemptKey(table));
+  async getPushAttempt(table: string, slot = 0): Promise<PushAttempt | null> {
+    const raw = await this.storage.getItem(pushAttemptKey(table, slot));
     if (raw === null) return null;
     try {
       const a = JSON.parse(raw) as Partial<PushAttempt>;
@@ -48,8 +52,8 @@ export class AsyncStorageCheckpointStore implements CheckpointStore {
     return null;
   }
 
-  async setPushAttempt(table: string, attempt: PushAttempt | null): Promise<void> {
-    if (attempt === null) await this.storage.removeItem(pushAttemptKey(table));
-    else await this.storage.setItem(pushAttemptKey(table), JSON.stringify(attempt));
+  async setPushAttempt(table: string, attempt: PushAttempt | null, slot = 0): Promise<void> {
+    if (attempt === null) await this.storage.removeItem(pushAttemptKey(table, slot));
+    else await this.storage.setItem(pushAttemptKey(table, slot), JSON.stringify(attempt));
   }
 }

@@ -11,16 +11,18 @@ export interface PushAttempt {
 }
 
 /**
- * Where the client keeps its sync cursors, its device id and its unanswered push per table (spec
- * §5: AsyncStorage key `sync_last_pulled_${table}`). Contract
- * (test/contract/checkpoint-store.contract.ts): a value set is read back after a restart; an
- * unknown table reads null; `set` resolves only once stored.
+ * Where the client keeps its sync cursors, its device id and its unanswered pushes per table
+ * (spec §5: AsyncStorage key `sync_last_pulled_${table}`): one per slot, as the engine keeps up to
+ * PUSHES_IN_FLIGHT batches in flight. Contract (test/contract/checkpoint-store.contract.ts): a
+ * value set is read back after a restart; an unknown table or slot reads null; slots are apart;
+ * `set` resolves only once stored.
  */
 export interface CheckpointStore {
   getLastPulledAt(table: string): Promise<number | null>;
   setLastPulledAt(table: string, timestamp: number | null): Promise<void>;
   getDeviceId(): Promise<string | null>;
   setDeviceId(id: string): Promise<void>;
-  getPushAttempt(table: string): Promise<PushAttempt | null>;
-  setPushAttempt(table: string, attempt: PushAttempt | null): Promise<void>;
+  /** Slot 0 unless given (a whole number below 16). */
+  getPushAttempt(table: string, slot?: number): Promise<PushAttempt | null>;
+  setPushAttempt(table: string, attempt: PushAttempt | null, slot?: number): Promise<void>;
 }

@@ -178,7 +178,7 @@ export function crashingCheckpoints(inner: CheckpointStore, faults: DeviceFaults
     },
     getDeviceId: () => inner.getDeviceId(),
     setDeviceId: (id) => inner.setDeviceId(id),
-    getPushAttempt: (t) => inner.getPushAttempt(t),
-    setPushAttempt: (t, a) => inner.setPushAttempt(t, a),
+    getPushAttempt: (t, slot) => inner.getPushAttempt(t, slot),
+    setPushAttempt: (t, a, slot) => inner.setPushAttempt(t, a, slot),
   };
 }

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { err, ok } from 'neverthrow';
 import { AsyncStorageCheckpointStore } from '../../../mobile/src/adapters/async-storage-checkpoints';
 import type { ChangeSet } from '../../../src/domain';
-import { SyncEngine } from '../../../mobile/src/sync-engine';
-import type { PullParams, SyncTransport } from '../../../mobile/src/ports';
+import { PUSHES_IN_FLIGHT, SyncEngine } from '../../../mobile/src/sync-engine';
+import type { PullParams, PushBody, SyncTransport } from '../../../mobile/src/ports';
 import { MemoryAsyncStorage } from '../../fakes/memory-async-storage';
 import { openLocal, thrown, type LocalFixture } from './local-fixture';
 
@@ -237,13 +237,23 @@ describe('SyncEngine: the first sync sweeps unseen rows only where the table hel
  * A table's next push batch is read from the local database while the batch before it is in
  * flight; an edit made after a batch was read is not lost: it stays pending for the next sync.
  */
-describe('SyncEngine: the next push batch read while the one before is in flight', () => {
+describe('SyncEngine: push batches in flight together', () => {
   let f: LocalFixture;
+  let checkpoints: AsyncStorageCheckpointStore;
+  let pushIds = 0;
   beforeEach(async () => {
     f = await openLocal();
+    checkpoints = new AsyncStorageCheckpointStore(new MemoryAsyncStorage());
+    pushIds = 0;
   });
 
-  it('reads batch 2 before batch 1 is answered, and a row of batch 2 edited meanwhile stays pending', async () => {
+  const emptyPull = async () => ok({ changes: { ideas: { created: [], updated: [], deleted: [] } }, timestamp: 10, has_more: false });
+  const idsOf = (body: PushBody) => (body.changes['ideas']!.created as Array<Record<string, unknown>>).map((r) => String(r['id']));
+  const pending = async () => (await f.local.pendingBatch('ideas', 0, 100)).map((x) => String(x.record['id']));
+  const slots = async () => [await checkpoints.getPushAttempt('ideas', 0), await checkpoints.getPushAttempt('ideas', 1)];
+  const engine = (push: SyncTransport['push'], batchSize = 1) => new SyncEngine(f.local, { pull: emptyPull, push }, checkpoints, () => `push-${++pushIds}`, { batchSize });
+
+  it(`sends batch 2 before batch 1 is answered, never more than ${PUSHES_IN_FLIGHT} at once, and a row of batch 2 edited meanwhile stays pending`, async () => {
     const events: string[] = [];
     const read = f.local.pendingBatch.bind(f.local);
     f.local.pendingBatch = async (t, after, limit) => {
@@ -251,36 +261,114 @@ describe('SyncEngine: the next push batch read while the one before is in flight
       events.push(`read ${rows.map((r) => r.record['id']).join(',') || 'none'}`);
       return rows;
     };
-    for (const id of ['a', 'b', 'c', 'd']) await f.local.create('ideas', { id, text: `text ${id}` });
-    const pushed: Array<Record<string, unknown>> = [];
-    let batch = 0;
-    const engine = new SyncEngine(
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) await f.local.create('ideas', { id, text: `text ${id}` });
+    const sent: Array<Record<string, unknown>> = [];
+    let inFlight = 0;
+    let most = 0;
+    const r = await engine(async (body) => {
+      const ids = idsOf(body).join(',');
+      most = Math.max(most, ++inFlight);
+      events.push(`push ${ids}`);
+      sent.push(...(body.changes['ideas']!.created as Array<Record<string, unknown>>));
+      // While a,b is in flight (c,d already sent), the app edits a row of c,d.
+      if (ids === 'a,b') await f.local.update('ideas', 'c', { text: 'edited in flight' });
+      for (let i = 0; i < 3; i++) await new Promise((done) => setImmediate(done));
+      events.push(`answer ${ids}`);
+      inFlight--;
+      return ok({ timestamp: 20, conflicts: [] });
+    }, 2).run({ entity: 'ideas' });
+    expect(r.isOk() && r.value.tables['ideas']?.pushed).to.equal(6);
+    expect(events.indexOf('push c,d'), 'c,d sent before a,b was answered').to.be.below(events.indexOf('answer a,b'));
+    expect(most).to.equal(PUSHES_IN_FLIGHT);
+    expect(sent.find((x) => x['id'] === 'c')!['text']).to.equal('text c');
+    // The edit was not marked clean with the batch that carried the older value.
+    expect(await pending()).to.deep.equal(['c']);
+    expect(await slots(), 'every attempt settled').to.deep.equal([null, null]);
+  });
+
+  it('keeps each unanswered batch\'s attempt in a slot of its own, pushes both before pulling on the next run, with the same push_ids', async () => {
+    for (const id of ['a', 'b']) await f.local.create('ideas', { id, text: id });
+    const first: PushBody[] = [];
+    const lost = await engine(async (body) => {
+      first.push(body);
+      for (let i = 0; i < 3; i++) await new Promise((done) => setImmediate(done));
+      return err({ kind: 'TIMEOUT' as const, retryable: true, message: 'no answer' });
+    }).run({ entity: 'ideas' });
+    expect(lost.isErr() && lost.error.message).to.equal('no answer');
+    expect(first.map(idsOf)).to.deep.equal([['a'], ['b']]);
+    const kept = await slots();
+    expect(kept.map((a) => a?.pushId).sort()).to.deep.equal(first.map((b) => b.push_id).sort());
+    const order: string[] = [];
+    const replayed: PushBody[] = [];
+    const e = new SyncEngine(
       f.local,
       {
-        pull: async () => ok({ changes: { ideas: { created: [], updated: [], deleted: [] } }, timestamp: 10, has_more: false }),
+        pull: async () => {
+          order.push('pull');
+          return emptyPull();
+        },
         push: async (body) => {
-          const n = ++batch;
-          events.push(`push ${n}`);
-          pushed.push(...(body.changes['ideas']!.created as Array<Record<string, unknown>>));
-          // While batch 1 is in flight (batch 2 already read), the app edits a row of batch 2.
-          if (n === 1) {
-            await new Promise((r) => setImmediate(r));
-            await f.local.update('ideas', 'c', { text: 'edited in flight' });
-          }
-          events.push(`answer ${n}`);
-          return ok({ timestamp: 10 + n, conflicts: [] });
+          order.push('push');
+          replayed.push(body);
+          return ok({ timestamp: 30, conflicts: [] });
         },
       },
-      new AsyncStorageCheckpointStore(new MemoryAsyncStorage()),
-      () => `push-${batch + 1}`,
-      { batchSize: 2 },
+      checkpoints,
+      () => `push-${++pushIds}`,
+      { batchSize: 1 },
     );
-    const r = await engine.run({ entity: 'ideas' });
-    expect(r.isOk() && r.value.tables['ideas']?.pushed).to.equal(4);
-    expect(events.filter((e) => !e.startsWith('read'))).to.deep.equal(['push 1', 'answer 1', 'push 2', 'answer 2']);
-    expect(events.indexOf('read c,d'), 'batch 2 read before batch 1 was answered').to.be.below(events.indexOf('answer 1'));
-    expect(pushed.find((x) => x['id'] === 'c')!['text']).to.equal('text c');
-    // The edit was not marked clean with the batch that carried the older value.
-    expect((await read('ideas', 0, 10)).map((x) => x.record['id'])).to.deep.equal(['c']);
+    expect((await e.run({ entity: 'ideas' })).isOk()).to.equal(true);
+    expect(order).to.deep.equal(['push', 'push', 'pull']);
+    expect(replayed.map((b) => [idsOf(b), b.push_id])).to.deep.equal(first.map((b) => [idsOf(b), b.push_id]));
+    expect(await pending()).to.deep.equal([]);
+    expect(await slots()).to.deep.equal([null, null]);
   });
+
+  for (const failure of ['fails', 'throws'] as const) {
+    it(`when a batch ${failure} while the next is in flight, the run ends after that one (marked pushed), with no unhandled rejection; the next run replays the first with its push_id`, async () => {
+      for (const id of ['a', 'b', 'c']) await f.local.create('ideas', { id, text: id });
+      const unhandled: unknown[] = [];
+      const onUnhandled = (e: unknown) => unhandled.push(e);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const calls: string[] = [];
+        const run = engine(async (body) => {
+          const id = idsOf(body)[0]!;
+          calls.push(`push ${id}`);
+          if (id === 'a') {
+            // After b was sent: a fails while b is in flight.
+            await new Promise((done) => setImmediate(done));
+            if (failure === 'throws') throw new Error('killed');
+            return err({ kind: 'NETWORK_ERROR' as const, retryable: true, message: 'link down' });
+          }
+          for (let i = 0; i < 3; i++) await new Promise((done) => setImmediate(done));
+          calls.push(`answer ${id}`);
+          return ok({ timestamp: 40, conflicts: [] });
+        }).run({ entity: 'ideas' });
+        if (failure === 'throws') expect((await thrown(() => run)).message).to.equal('killed');
+        else expect((await run).isErr()).to.equal(true);
+        // b was in flight with a: it finished before the run ended; c was never sent.
+        expect(calls).to.deep.equal(['push a', 'push b', 'answer b']);
+        expect(await pending()).to.deep.equal(['a', 'c']);
+        const kept = (await slots()).filter((a) => a !== null);
+        expect(kept.map((a) => a!.pushId), "only a's attempt is kept").to.deep.equal(['push-1']);
+        // The next run settles a with the same push_id, then c.
+        const next: PushBody[] = [];
+        const again = await engine(async (body) => {
+          next.push(body);
+          return ok({ timestamp: 50, conflicts: [] });
+        }).run({ entity: 'ideas' });
+        expect(again.isOk()).to.equal(true);
+        expect(next.map((b) => [idsOf(b)[0], b.push_id])).to.deep.equal([
+          ['a', 'push-1'],
+          ['c', 'push-3'],
+        ]);
+        expect(await pending()).to.deep.equal([]);
+        await new Promise((r) => setImmediate(r));
+        expect(unhandled).to.deep.equal([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+    });
+  }
 });
