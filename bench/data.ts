@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 import type { BenchServer } from './support';
 
 /** Shared by the push, pull and conflicts scenarios: deterministic captures and a bare HTTP client. */
@@ -44,17 +44,18 @@ export function sizes(): number[] {
  */
 export let staleSocketRetries = 0;
 
-export function send(url: string, method: string, headers: Record<string, string>, body?: string, retried = false): Promise<{ status: number; body: Buffer }> {
+export function send(url: string, method: string, headers: Record<string, string>, body?: string, agent?: Agent, retried = false): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers }, (res) => {
+    const req = request(url, { method, headers, ...(agent ? { agent } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
     });
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (!retried && req.reusedSocket && e.code === 'ECONNRESET') {
         staleSocketRetries++;
-        resolve(send(url, method, headers, body, true));
+        resolve(send(url, method, headers, body, agent, true));
       } else reject(e);
     });
     req.end(body);

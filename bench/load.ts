@@ -1,7 +1,7 @@
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import type { Knex } from 'knex';
-import { capture, indexOf, note } from './data';
+import { capture, indexOf, note, send, staleSocketRetries } from './data';
 import { childToken, machineCpu } from './server-process';
 
 /**
@@ -68,27 +68,6 @@ interface Client {
 
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
 
-/** Sends again, once, a request reset on a reused keep-alive socket (see `send` in data.ts); counted. */
-let staleSocketRetries = 0;
-
-function send(url: string, method: string, headers: Record<string, string>, body?: string, retried = false): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      if (!retried && req.reusedSocket && e.code === 'ECONNRESET') {
-        staleSocketRetries++;
-        resolve(send(url, method, headers, body, true));
-      } else reject(e);
-    });
-    req.end(body);
-  });
-}
-
 const deviceUser = (c: Client): string => `${c.user}.${c.device}`;
 
 interface PullPage {
@@ -121,17 +100,23 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const pull = async (c: Client, latencies: number[] | null, deviceId: boolean): Promise<PullPage | null> => {
     const t = performance.now();
     try {
-      const r = await send(`${c.url}/api/sync/pull?last_pulled_at=${c.cursor ?? 0}&tables=captures`, 'GET', {
-        authorization: `Bearer ${c.token}`,
-        'accept-encoding': 'identity',
-        ...(deviceId ? { 'x-device-id': c.device } : {}),
-      });
+      const r = await send(
+        `${c.url}/api/sync/pull?last_pulled_at=${c.cursor ?? 0}&tables=captures`,
+        'GET',
+        {
+          authorization: `Bearer ${c.token}`,
+          'accept-encoding': 'identity',
+          ...(deviceId ? { 'x-device-id': c.device } : {}),
+        },
+        undefined,
+        agent,
+      );
       latencies?.push(performance.now() - t);
       if (r.status !== 200) {
         fail(`pull ${r.status} ${r.body}`);
         return null;
       }
-      return JSON.parse(r.body) as PullPage;
+      return JSON.parse(r.body.toString()) as PullPage;
     } catch (e) {
       fail(`pull ${e instanceof Error ? e.message : String(e)}`);
       return null;
@@ -159,7 +144,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const body = JSON.stringify({ last_pulled_at: c.cursor, push_id: `${c.device}-${first}`, changes: { captures: { created } } });
     const t = performance.now();
     try {
-      const r = await send(`${c.url}/api/sync/push`, 'POST', { authorization: `Bearer ${c.token}`, 'content-type': 'application/json', 'x-device-id': c.device }, body);
+      const r = await send(`${c.url}/api/sync/push`, 'POST', { authorization: `Bearer ${c.token}`, 'content-type': 'application/json', 'x-device-id': c.device }, body, agent);
       pushLatencies.push(performance.now() - t);
       if (r.status === 200) {
         // Accepted batches are contiguous from 0 unless one failed: keep the failed ones apart.
@@ -173,7 +158,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     for (let k = 0; k < RECORDS_PER_PUSH; k++) c.unsure.add(first + k);
   };
 
-  staleSocketRetries = 0;
+  const retriesBefore = staleSocketRetries;
   const deadline = Date.now() + options.seconds * 1000;
   const cpu0 = { self: process.cpuUsage(), servers: options.serverCpuMs?.() ?? NaN, machine: machineCpu() };
   const start = performance.now();
@@ -276,7 +261,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     latency: { p50: percentile(all, 50), p95: percentile(all, 95), p99: percentile(all, 99), max: percentile(all, 100) },
     push_p95: p95(pushLatencies),
     pull_p95: p95(pullLatencies),
-    stale_socket_retries: staleSocketRetries,
+    stale_socket_retries: staleSocketRetries - retriesBefore,
     cpu,
   };
 }
