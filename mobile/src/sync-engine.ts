@@ -310,11 +310,14 @@ export class SyncEngine {
       const batch = taken.rows;
       if (batch.length === 0) break;
       next = read(batch[batch.length - 1]!.rowid);
+      const own: Holding = { slot: null };
       inFlight.push(
-        this.pushBatch(table, batch, lastPulledAt, tr, conflicts, slots, { slot: null }).then(
-          (result) => ({ result }),
-          (thrown: unknown) => ({ thrown }),
-        ),
+        this.pushBatch(table, batch, lastPulledAt, tr, conflicts, slots, own)
+          .finally(() => slots.giveBack(own))
+          .then(
+            (result) => ({ result }),
+            (thrown: unknown) => ({ thrown }),
+          ),
       );
       if (inFlight.length < PUSHES_IN_FLIGHT) continue;
       const done = await inFlight.shift()!;
@@ -337,24 +340,8 @@ export class SyncEngine {
     return ok(undefined);
   }
 
-  /** Pushes one batch (and the pieces a 413 splits it into), holding `own` slot for its attempt. */
+  /** Pushes one batch (and the pieces a 413 splits it into, one after the other), its attempt in the slot `own` holds. */
   private async pushBatch(
-    table: TableSpec,
-    batch: readonly PendingRow[],
-    lastPulledAt: number | null,
-    tr: TableReport,
-    conflicts: ConflictEvent[],
-    slots: AttemptSlots,
-    own: Holding,
-  ): Promise<Result<void, TransportFailure>> {
-    try {
-      return await this.pushRows(table, batch, lastPulledAt, tr, conflicts, slots, own);
-    } finally {
-      slots.giveBack(own);
-    }
-  }
-
-  private async pushRows(
     table: TableSpec,
     batch: readonly PendingRow[],
     lastPulledAt: number | null,
@@ -399,10 +386,9 @@ export class SyncEngine {
       }
       const failure = answer.error;
       if (failure.status === 413 && rows.length > 1) {
-        // The pieces go one after the other, in this batch's slot.
         const half = Math.ceil(rows.length / 2);
-        const first = await this.pushRows(table, rows.slice(0, half), lastPulledAt, tr, conflicts, slots, own);
-        return first.isErr() ? first : this.pushRows(table, rows.slice(half), lastPulledAt, tr, conflicts, slots, own);
+        const first = await this.pushBatch(table, rows.slice(0, half), lastPulledAt, tr, conflicts, slots, own);
+        return first.isErr() ? first : this.pushBatch(table, rows.slice(half), lastPulledAt, tr, conflicts, slots, own);
       }
       if (failure.status !== 400 && failure.status !== 413) return err(failure);
       // Invalid: set aside the records the server named, or the one record too large to send. A

@@ -121,28 +121,6 @@ export function runSqlDriverContract(name: string, open: () => Promise<SqlDriver
       expect(await labels()).to.deep.equal(['a', 'b']);
     });
 
-    it('makes an executeMany issued outside an open transaction wait for it', async () => {
-      const inside = deferred();
-      const proceed = deferred();
-      const tx = driver
-        .transaction(async (t) => {
-          await t.execute('INSERT INTO items (id, label) VALUES (1, ?)', ['in the transaction']);
-          inside.resolve();
-          await proceed.promise;
-          throw new Error('roll back');
-        })
-        .catch((e: Error) => e.message);
-      await inside.promise;
-      let outsideDone = false;
-      const outside = driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[2, 'outside']]).then(() => (outsideDone = true));
-      await settle();
-      expect(outsideDone, 'the outside executeMany ran while the transaction was open').to.equal(false);
-      proceed.resolve();
-      expect(await tx).to.equal('roll back');
-      await outside;
-      expect(await labels()).to.deep.equal(['outside']);
-    });
-
     it('commits every statement of a transaction and returns what fn returned', async () => {
       const result = await driver.transaction(async (tx) => {
         await tx.execute('INSERT INTO items (id, label) VALUES (1, ?)', ['a']);
@@ -189,7 +167,7 @@ export function runSqlDriverContract(name: string, open: () => Promise<SqlDriver
       expect(await labels()).to.deep.equal(['second try']);
     });
 
-    it('makes statements issued outside an open transaction wait, and keeps them when it rolls back', async () => {
+    it('makes statements (execute and executeMany) issued outside an open transaction wait, and keeps them when it rolls back', async () => {
       const inside = deferred();
       const proceed = deferred();
       const tx = driver
@@ -203,16 +181,19 @@ export function runSqlDriverContract(name: string, open: () => Promise<SqlDriver
       await inside.promise;
       let outsideDone = false;
       const outside = driver.execute('INSERT INTO items (id, label) VALUES (2, ?)', ['outside']).then(() => (outsideDone = true));
+      let manyDone = false;
+      const outsideMany = driver.executeMany('INSERT INTO items (id, label) VALUES (?, ?)', [[3, 'outside many']]).then(() => (manyDone = true));
       let seen: unknown[] | null = null;
       const read = driver.execute('SELECT label FROM items ORDER BY id').then((rows) => (seen = rows.map((r) => r['label'])));
       await settle();
       expect(outsideDone, 'an outside statement ran while the transaction was open').to.equal(false);
+      expect(manyDone, 'an outside executeMany ran while the transaction was open').to.equal(false);
       expect(seen).to.equal(null);
       proceed.resolve();
       expect(await tx).to.equal('roll back');
-      await Promise.all([outside, read]);
-      expect(seen, 'the outside read ran after the rollback').to.deep.equal(['outside']);
-      expect(await labels()).to.deep.equal(['outside']);
+      await Promise.all([outside, outsideMany, read]);
+      expect(seen, 'the outside read ran after the rollback').to.deep.equal(['outside', 'outside many']);
+      expect(await labels()).to.deep.equal(['outside', 'outside many']);
     });
 
     it('lets an outside read that waited on a committed transaction see its rows', async () => {
