@@ -54,8 +54,9 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     ...running,
     close: async () => {
       await running.close();
-      // The server writes its queued sync_logs on close: those of forgotten users go too.
-      if (forgotten.size) await db('sync_logs').whereIn('user_id', [...forgotten]).delete();
+      // The server writes its queued sync_logs (and their failure streaks) on close: those of
+      // forgotten users go too.
+      if (forgotten.size) for (const table of ['sync_logs', 'sync_failure_streaks']) await db(table).whereIn('user_id', [...forgotten]).delete();
       await db.destroy();
     },
     token: (u) => signToken(config.jwt, u, { expiresInSeconds: 3600 }),
