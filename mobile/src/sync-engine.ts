@@ -129,6 +129,11 @@ class AttemptSlots {
     own.slot = null;
   }
 
+  /** Whether a push of an earlier run is unanswered (the table is then pushed before it is pulled). */
+  anyKept(): boolean {
+    return this.kept.some((a) => a !== null);
+  }
+
   /** The batch stops unanswered: its attempt stays kept for the next run; the slot is free. */
   giveBack(own: Holding): void {
     if (own.slot !== null) this.held.delete(own.slot);
@@ -164,11 +169,6 @@ export class SyncEngine {
     this.options.onConflicts?.(events);
   }
 
-  private async hasUnansweredPush(table: string): Promise<boolean> {
-    for (let slot = 0; slot < PUSHES_IN_FLIGHT; slot++) if (await this.checkpoints.getPushAttempt(table, slot)) return true;
-    return false;
-  }
-
   tablesFor(options: SyncOptions): TableSpec[] {
     if (options.entity !== undefined && !TABLES.some((t) => t.name === options.entity)) throw new Error(`Unknown table "${options.entity}".`);
     return TABLES.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
@@ -182,13 +182,15 @@ export class SyncEngine {
       // A push whose answer never came may be on the server already, older than what a pull would
       // now bring: settled first, or the pull's merge would keep it as if it were a newer local edit
       // (and its replayed answer would then mark it clean while the server holds the later write).
-      if (await this.hasUnansweredPush(table.name)) {
-        const settled = await this.pushTable(table, tr, conflicts);
+      // Read once for the run: only this run's pushes change the slots meanwhile.
+      const slots = await AttemptSlots.load(this.checkpoints, table.name);
+      if (slots.anyKept()) {
+        const settled = await this.pushTable(table, tr, conflicts, slots);
         if (settled.isErr()) return err(settled.error);
       }
       const pulled = await this.pullTable(table, tr, conflicts);
       if (pulled.isErr()) return err(pulled.error);
-      const pushed = await this.pushTable(table, tr, conflicts);
+      const pushed = await this.pushTable(table, tr, conflicts, slots);
       if (pushed.isErr()) return err(pushed.error);
     }
     return ok(report);
@@ -286,9 +288,8 @@ export class SyncEngine {
     return ok(undefined);
   }
 
-  private async pushTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
+  private async pushTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[], slots: AttemptSlots): Promise<Result<void, TransportFailure>> {
     const lastPulledAt = await this.checkpoints.getLastPulledAt(table.name);
-    const slots = await AttemptSlots.load(this.checkpoints, table.name);
     // Each batch is read while the one before is in flight: its rows are others (rowids after
     // that batch's last), and a row edited after it is read keeps its edit pending, as for any
     // edit made while its batch is in flight (markPushed checks _version). Held as a value, so a
