@@ -22,8 +22,8 @@ type PullFn = (cursor: number | null) => Promise<ReplayPage>;
 
 /** The bug this test exists for: a cursor taken from the clock instead of from committed stamps. */
 class NaiveNowCursorStore extends KnexChangeStore {
-  protected override async highWaterMark(): Promise<number> {
-    return Date.now();
+  protected override highWaterSql(): string {
+    return '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
   }
 }
 

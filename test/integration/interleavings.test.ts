@@ -501,8 +501,8 @@ type PullFn = (userId: string, deviceId: string, cursor: number | null, limit: n
 
 /** The bug this suite must catch: a cursor taken from the clock instead of from committed stamps (as in cursor-race.test.ts). */
 class NaiveNowCursorStore extends KnexChangeStore {
-  protected override async highWaterMark(): Promise<number> {
-    return Date.now();
+  protected override highWaterSql(): string {
+    return '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
   }
 }
 
