@@ -64,6 +64,9 @@ export class PushChanges {
       .andThen(() => validatePush(input.body, input.userId, limits))
       .asyncAndThen((push) => {
         const bodyHash = push.pushId === null ? null : this.digest.hash(canonicalJson(input.body));
+        // The store may read the receipt with the lock, in one round trip (findReceipt below then
+        // needs no query of its own).
+        const lookup = push.pushId === null ? undefined : { pushId: push.pushId, notBeforeMs: this.clock.now() - this.settings.pushReceiptTtlMs };
         return this.store.inPushTransaction(input.userId, (tx) => {
           const now = this.clock.now();
           if (push.pushId === null || bodyHash === null) return this.apply(tx, push, input.deviceId, now);
@@ -79,7 +82,7 @@ export class PushChanges {
               tx.saveReceipt(pushId, { bodyHash, response }, now, notBefore).map(() => response),
             );
           });
-        });
+        }, lookup);
       });
   }
 

@@ -154,6 +154,24 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
         expect(await subject.conflicts('bob')).to.deep.equal([]);
         expect(await subject.conflicts('ana')).to.have.length(1);
       });
+
+      it('takes a user id literally: quotes, a backslash, $& and a question mark are not SQL', async () => {
+        // Bad input tried: ids that would break a quoted literal, a replacement pattern or a placeholder.
+        const odd = ["o'brien\\", "x' OR '1'='1", 'a$&b$1?c', "?'--"];
+        for (const [i, user] of odd.entries()) {
+          await write(user, IDEAS, [idea(`i${i}`, user)]);
+          await tx(user, (t) => t.saveReceipt(`p${i}`, { bodyHash: user, response: { i } }, 1000, 0));
+        }
+        for (const [i, user] of odd.entries()) {
+          const page = await pull(user);
+          expect(page.rows.map((r) => [r.values['id'], r.values['text']])).to.deep.equal([[`i${i}`, user]]);
+          // A transaction that writes nothing answers the newest stamp its lock read: this user's.
+          expect(await tx(user, (t) => t.cursor())).to.equal(page.highWater);
+          expect(await tx(user, (t) => t.findReceipt(`p${i}`, 0))).to.deep.equal({ bodyHash: user, response: { i } });
+          expect([...(await tx(user, (t) => t.loadRows(IDEAS, odd.map((_, k) => `i${k}`)))).keys()]).to.deep.equal([`i${i}`]);
+        }
+        expect((await pull('x')).rows).to.deep.equal([]);
+      });
     });
 
     describe('atomicity', () => {
@@ -285,6 +303,39 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
         expect(await tx('u1', (t) => t.findReceipt('kept', 0))).to.deep.equal(receipt);
         await tx('u1', (t) => t.saveReceipt('other', receipt, 9_000, 4_000));
         expect(await tx('u1', (t) => t.findReceipt('kept', 0))).to.equal(null);
+      });
+
+      describe('announced to inPushTransaction (a store may read it with the lock)', () => {
+        const find = (pushId: string, notBefore: number, announced: { pushId: string; notBeforeMs: number }) =>
+          store.inPushTransaction('u1', (t) => t.findReceipt(pushId, notBefore), announced).then((r) => r._unsafeUnwrap());
+
+        it('finds what an unannounced lookup finds: for its id, at or after the bound it is given', async () => {
+          await tx('u1', (t) => t.saveReceipt('p1', receipt, 10_000, 0));
+          expect(await find('p1', 10_000, { pushId: 'p1', notBeforeMs: 0 })).to.deep.equal(receipt);
+          // A later bound than announced: the receipt is older than it.
+          expect(await find('p1', 10_001, { pushId: 'p1', notBeforeMs: 0 })).to.equal(null);
+          // An earlier bound than announced, or another id: looked up as asked.
+          expect(await find('p1', 5_000, { pushId: 'p1', notBeforeMs: 20_000 })).to.deep.equal(receipt);
+          expect(await find('p1', 0, { pushId: 'p2', notBeforeMs: 0 })).to.deep.equal(receipt);
+          expect(await find('p2', 0, { pushId: 'p2', notBeforeMs: 0 })).to.equal(null);
+        });
+
+        it('sees a receipt saved by the push it waited for, under the same id', async () => {
+          const entered = deferred();
+          const release = deferred();
+          const first = store.inPushTransaction('u1', (t) =>
+            t.saveReceipt('same', receipt, 10_000, 0).andThen(() => {
+              entered.resolve();
+              return okAsync(release.promise).map(async (p) => p);
+            }),
+          );
+          await entered.promise;
+          const second = store.inPushTransaction('u1', (t) => t.findReceipt('same', 0), { pushId: 'same', notBeforeMs: 0 });
+          await sleep(50);
+          release.resolve();
+          expect((await first).isOk()).to.equal(true);
+          expect((await second)._unsafeUnwrap()).to.deep.equal(receipt);
+        });
       });
     });
 

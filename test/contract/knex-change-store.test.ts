@@ -1,4 +1,7 @@
+import { expect } from 'chai';
+import { ResultAsync } from 'neverthrow';
 import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
+import { tableSpec } from '../../src/domain';
 import { databaseNames, getDatabase } from '../support/databases';
 import { runChangeStoreContract, type RecordedConflict } from './change-store.contract';
 
@@ -23,3 +26,42 @@ for (const name of databaseNames()) {
     };
   });
 }
+
+describe('KnexChangeStore on PostgreSQL: a push whose connection dies', function () {
+  // PGlite runs in this process: its one connection cannot be cut from outside.
+  if (!process.env['DATABASE_URL']) {
+    it.skip('needs PostgreSQL (DATABASE_URL): PGlite has no connection to cut');
+    return;
+  }
+
+  it('answers UNAVAILABLE, keeps nothing of it, and the next push runs on a sound connection', async () => {
+    const database = await getDatabase('postgres');
+    await database.reset();
+    const db = database.openAnother!(2);
+    const killer = database.openAnother!(1);
+    try {
+      const store = new KnexChangeStore(db);
+      const ideas = tableSpec('ideas')!;
+      const row = (id: string) => ({ id, values: { thought_id: null, text: id, created_at: 1 }, deleted: false });
+      const cut = await store.inPushTransaction('cut', (t) =>
+        t.writeRows(ideas, [row('lost')], 'phone').andThen(() =>
+          // The push's backend is the one idle in a transaction whose last statement wrote ideas.
+          ResultAsync.fromSafePromise(
+            killer.raw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND datname = current_database() AND query LIKE '%INSERT INTO "ideas"%'`),
+          ).andThen(() => t.cursor()),
+        ),
+      );
+      expect(cut.isErr()).to.equal(true);
+      expect(cut._unsafeUnwrapErr().code).to.equal('UNAVAILABLE');
+      // Both pool connections serve pushes again: the dead one was destroyed, not handed out.
+      for (const id of ['kept-1', 'kept-2']) {
+        const done = await store.inPushTransaction('cut', (t) => t.writeRows(ideas, [row(id)], 'phone').andThen(() => t.cursor()));
+        expect(done.isOk(), JSON.stringify(done)).to.equal(true);
+      }
+      expect((await database.db('ideas').where({ user_id: 'cut' }).orderBy('id').pluck('id')) as string[]).to.deep.equal(['kept-1', 'kept-2']);
+    } finally {
+      await db.destroy();
+      await killer.destroy();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { ResultAsync, type Result } from 'neverthrow';
 import { NodeSha256Digest } from '../../src/adapters/crypto/node-digest';
 import { openDatabase } from '../../src/adapters/postgres/connection';
 import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
-import type { ChangeStore, Clock, PullPage, PullQuery, PushTransaction } from '../../src/application/ports';
+import type { ChangeStore, Clock, PullPage, PullQuery, PushTransaction, ReceiptLookup } from '../../src/application/ports';
 import { PullChanges } from '../../src/application/pull-changes';
 import { PushChanges, type PushInput, type PushResponse } from '../../src/application/push-changes';
 import type { SyncSettings } from '../../src/application/settings';
@@ -352,18 +352,21 @@ class SteppedPush implements ChangeStore {
     return this.inner.ping();
   }
 
-  inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>): ResultAsync<T, SyncError> {
-    return this.inner.inPushTransaction(userId, (tx) =>
-      new ResultAsync(
-        (async () => {
-          this.locked.resolve();
-          await this.mayWrite.promise;
-          const result = await work(tx);
-          this.written.resolve();
-          await this.mayCommit.promise;
-          return result;
-        })(),
-      ),
+  inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt?: ReceiptLookup): ResultAsync<T, SyncError> {
+    return this.inner.inPushTransaction(
+      userId,
+      (tx) =>
+        new ResultAsync(
+          (async () => {
+            this.locked.resolve();
+            await this.mayWrite.promise;
+            const result = await work(tx);
+            this.written.resolve();
+            await this.mayCommit.promise;
+            return result;
+          })(),
+        ),
+      receipt,
     );
   }
 

@@ -10,6 +10,12 @@ export interface PullPage {
   readonly highWater: number;
 }
 
+/** A receipt a push transaction will look up (see ChangeStore.inPushTransaction). */
+export interface ReceiptLookup {
+  readonly pushId: string;
+  readonly notBeforeMs: number;
+}
+
 export interface PullQuery {
   readonly since: number | null;
   readonly tables: readonly TableSpec[];
@@ -72,7 +78,12 @@ export interface PushTransaction {
  */
 export interface ChangeStore {
   pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError>;
-  inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>): ResultAsync<T, SyncError>;
+  /**
+   * `receipt`, when given, tells that `work` will look up this push id's receipt with a
+   * `notBeforeMs` at or after this one: a store may read it together with the lock (after the
+   * lock is held, so a receipt committed while this push waited is seen).
+   */
+  inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt?: ReceiptLookup): ResultAsync<T, SyncError>;
   /** Succeeds when the database answers. */
   ping(): ResultAsync<void, SyncError>;
 }
