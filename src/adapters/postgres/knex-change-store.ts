@@ -213,7 +213,10 @@ async function decryptRows(tables: readonly TableSpec[], rows: ReadonlyArray<{ r
  */
 export class KnexChangeStore implements ChangeStore {
   private readonly statements = new Map<string, TableStatements>();
-  /** Named (server-side prepared) statements: PostgreSQL through `pg` only; PGlite runs in this process. */
+  /**
+   * PostgreSQL through `pg`: named (server-side prepared) statements, and pushes on a pool
+   * connection driven directly (pgPushTransaction). PGlite runs in this process, through knex.
+   */
   private readonly prepared: boolean;
 
   /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
