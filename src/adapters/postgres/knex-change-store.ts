@@ -32,7 +32,7 @@ const FIND_RECEIPT: Statement = { sql: `${FIND_RECEIPT_SELECT} WHERE user_id = ?
 const RECORD_CONFLICTS_STATEMENT: Statement = { sql: RECORD_CONFLICTS, name: 'sync_record_conflicts' };
 const SAVE_RECEIPT_STATEMENT: Statement = { sql: SAVE_RECEIPT, name: 'sync_save_receipt' };
 
-/** A statement of a push, and a name when it is worth preparing once per connection. */
+/** A statement of a push, and a name when it is worth preparing once per connection (on PostgreSQL; the PGlite runner ignores it). */
 interface Statement {
   readonly sql: string;
   readonly name: string | undefined;
@@ -77,10 +77,7 @@ const quote = (name: string) => `"${name}"`;
 /** The SQL type of a domain column type's values. */
 const sqlType = (type: ColumnType): string => PG_ARRAY_TYPE[type].slice(0, -2);
 
-interface WriteStatement {
-  readonly sql: string;
-  /** A name for a server-side prepared statement (PostgreSQL through `pg`), or undefined. */
-  readonly name: string | undefined;
+interface WriteStatement extends Statement {
   readonly columns: readonly string[];
 }
 
@@ -101,7 +98,7 @@ class TableStatements {
   readonly load: LoadStatement;
 
   /** `encrypting`: the store has a cipher, so a table with sensitive columns marks its rows `encrypted`. */
-  constructor(table: TableSpec, encrypting: boolean, prepared: boolean) {
+  constructor(table: TableSpec, encrypting: boolean) {
     const columns = columnNames(table);
     const arrays = [
       { name: 'id', type: 'text[]' },
@@ -122,7 +119,7 @@ class TableStatements {
       `SELECT ?, u.*${encrypted ? ', true' : ''} FROM device, unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
       `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')} ` +
       'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written';
-    this.write = { sql, name: prepared ? `sync_write_${table.name}` : undefined, columns };
+    this.write = { sql, name: `sync_write_${table.name}`, columns };
     // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
     // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
     // autovacuum off) as a scan of all the user's rows; a LATERAL … LIMIT 1 cannot be flattened.
@@ -229,7 +226,7 @@ export class KnexChangeStore implements ChangeStore {
 
   private statementsFor(table: TableSpec): TableStatements {
     let st = this.statements.get(table.name);
-    if (!st) this.statements.set(table.name, (st = new TableStatements(table, this.cipher !== null, this.prepared)));
+    if (!st) this.statements.set(table.name, (st = new TableStatements(table, this.cipher !== null)));
     return st;
   }
 
