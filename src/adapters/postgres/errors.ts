@@ -5,6 +5,8 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOU
 const TRANSIENT = new Set(['40P01', '40001', '55P03']);
 
 /** Maps a driver failure to the protocol: the cause stays for the log, never for the client. */
+// `pg` rejects a query on a connection it already saw die with "Client has encountered a connection
+// error and is not queryable" (no code): a push whose backend was terminated can meet that at COMMIT.
 export function databaseError(cause: unknown): SyncError {
   // PGlite copies the bound values (note text) into `params`, knex may add `bindings`: neither may reach a log.
   if (cause !== null && typeof cause === 'object') for (const k of ['params', 'bindings']) delete (cause as Record<string, unknown>)[k];
@@ -13,7 +15,7 @@ export function databaseError(cause: unknown): SyncError {
   if (typeof code === 'string' && TRANSIENT.has(code)) {
     return { ...syncError('UNAVAILABLE', 'The request collided with another write; retry it.'), cause };
   }
-  if ((typeof code === 'string' && UNREACHABLE.has(code)) || /timeout acquiring a connection|Connection terminated/i.test(message)) {
+  if ((typeof code === 'string' && UNREACHABLE.has(code)) || /timeout acquiring a connection|Connection terminated|is not queryable/i.test(message)) {
     return { ...syncError('UNAVAILABLE', 'The database is unavailable; try again shortly.'), cause };
   }
   return { ...syncError('INTERNAL', 'The server failed to process the request.'), cause };
