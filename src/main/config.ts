@@ -69,7 +69,7 @@ function databaseTarget(env: Env): DatabaseTarget {
   const url = env['DATABASE_URL']?.trim();
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('DATABASE_URL must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/db. Unset it to use the embedded database.');
-    return { kind: 'postgres', url, poolMax: intVar(env, 'DB_POOL_MAX', 10, 1, 1000) };
+    return { kind: 'postgres', url, poolMax: intVar(env, 'DB_POOL_MAX', 10, 1, 1000), queryTimeoutMs: intVar(env, 'DB_QUERY_TIMEOUT_MS', 20_000, 100, 3_600_000) };
   }
   const dir = env['PGLITE_DATA_DIR']?.trim() || './.data/pglite';
   return { kind: 'pglite', dataDir: dir.startsWith('memory://') ? dir : resolve(dir) };

@@ -32,7 +32,8 @@ export interface StartOptions {
 export async function startServer(config: AppConfig, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel });
   const ownDb = options.db === undefined;
-  const db = options.db ?? openDatabase(config.database);
+  const dbLog = logger.child({ component: 'database' });
+  const db = options.db ?? openDatabase(config.database, { warn: (m) => dbLog.warn(String(m)), error: (m) => dbLog.error(String(m)) });
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) logger.info({ migrations: applied }, 'migrations applied');

@@ -4,7 +4,17 @@ import type { PGlite } from '@electric-sql/pglite';
 import knex, { type Knex } from 'knex';
 
 export type DatabaseTarget =
-  | { readonly kind: 'postgres'; readonly url: string; readonly poolMax: number; readonly searchPath?: string }
+  | {
+      readonly kind: 'postgres';
+      readonly url: string;
+      readonly poolMax: number;
+      readonly searchPath?: string;
+      /**
+       * Longest wait for a connection, a connect, or one statement's answer (client side: a
+       * server-side statement_timeout cannot end a wait on a network that stopped delivering).
+       */
+      readonly queryTimeoutMs?: number;
+    }
   | { readonly kind: 'pglite'; readonly dataDir: string };
 
 type PgLiteClient = new (config: object) => { _query(connection: unknown, obj: unknown): Promise<unknown> };
@@ -42,12 +52,22 @@ function loadPgLite(): { PGlite: typeof PGlite; Client: PgLiteClient } {
  * process. Both run the same migrations and the same SQL. PGlite has one connection: a query on
  * the outer instance inside a transaction would wait forever, so stores use only the transaction.
  */
-export function openDatabase(target: DatabaseTarget): Knex {
+/** Where knex's own warnings go (a dropped connection, a deprecation); by default knex prints them. */
+export interface DatabaseLog {
+  warn(message: unknown): void;
+  error(message: unknown): void;
+}
+
+export function openDatabase(target: DatabaseTarget, log?: DatabaseLog): Knex {
+  const logOption = log ? { log: { warn: (m: unknown) => log.warn(m), error: (m: unknown) => log.error(m), deprecate: (m: unknown) => log.warn(m), debug: () => undefined } } : {};
   if (target.kind === 'postgres') {
+    const timeout = target.queryTimeoutMs;
     return knex({
-      client: 'pg',
-      connection: target.url,
+      ...logOption,
+      client: timeout ? (timedPgClient() as unknown as typeof knex.Client) : 'pg',
+      connection: timeout ? { connectionString: target.url, query_timeout: timeout, connectionTimeoutMillis: timeout } : target.url,
       pool: { min: 0, max: target.poolMax },
+      ...(timeout ? { acquireConnectionTimeout: timeout } : {}),
       // Errors name the SQL with placeholders, never the bound values (private notes).
       compileSqlOnError: false,
       ...(target.searchPath ? { searchPath: [target.searchPath] } : {}),
@@ -61,11 +81,56 @@ export function openDatabase(target: DatabaseTarget): Knex {
   // buffers held the same data twice. 100-130 MB less resident, reads no slower (docs/performance.md).
   const instance = new Embedded({ ...(inMemory ? {} : { dataDir: target.dataDir }), startParams: [...Embedded.defaultStartParams, '-c', 'shared_buffers=16MB'] });
   return knex({
+    ...logOption,
     client: Client as unknown as typeof knex.Client,
     dialect: 'postgres',
     compileSqlOnError: false,
     connection: () => ({ pglite: instance }) as object,
   } as Knex.Config);
+}
+
+type RawPgConnection = {
+  query(...args: unknown[]): unknown;
+  connection?: { stream?: { destroy(): void } };
+};
+type PgDialect = new (config: object) => { _acquireOnlyConnection(): Promise<RawPgConnection> };
+let timedClient: PgDialect | undefined;
+
+/**
+ * knex's pg client, whose connections are dropped when a statement's answer times out. pg gives
+ * up waiting (query_timeout) but keeps the connection, still waiting for that answer behind
+ * which every later statement would queue: knex's pool would hand it out again and again. Its
+ * socket is destroyed instead, so knex marks it gone and the pool opens a fresh one.
+ */
+function timedPgClient(): PgDialect {
+  if (timedClient) return timedClient;
+  const require = createRequire(import.meta.url);
+  const PgClient = require('knex/lib/dialects/postgres') as PgDialect;
+  const timedOut = (e: unknown) => e instanceof Error && /Query read timeout/.test(e.message);
+  class TimedPgClient extends PgClient {
+    override async _acquireOnlyConnection(): Promise<RawPgConnection> {
+      const connection = await super._acquireOnlyConnection();
+      const query = connection.query.bind(connection);
+      const drop = (e: unknown) => {
+        if (timedOut(e)) connection.connection?.stream?.destroy();
+      };
+      connection.query = (...args: unknown[]) => {
+        const callback = args.at(-1);
+        if (typeof callback === 'function') {
+          args[args.length - 1] = (e: unknown, result: unknown) => {
+            drop(e);
+            (callback as (e: unknown, r: unknown) => void)(e, result);
+          };
+          return query(...args);
+        }
+        const answer = query(...args);
+        if (answer instanceof Promise) answer.catch(drop);
+        return answer;
+      };
+      return connection;
+    }
+  }
+  return (timedClient = TimedPgClient);
 }
 
 export function describeTarget(target: DatabaseTarget): string {

@@ -15,7 +15,7 @@ export function databaseError(cause: unknown): SyncError {
   if (typeof code === 'string' && TRANSIENT.has(code)) {
     return { ...syncError('UNAVAILABLE', 'The request collided with another write; retry it.'), cause };
   }
-  if ((typeof code === 'string' && UNREACHABLE.has(code)) || /timeout acquiring a connection|Connection terminated|is not queryable/i.test(message)) {
+  if ((typeof code === 'string' && UNREACHABLE.has(code)) || /timeout acquiring a connection|Connection terminated|is not queryable|Query read timeout|timeout expired/i.test(message)) {
     return { ...syncError('UNAVAILABLE', 'The database is unavailable; try again shortly.'), cause };
   }
   return { ...syncError('INTERNAL', 'The server failed to process the request.'), cause };
