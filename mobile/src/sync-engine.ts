@@ -184,13 +184,31 @@ export class SyncEngine {
       // (and its replayed answer would then mark it clean while the server holds the later write).
       // Read once for the run: only this run's pushes change the slots meanwhile.
       const slots = await AttemptSlots.load(this.checkpoints, table.name);
+      // The server purged deletes newer than this table's cursor (CURSOR_EXPIRED): once per run,
+      // the table starts over as a first sync (its local changes stay pending, and rows the
+      // server no longer has are dropped), then pushes against what it now has seen.
+      let restarted = false;
+      const restart = async (failure: TransportFailure): Promise<boolean> => {
+        if (restarted || failure.code !== 'CURSOR_EXPIRED') return false;
+        restarted = true;
+        // An unanswered push refused as expired was not applied: its rows are still pending.
+        await slots.clear();
+        await this.checkpoints.setLastPulledAt(table.name, null);
+        return true;
+      };
       if (slots.anyKept()) {
         const settled = await this.pushTable(table, tr, conflicts, slots);
-        if (settled.isErr()) return err(settled.error);
+        if (settled.isErr() && !(await restart(settled.error))) return err(settled.error);
       }
-      const pulled = await this.pullTable(table, tr, conflicts);
+      let pulled = await this.pullTable(table, tr, conflicts);
+      if (pulled.isErr() && (await restart(pulled.error))) pulled = await this.pullTable(table, tr, conflicts);
       if (pulled.isErr()) return err(pulled.error);
-      const pushed = await this.pushTable(table, tr, conflicts, slots);
+      let pushed = await this.pushTable(table, tr, conflicts, slots);
+      if (pushed.isErr() && (await restart(pushed.error))) {
+        const again = await this.pullTable(table, tr, conflicts);
+        if (again.isErr()) return err(again.error);
+        pushed = await this.pushTable(table, tr, conflicts, slots);
+      }
       if (pushed.isErr()) return err(pushed.error);
     }
     return ok(report);

@@ -1,5 +1,5 @@
-import type { ResultAsync } from 'neverthrow';
-import { checkSchemaVersion, classifyRows, nextCursor, parsePullQuery, type ChangeSet, type QueryParams, type SyncError } from '../domain';
+import { errAsync, okAsync, type ResultAsync } from 'neverthrow';
+import { checkSchemaVersion, classifyRows, CURSOR_EXPIRED_MESSAGE, cursorExpired, nextCursor, parsePullQuery, syncError, type ChangeSet, type QueryParams, type SyncError } from '../domain';
 import type { ChangeStore } from './ports';
 import type { SyncSettings } from './settings';
 
@@ -37,11 +37,16 @@ export class PullChanges {
             // A first sync sends everything: the device may have lost what it once pushed.
             excludeDevice: req.since === null ? null : input.deviceId,
           })
-          .map((page) => ({
-            changes: classifyRows(req.tables, page.rows, req.since, req.fullTables, input.deviceId),
-            timestamp: nextCursor(req.since, page.rows, page.hasMore, page.highWater),
-            has_more: page.hasMore,
-          })),
+          .andThen((page) =>
+            // Tables pulled from the start (fullTables) send no deletes: only a cursor can be too old.
+            req.tables.some((t) => !req.fullTables.has(t.name)) && cursorExpired(req.since, page.purgedThrough)
+              ? errAsync(syncError('CURSOR_EXPIRED', CURSOR_EXPIRED_MESSAGE))
+              : okAsync({
+                  changes: classifyRows(req.tables, page.rows, req.since, req.fullTables, input.deviceId),
+                  timestamp: nextCursor(req.since, page.rows, page.hasMore, page.highWater),
+                  has_more: page.hasMore,
+                }),
+          ),
       );
   }
 }

@@ -3,6 +3,8 @@ import {
   canonicalJson,
   checkSchemaVersion,
   completeNewRow,
+  CURSOR_EXPIRED_MESSAGE,
+  cursorExpired,
   decide,
   syncError,
   validatePush,
@@ -69,7 +71,10 @@ export class PushChanges {
         const lookup = push.pushId === null ? undefined : { pushId: push.pushId, notBeforeMs: this.clock.now() - this.settings.pushReceiptTtlMs };
         return this.store.inPushTransaction(input.userId, (tx) => {
           const now = this.clock.now();
-          if (push.pushId === null || bodyHash === null) return this.apply(tx, push, input.deviceId, now);
+          // Merged against rows it never saw (a delete purged since its last pull): refused, so
+          // the client syncs from the start first. A replay with a receipt is answered as before.
+          const expired = () => errAsync(syncError('CURSOR_EXPIRED', CURSOR_EXPIRED_MESSAGE));
+          if (push.pushId === null || bodyHash === null) return cursorExpired(push.lastPulledAt, tx.purgedThrough()) ? expired() : this.apply(tx, push, input.deviceId, now);
           const pushId = push.pushId;
           const notBefore = now - this.settings.pushReceiptTtlMs;
           return tx.findReceipt(pushId, notBefore).andThen((receipt) => {
@@ -78,6 +83,7 @@ export class PushChanges {
                 ? okAsync(receipt.response as PushResponse)
                 : errAsync(syncError('PUSH_ID_REUSED', `push_id ${pushId} was already used for a different body; nothing was written. Use a new push_id for each batch.`));
             }
+            if (cursorExpired(push.lastPulledAt, tx.purgedThrough())) return expired();
             return this.apply(tx, push, input.deviceId, now).andThen((response) =>
               tx.saveReceipt(pushId, { bodyHash, response }, now, notBefore).map(() => response),
             );

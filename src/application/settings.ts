@@ -11,6 +11,17 @@ export interface SyncSettings {
   readonly pushReceiptTtlMs: number;
 }
 
+/** How long old data is kept (docs/operations.md, "Retention"); null keeps it forever. */
+export interface RetentionSettings {
+  readonly tombstonesMs: number | null;
+  readonly syncLogsMs: number | null;
+  readonly conflictsMs: number | null;
+  /** Receipts older than SyncSettings.pushReceiptTtlMs are never honoured: they go after that. */
+  readonly receiptsMs: number;
+  /** Rows per batch: each batch is one short statement. */
+  readonly batchSize: number;
+}
+
 export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
   maxPushRecords: 1000,
   maxRecordBytes: 1024 * 1024,

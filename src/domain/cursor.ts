@@ -51,3 +51,14 @@ export function classifyRows(tables: readonly TableSpec[], rows: readonly Pulled
   }
   return changes;
 }
+
+/**
+ * A cursor older than the newest purged tombstone may have missed a delete (retention,
+ * docs/protocol.md): the client must sync from the start. A first sync (no cursor) never is.
+ */
+export function cursorExpired(since: number | null, purgedThrough: number): boolean {
+  return since !== null && since < purgedThrough;
+}
+
+export const CURSOR_EXPIRED_MESSAGE =
+  'last_pulled_at is older than the deletions this server keeps (they were purged); sync from the start (last_pulled_at null) and keep your local changes, then push them.';

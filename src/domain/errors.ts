@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   FORBIDDEN: { status: 403, retryable: false },
   NOT_FOUND: { status: 404, retryable: false },
   PUSH_ID_REUSED: { status: 409, retryable: false },
+  /** The cursor is older than the deletions the server still keeps: sync from the start (keeping local changes). */
+  CURSOR_EXPIRED: { status: 410, retryable: false },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false },
   SCHEMA_VERSION_UNSUPPORTED: { status: 426, retryable: false },
   RATE_LIMITED: { status: 429, retryable: true },

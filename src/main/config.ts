@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
 import type { DatabaseTarget } from '../adapters/postgres/connection';
 import type { SyncSettings } from '../application/settings';
-import { DEFAULT_SYNC_SETTINGS } from '../application/settings';
+import { DEFAULT_SYNC_SETTINGS, type RetentionSettings } from '../application/settings';
 
 export class ConfigError extends Error {}
 
@@ -30,6 +30,10 @@ export interface AppConfig {
   readonly maxBodyBytes: number;
   readonly compressAboveBytes: number;
   readonly sync: SyncSettings;
+  readonly retention: RetentionSettings & {
+    /** How often this process runs the retention job; 0: never (another process does). */
+    readonly intervalMs: number;
+  };
   readonly logLevel: string;
   readonly rateLimits: { readonly perIpPerMinute: number; readonly perUserPerMinute: number };
   /** HTTPS served by this process (both files), or null. */
@@ -145,6 +149,24 @@ export function loadOrCreateDevSecret(file: string): string {
   return secret;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** Days to keep each kind of old data (0: forever), and how the job runs (docs/operations.md). */
+function retentionConfig(env: Env): AppConfig['retention'] {
+  const days = (name: string, fallback: number) => {
+    const n = intVar(env, name, fallback, 0, 36_500);
+    return n === 0 ? null : n * DAY_MS;
+  };
+  return {
+    tombstonesMs: days('SYNC_TOMBSTONE_RETENTION_DAYS', 90),
+    syncLogsMs: days('SYNC_LOG_RETENTION_DAYS', 30),
+    conflictsMs: days('SYNC_CONFLICT_RETENTION_DAYS', 90),
+    receiptsMs: DEFAULT_SYNC_SETTINGS.pushReceiptTtlMs,
+    batchSize: intVar(env, 'RETENTION_BATCH_SIZE', 1000, 1, 100_000),
+    intervalMs: intVar(env, 'RETENTION_INTERVAL_MINUTES', 60, 0, 7 * 24 * 60) * 60_000,
+  };
+}
+
 /** Reads the configuration from the environment; a bad value fails fast, naming its variable. */
 export function loadConfig(env: Env = process.env): AppConfig {
   const production = env['NODE_ENV'] === 'production';
@@ -169,6 +191,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       pullLimit: intVar(env, 'SYNC_PULL_LIMIT', DEFAULT_SYNC_SETTINGS.pullLimit, 1, 1_000_000),
       schemaVersions: { min, max },
     },
+    retention: retentionConfig(env),
     logLevel,
     syncLogQueueMax: intVar(env, 'SYNC_LOG_QUEUE_MAX', 10_000, 1, 10_000_000),
     rateLimits: {

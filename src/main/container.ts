@@ -11,6 +11,7 @@ import { FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observabilit
 import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/batching-sync-log';
 import { PromMetrics } from '../adapters/observability/prom-metrics';
 import { KnexChangeStore } from '../adapters/postgres/knex-change-store';
+import { KnexRetentionStore } from '../adapters/postgres/knex-retention-store';
 import { KnexSyncLogStore } from '../adapters/postgres/knex-sync-log';
 import { CheckReadiness } from '../application/check-readiness';
 import { GetSyncStats } from '../application/get-sync-stats';
@@ -22,12 +23,14 @@ import {
   type Digest,
   type FieldCipher,
   type Metrics,
+  type RetentionStore,
   type SyncLog,
   type SyncLogStore,
   type SyncStatsQuery,
   type TokenVerifier,
 } from '../application/ports';
 import { PullChanges } from '../application/pull-changes';
+import { PurgeExpiredData } from '../application/purge-expired-data';
 import { PushChanges } from '../application/push-changes';
 import type { SyncSettings } from '../application/settings';
 import type { AppConfig } from './config';
@@ -60,6 +63,8 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
     (s: ChangeStore, cl: Clock, d: Digest, st: SyncSettings) => new PushChanges(s, cl, d, st),
     [TOKENS.ChangeStore, TOKENS.Clock, TOKENS.Digest, TOKENS.SyncSettings],
   );
+  c.bind<RetentionStore>(TOKENS.RetentionStore).toResolvedValue((d: Knex) => new KnexRetentionStore(d), [ROOT.Database]);
+  c.bind(TOKENS.PurgeExpiredData).toResolvedValue((s: RetentionStore, cl: Clock) => new PurgeExpiredData(s, cl, config.retention), [TOKENS.RetentionStore, TOKENS.Clock]);
   c.bind(TOKENS.CheckReadiness).toResolvedValue((s: ChangeStore) => new CheckReadiness(s), [TOKENS.ChangeStore]);
 
   c.bind<KnexSyncLogStore>(ROOT.SyncLogTables).toResolvedValue((d: Knex) => new KnexSyncLogStore(d), [ROOT.Database]);

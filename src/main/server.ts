@@ -12,12 +12,15 @@ import { migrateToLatest } from '../adapters/postgres/migrations';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
 import { TOKENS, type Clock, type FieldCipher, type SyncLog } from '../application/ports';
+import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
 
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
+  /** Runs the retention job now (it also runs every RETENTION_INTERVAL_MINUTES). */
+  purgeExpired(): Promise<PurgeReport>;
   /** Stops accepting connections, lets in-flight requests finish, writes the queued sync logs, then closes the database if this server opened it. */
   close(): Promise<void>;
 }
@@ -58,13 +61,37 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const url = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const purge = container.get<PurgeExpiredData>(TOKENS.PurgeExpiredData);
+  let purging: Promise<PurgeReport> | null = null;
+  let stopping = false;
+  const purgeExpired = () =>
+    (purging ??= purge
+      .execute(() => stopping)
+      .match(
+        (report) => {
+          if (report.ran && report.tombstones + report.sync_logs + report.sync_conflicts + report.sync_push_receipts > 0) logger.info({ retention: report }, 'retention: purged old data');
+          return report;
+        },
+        (e) => {
+          throw Object.assign(new Error(`retention failed: ${e.message}`), { cause: e.cause });
+        },
+      )
+      .finally(() => (purging = null)));
+  const retentionTimer =
+    config.retention.intervalMs > 0
+      ? setInterval(() => purgeExpired().catch((e: unknown) => logger.error({ err: e }, 'retention run failed; it runs again at the next interval')), config.retention.intervalMs).unref()
+      : null;
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
+    purgeExpired,
     close: () =>
       (closing ??= (async () => {
+        if (retentionTimer) clearInterval(retentionTimer);
+        stopping = true;
         await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        await purging?.catch(() => undefined);
         await syncLog.flush();
         const cipher = container.get<FieldCipher>(TOKENS.FieldCipher);
         if (cipher instanceof ParallelFieldCipher) await cipher.close();

@@ -18,6 +18,8 @@ export interface ChangeStoreUnderTest {
   readonly store: ChangeStore;
   /** The conflicts recorded for a user, oldest first. */
   conflicts(userId: string): Promise<RecordedConflict[]>;
+  /** Purges every user's tombstones stamped before `beforeMs`, as the retention job does. */
+  purgeTombstones(beforeMs: number): Promise<void>;
 }
 
 const IDEAS = tableSpec('ideas')!;
@@ -65,8 +67,25 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
       expect((await store.ping()).isOk()).to.equal(true);
     });
 
+    it("reports a user's purge horizon, the newest purged tombstone's stamp, to pulls and pushes", async () => {
+      await write('u1', IDEAS, [idea('a', 'a'), idea('b', 'b')]);
+      const deletedAt = await write('u1', IDEAS, [idea('a', 'a', true)]);
+      await write('u1', IDEAS, [idea('b', 'b2')]);
+      const laterDelete = await write('u1', TODOS, [todo('t', 't')]).then(() => write('u1', IDEAS, [idea('c', 'c', true)]));
+      await write('u2', IDEAS, [idea('x', 'x')]);
+      expect((await pull('u1')).purgedThrough).to.equal(0);
+      await subject.purgeTombstones(Number.MAX_SAFE_INTEGER);
+      const page = await pull('u1', { since: deletedAt - 1 });
+      expect(page.purgedThrough).to.equal(laterDelete);
+      // The tombstones are gone, live rows stay.
+      expect(ids(page.rows)).to.deep.equal(['ideas/b', 'todos/t']);
+      expect(await tx('u1', (t) => okAsync(t.purgedThrough()))).to.equal(laterDelete);
+      expect((await pull('u2')).purgedThrough).to.equal(0);
+      expect(await tx('u2', (t) => okAsync(t.purgedThrough()))).to.equal(0);
+    });
+
     it('gives a user who never wrote no rows, a high-water mark of 0 and a cursor of at least 1', async () => {
-      expect(await pull('nobody')).to.deep.equal({ rows: [], hasMore: false, highWater: 0 });
+      expect(await pull('nobody')).to.deep.equal({ rows: [], hasMore: false, highWater: 0, purgedThrough: 0 });
       expect(await tx('nobody', (t) => t.cursor())).to.be.at.least(1);
     });
 
@@ -377,7 +396,7 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
       it('reads only the requested tables, and only rows after since', async () => {
         expect(ids((await pull('u1', { tables: [TODOS] })).rows)).to.deep.equal(['todos/t1', 'todos/t2']);
         expect(ids((await pull('u1', { since: cursors[2] })).rows)).to.deep.equal(['todos/t2', 'ideas/i3']);
-        expect(await pull('u1', { since: cursors[4] })).to.deep.equal({ rows: [], hasMore: false, highWater: cursors[4] });
+        expect(await pull('u1', { since: cursors[4] })).to.deep.equal({ rows: [], hasMore: false, highWater: cursors[4], purgedThrough: 0 });
       });
 
       it('sends tombstones after since, and leaves them out of a read from the beginning', async () => {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { ResultAsync } from 'neverthrow';
 import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
-import { tableSpec } from '../../src/domain';
+import { KnexRetentionStore } from '../../src/adapters/postgres/knex-retention-store';
+import { TABLES, tableSpec } from '../../src/domain';
 import { databaseNames, getDatabase } from '../support/databases';
 import { runChangeStoreContract, type RecordedConflict } from './change-store.contract';
 
@@ -11,6 +12,10 @@ for (const name of databaseNames()) {
     await database.reset();
     return {
       store: new KnexChangeStore(database.db),
+      purgeTombstones: async (beforeMs) => {
+        const retention = new KnexRetentionStore(database.db);
+        for (const table of TABLES) (await retention.purgeTombstones(table, beforeMs, 1000))._unsafeUnwrap();
+      },
       conflicts: async (userId): Promise<RecordedConflict[]> => {
         const rows = await database.db('sync_conflicts').where({ user_id: userId }).orderBy('id');
         return rows.map((r: Record<string, unknown>) => ({

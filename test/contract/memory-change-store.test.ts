@@ -5,7 +5,7 @@ import { runChangeStoreContract } from './change-store.contract';
 
 runChangeStoreContract('MemoryChangeStore', async () => {
   const store = new MemoryChangeStore(() => 1_000);
-  return { store, conflicts: async (userId) => store.conflictsOf(userId) };
+  return { store, conflicts: async (userId) => store.conflictsOf(userId), purgeTombstones: async (beforeMs) => void store.purgeTombstones(beforeMs) };
 });
 
 describe('MemoryChangeStore stamps', () => {

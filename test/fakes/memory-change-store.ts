@@ -32,13 +32,15 @@ export interface MemorySnapshot {
 
 interface UserState {
   readonly lastStamp: number;
+  /** The newest stamp among purged tombstones. */
+  readonly purgedThrough: number;
   /** table name → id → row */
   readonly tables: ReadonlyMap<string, ReadonlyMap<string, MemoryRow>>;
   readonly conflicts: readonly RecordedConflict[];
   readonly receipts: ReadonlyMap<string, { readonly receipt: PushReceipt; readonly createdAt: number }>;
 }
 
-const EMPTY: UserState = { lastStamp: 0, tables: new Map(), conflicts: [], receipts: new Map() };
+const EMPTY: UserState = { lastStamp: 0, purgedThrough: 0, tables: new Map(), conflicts: [], receipts: new Map() };
 
 export class MemoryChangeStore implements ChangeStore {
   private readonly users = new Map<string, UserState>();
@@ -71,7 +73,7 @@ export class MemoryChangeStore implements ChangeStore {
     }
     rows.sort((a, b) => a.lastModifiedAt - b.lastModifiedAt);
     const hasMore = rows.length > query.limit;
-    return okAsync({ rows: hasMore ? rows.slice(0, query.limit) : rows, hasMore, highWater });
+    return okAsync({ rows: hasMore ? rows.slice(0, query.limit) : rows, hasMore, highWater, purgedThrough: state.purgedThrough });
   }
 
   inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>): ResultAsync<T, SyncError> {
@@ -95,6 +97,30 @@ export class MemoryChangeStore implements ChangeStore {
 
   ping(): ResultAsync<void, SyncError> {
     return okAsync(undefined);
+  }
+
+  /**
+   * Forgets every user's tombstones stamped before `beforeMs`, as the retention job does, moving
+   * each user's purge horizon to the newest stamp it purged. Returns how many were purged.
+   */
+  purgeTombstones(beforeMs: number): number {
+    let purged = 0;
+    for (const [userId, state] of this.users) {
+      let horizon = state.purgedThrough;
+      const tables = new Map<string, Map<string, MemoryRow>>();
+      for (const [name, rows] of state.tables) {
+        const kept = new Map<string, MemoryRow>();
+        for (const [id, r] of rows) {
+          if (r.deleted && r.lastModifiedAt < beforeMs) {
+            purged++;
+            horizon = Math.max(horizon, r.lastModifiedAt);
+          } else kept.set(id, r);
+        }
+        tables.set(name, kept);
+      }
+      this.users.set(userId, { ...state, tables, purgedThrough: horizon });
+    }
+    return purged;
   }
 
   /** The conflicts recorded for a user, oldest first. */
@@ -138,6 +164,7 @@ class Rollback extends Error {
 /** Works on copies of the user's maps; `commit()` hands them back to the store in one assignment. */
 class MemoryPushTransaction implements PushTransaction {
   private lastStamp: number;
+  private readonly purged: number;
   private readonly tables: Map<string, Map<string, MemoryRow>>;
   private readonly conflicts: RecordedConflict[];
   private readonly receipts: Map<string, { receipt: PushReceipt; createdAt: number }>;
@@ -150,6 +177,7 @@ class MemoryPushTransaction implements PushTransaction {
     private readonly now: () => number,
   ) {
     this.lastStamp = state.lastStamp;
+    this.purged = state.purgedThrough;
     this.tables = new Map([...state.tables].map(([name, rows]) => [name, new Map(rows)]));
     this.conflicts = [...state.conflicts];
     this.receipts = new Map(state.receipts);
@@ -216,8 +244,12 @@ class MemoryPushTransaction implements PushTransaction {
     return this.guard(() => Math.max(1, this.lastStamp));
   }
 
+  purgedThrough(): number {
+    return this.purged;
+  }
+
   commit(): UserState {
-    return { lastStamp: this.lastStamp, tables: this.tables, conflicts: this.conflicts, receipts: this.receipts };
+    return { lastStamp: this.lastStamp, purgedThrough: this.purged, tables: this.tables, conflicts: this.conflicts, receipts: this.receipts };
   }
 
   close(): void {

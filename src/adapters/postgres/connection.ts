@@ -133,6 +133,12 @@ function timedPgClient(): PgDialect {
   return (timedClient = TimedPgClient);
 }
 
+/** Whether `db` reaches a PostgreSQL server through \`pg\` (false: PGlite, in this process). */
+export function usesPgDriver(db: Knex): boolean {
+  const client = (db.client as { config?: { client?: unknown } }).config?.client;
+  return client === 'pg' || (client !== undefined && client === timedClient);
+}
+
 export function describeTarget(target: DatabaseTarget): string {
   if (target.kind === 'pglite') return `embedded PostgreSQL (PGlite) at ${target.dataDir}`;
   const url = new URL(target.url);

@@ -2,10 +2,11 @@ import type { Knex } from 'knex';
 import { okAsync, ResultAsync } from 'neverthrow';
 import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, ReceiptLookup, RowWrite, StoredField, StoredRow } from '../../application/ports';
+import { usesPgDriver } from './connection';
 import { databaseError } from './errors';
 
 /** Takes a user's write lock (its sync_users row, held until commit) and returns its last_ts. */
-const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
+const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through';
 /**
  * The same, and in the same round trip the push's statements are set to run with their
  * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
@@ -16,7 +17,7 @@ const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) 
  */
 const LOCK_USER_GENERIC_PLANS =
   "WITH plans AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true)) " +
-  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
+  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through';
 /** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
@@ -221,7 +222,7 @@ export class KnexChangeStore implements ChangeStore {
     private readonly db: Knex,
     private readonly cipher: FieldCipher | null = null,
   ) {
-    this.prepared = (db.client as { config?: { client?: unknown } }).config?.client === 'pg';
+    this.prepared = usesPgDriver(db);
   }
 
   private statementsFor(table: TableSpec): TableStatements {
@@ -240,11 +241,13 @@ export class KnexChangeStore implements ChangeStore {
       const { sql, bindings, slots } = this.pullStatement(userId, query);
       const result = (await this.db.raw(sql, bindings as Knex.ValueDict[])) as { rows: Array<Record<string, unknown>> };
       let highWater = 0;
+      let purgedThrough = 0;
       let rows: PulledRow[] = [];
       for (const row of result.rows) {
         const t = row['t'] as number;
         if (t < 0) {
           highWater = toNumber(row['last_modified_at']);
+          purgedThrough = toNumber(row['created_at']);
           continue;
         }
         const table = query.tables[t]!;
@@ -263,7 +266,7 @@ export class KnexChangeStore implements ChangeStore {
       // Decrypt only what the page sends: of limit + 1 rows read per table, up to
       // (tables - 1) × limit + 1 are cut off.
       if (this.cipher) await decryptRows(query.tables, rows, userId, this.cipher);
-      return { rows, hasMore, highWater };
+      return { rows, hasMore, highWater, purgedThrough };
     };
     return fromDb(read());
   }
@@ -305,14 +308,14 @@ export class KnexChangeStore implements ChangeStore {
         `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ORDER BY last_modified_at LIMIT ?)`
       );
     });
-    // The mark is a row of its own (t = -1, in last_modified_at), not a column of every row.
-    // A UNION takes its column names from its first SELECT: this one names them all.
+    // The mark is a row of its own (t = -1, in last_modified_at; the purge horizon in created_at),
+    // not a column of every row. A UNION takes its column names from its first SELECT: this one names them all.
     const mark = [
-      ...COMMON_COLUMNS.map((c) => `${c === 'last_modified_at' ? 'hw' : `NULL::${COMMON_TYPES[c]}`} AS ${quote(c)}`),
+      ...COMMON_COLUMNS.map((c) => `${c === 'last_modified_at' ? 'hw' : c === 'created_at' ? 'purged' : `NULL::${COMMON_TYPES[c]}`} AS ${quote(c)}`),
       ...[...width].map(([slot, type]) => `NULL::${type} AS ${slot}`),
     ];
     const sql =
-      `WITH h AS MATERIALIZED (SELECT ${this.highWaterSql()} AS hw FROM (SELECT ?::text AS user_id) AS u) ` +
+      `WITH h AS MATERIALIZED (SELECT ${this.highWaterSql()} AS hw, coalesce((SELECT purged_through FROM sync_users WHERE user_id = u.user_id), 0) AS purged FROM (SELECT ?::text AS user_id) AS u) ` +
       `SELECT -1 AS t, ${mark.join(', ')} FROM h UNION ALL ${branches.join(' UNION ALL ')}`;
     return { sql, bindings, slots };
   }
@@ -331,10 +334,11 @@ export class KnexChangeStore implements ChangeStore {
     return fromDb(
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
-        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown }> };
+        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown }> };
         const lastTs = toNumber(locked.rows[0]!.last_ts);
+        const purged = toNumber(locked.rows[0]!.purged_through);
         const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, null));
+        const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null));
         if (result.isErr()) throw new Rollback(result.error);
         return result.value;
       }),
@@ -360,9 +364,10 @@ export class KnexChangeStore implements ChangeStore {
       if (ask) first.push(`${FIND_RECEIPT_SELECT} WHERE user_id = ${user} AND push_id = ${conn.escapeLiteral(ask.pushId)} AND created_at >= ${ask.notBeforeMs}`);
       const [, locked, found] = (await conn.query(first.join('; '))) as unknown as [unknown, StatementResult, StatementResult?];
       const lastTs = toNumber(locked.rows[0]!['last_ts']);
+      const purged = toNumber(locked.rows[0]!['purged_through']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, known));
+      const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known));
       if (result.isErr()) throw new Rollback(result.error);
       await conn.query('COMMIT');
       return result.value;
@@ -389,8 +394,13 @@ class KnexPushTransaction implements PushTransaction {
     private readonly statements: (table: TableSpec) => TableStatements,
     /** The user's newest stamp: sync_users.last_ts as the lock found it, then each write's highest. */
     private lastTs: number,
+    private readonly purged: number,
     private readonly known: KnownReceipt | null,
   ) {}
+
+  purgedThrough(): number {
+    return this.purged;
+  }
 
   findReceipt(pushId: string, notBeforeMs: number): ResultAsync<PushReceipt | null, SyncError> {
     // Read with the lock (no other push of this user can have saved one since), for this id and

@@ -8,6 +8,8 @@ export interface PullPage {
   readonly hasMore: boolean;
   /** The user's newest committed stamp in the snapshot (0 for a user who never wrote). */
   readonly highWater: number;
+  /** The newest stamp among the user's purged tombstones in the same snapshot (0 when none): a cursor below it may have missed a delete. */
+  readonly purgedThrough: number;
 }
 
 /** A receipt a push transaction will look up (see ChangeStore.inPushTransaction). */
@@ -65,6 +67,8 @@ export interface PushTransaction {
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError>;
   /** The user's newest stamp, a valid pull cursor once this transaction commits. */
   cursor(): ResultAsync<number, SyncError>;
+  /** The newest stamp among the user's purged tombstones, as the lock found it (0 when none). */
+  purgedThrough(): number;
 }
 
 /**

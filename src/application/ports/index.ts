@@ -4,6 +4,7 @@ export type * from './digest';
 export type * from './token-verifier';
 export type * from './sync-log';
 export type * from './metrics';
+export type * from './retention-store';
 
 /** Injection tokens, one per port or use case; only the composition root binds them. */
 export const TOKENS = {
@@ -22,5 +23,7 @@ export const TOKENS = {
   Alerts: Symbol.for('Alerts'),
   Metrics: Symbol.for('Metrics'),
   FieldCipher: Symbol.for('FieldCipher'),
+  RetentionStore: Symbol.for('RetentionStore'),
+  PurgeExpiredData: Symbol.for('PurgeExpiredData'),
 } as const;
 export type * from './field-cipher';
