@@ -1,12 +1,21 @@
 import { expect } from 'chai';
 import { AsyncStorageCheckpointStore } from '../../mobile/src/adapters/async-storage-checkpoints';
 import { TABLE_NAMES } from '../../src/domain';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
+import { SqliteAsyncStorage } from '../fakes/sqlite-async-storage';
 import { runCheckpointStoreContract } from './checkpoint-store.contract';
 
 runCheckpointStoreContract('AsyncStorageCheckpointStore over MemoryAsyncStorage', async () => {
   const storage = new MemoryAsyncStorage();
   return { store: new AsyncStorageCheckpointStore(storage), reopen: () => new AsyncStorageCheckpointStore(storage) };
+});
+
+runCheckpointStoreContract('AsyncStorageCheckpointStore over SqliteAsyncStorage (a file, reopened)', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'sync-kv-')), 'storage.db');
+  return { store: new AsyncStorageCheckpointStore(new SqliteAsyncStorage(file)), reopen: () => new AsyncStorageCheckpointStore(new SqliteAsyncStorage(file)) };
 });
 
 describe('AsyncStorageCheckpointStore keys (spec §5)', () => {

@@ -5,8 +5,10 @@
  * 2. a `--minutes` timed soak (default 10) of `--devices` clients (default 10) on their own
  *    triggers, with faults, crashes and a server process restarted every minute; the server runs
  *    in its own process (PostgreSQL only) so its RSS is measured alone.
+ * 3. `--kill-runs` seeded runs with devices as processes killed with SIGKILL (default 1,000) from
+ *    seed 1,000,000 (CI uses 1–50; test/support/kill/kill-run.ts).
  * Prints one JSON line per progress report and a summary; exits 1 on any divergence.
- * `--runs 0` or `--minutes 0` skips a part.
+ * `--runs 0`, `--minutes 0` or `--kill-runs 0` skips a part.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { signToken } from '../../src/adapters/crypto/jwt-token-issuer';
 import { openDatabase } from '../../src/adapters/postgres/connection';
 import { retryDelayMs } from '../../src/domain';
 import { ConvergenceRun, formatFailure, runConvergence, type SimServer } from '../support/convergence/model';
+import { runKillConvergence } from '../support/kill/kill-run';
 import { closeDatabases, getDatabase } from '../support/databases';
 import { TEST_FIELD_KEYS, TEST_SECRET } from '../support/server';
 import { loadConfig } from '../../src/main/config';
@@ -25,6 +28,7 @@ import { loadConfig } from '../../src/main/config';
 const { values: args } = parseArgs({
   options: {
     runs: { type: 'string', default: '5000' },
+    'kill-runs': { type: 'string', default: '1000' },
     'base-seed': { type: 'string', default: '1000000' },
     minutes: { type: 'string', default: '10' },
     devices: { type: 'string', default: '10' },
@@ -106,6 +110,34 @@ function childServer(samples: number[]): () => Promise<SimServer & { pid: number
   };
 }
 
+async function killRuns(): Promise<void> {
+  const runs = Number(args['kill-runs']);
+  if (runs <= 0) return;
+  const base = Number(args['base-seed']);
+  const database = await getDatabase(url ? 'postgres' : 'pglite');
+  const started = Date.now();
+  const totals = { runs: 0, failed: 0, kills: 0, starts: 0, writes: 0, syncs: 0, cut: 0 };
+  const failing: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await database.reset();
+    const r = await runKillConvergence(database.db, { seed: base + i });
+    totals.runs++;
+    totals.kills += r.kills.sync + r.kills.write + r.kills.idle;
+    totals.starts += r.starts;
+    totals.writes += r.writes;
+    totals.syncs += r.syncs.ok + r.syncs.failed + r.syncs.cut;
+    totals.cut += r.syncs.cut;
+    if (r.problems.length) {
+      totals.failed++;
+      failing.push(r.seed);
+      console.error(`seed ${r.seed}:\n  ${r.problems.join('\n  ')}\n${r.commands.join('\n')}`);
+    }
+    if ((i + 1) % 50 === 0) line({ part: 'kill-runs', progress: i + 1, of: runs, ...totals, seconds: Math.round((Date.now() - started) / 1000) });
+  }
+  failed += totals.failed;
+  line({ part: 'kill-runs', done: true, base_seed: base, ...totals, failing_seeds: failing, seconds: Math.round((Date.now() - started) / 1000) });
+}
+
 async function timedSoak(): Promise<void> {
   const minutes = Number(args.minutes);
   if (minutes <= 0) return;
@@ -182,6 +214,7 @@ async function timedSoak(): Promise<void> {
 
 try {
   await seededRuns();
+  await killRuns();
   await timedSoak();
 } finally {
   await closeDatabases();
