@@ -20,6 +20,12 @@ export interface ChangeStoreUnderTest {
   conflicts(userId: string): Promise<RecordedConflict[]>;
   /** Purges every user's tombstones stamped before `beforeMs`, as the retention job does. */
   purgeTombstones(beforeMs: number): Promise<void>;
+  /**
+   * Resolves once some call of the store is seen waiting: on a user's lock, or (a store of one
+   * connection) for the connection. How a test knows a second push is queued, without guessing
+   * how long that takes.
+   */
+  blocked(): Promise<void>;
 }
 
 const IDEAS = tableSpec('ideas')!;
@@ -40,7 +46,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function runChangeStoreContract(name: string, makeStore: () => Promise<ChangeStoreUnderTest>): void {
   describe(`ChangeStore contract: ${name}`, () => {
@@ -273,7 +278,7 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
           secondStarted = true;
           return t.loadRows(IDEAS, ['i1']);
         });
-        await sleep(50);
+        await subject.blocked();
         expect(secondStarted).to.equal(false);
         release.resolve();
         expect((await first).isOk()).to.equal(true);
@@ -295,7 +300,8 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
         );
         await entered.promise;
         const during = store.pullPage('u1', { since: null, tables: [IDEAS], fullTables: new Set(), limit: 100, excludeDevice: null });
-        await sleep(20);
+        // The pull answers while the push is open (a store of several connections), or waits for it (PGlite's one connection).
+        await Promise.race([during, subject.blocked()]);
         release.resolve();
         const stamp = (await push)._unsafeUnwrap();
         const page = (await during)._unsafeUnwrap();
@@ -350,7 +356,8 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
           );
           await entered.promise;
           const second = store.inPushTransaction('u1', (t) => t.findReceipt('same', 0), { pushId: 'same', notBeforeMs: 0 });
-          await sleep(50);
+          // Waiting on the lock, so its lookup can only run once the first push committed.
+          await subject.blocked();
           release.resolve();
           expect((await first).isOk()).to.equal(true);
           expect((await second)._unsafeUnwrap()).to.deep.equal(receipt);

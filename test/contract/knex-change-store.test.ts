@@ -4,6 +4,7 @@ import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
 import { KnexRetentionStore } from '../../src/adapters/postgres/knex-retention-store';
 import { TABLES, tableSpec } from '../../src/domain';
 import { databaseNames, getDatabase } from '../support/databases';
+import { until } from '../support/until';
 import { runChangeStoreContract, type RecordedConflict } from './change-store.contract';
 
 for (const name of databaseNames()) {
@@ -12,6 +13,18 @@ for (const name of databaseNames()) {
     await database.reset();
     return {
       store: new KnexChangeStore(database.db),
+      blocked: () =>
+        until(async () =>
+          name === 'pglite'
+            ? (database.db.client as { pool: { numPendingAcquires(): number } }).pool.numPendingAcquires() > 0
+            : Number(
+                (
+                  await database.db.raw(
+                    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()",
+                  )
+                ).rows[0].n,
+              ) > 0,
+        ),
       purgeTombstones: async (beforeMs) => {
         const retention = new KnexRetentionStore(database.db);
         for (const table of TABLES) (await retention.purgeTombstones(table, beforeMs, 1000))._unsafeUnwrap();

@@ -1,11 +1,17 @@
 import { expect } from 'chai';
 import { tableSpec } from '../../src/domain';
 import { MemoryChangeStore } from '../fakes/memory-change-store';
+import { until } from '../support/until';
 import { runChangeStoreContract } from './change-store.contract';
 
 runChangeStoreContract('MemoryChangeStore', async () => {
   const store = new MemoryChangeStore(() => 1_000);
-  return { store, conflicts: async (userId) => store.conflictsOf(userId), purgeTombstones: async (beforeMs) => void store.purgeTombstones(beforeMs) };
+  return {
+    store,
+    conflicts: async (userId) => store.conflictsOf(userId),
+    purgeTombstones: async (beforeMs) => void store.purgeTombstones(beforeMs),
+    blocked: () => until(async () => store.waiting > 0),
+  };
 });
 
 describe('MemoryChangeStore stamps', () => {

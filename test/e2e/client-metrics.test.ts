@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { EventEmitter, once } from 'node:events';
 import { err } from 'neverthrow';
 import { networkFailure } from '../../src/domain';
 import type { SyncMetrics, SyncTransport } from '../../mobile/src/ports';
@@ -42,14 +43,21 @@ describeEachDatabase('mobile client metrics', (ctx) => {
       push: (b) => inner.push(b),
     });
     const sink: SyncMetrics[] = [];
-    const d = await device('m2', { wrap: flaky, timers, extra: { metrics: { record: (m) => sink.push(m) } } });
+    const recorded = new EventEmitter();
+    const d = await device('m2', { wrap: flaky, timers, extra: { metrics: { record: (m) => (sink.push(m), recorded.emit('sync')) } } });
     await d.client.local.create('ideas', { id: 'x', text: 'eventually' });
+    // Each failed sync is recorded, then its retry is scheduled (in the same turn): fire it, and
+    // wait for the next sync's record. No time budget: each step waits on the event itself.
+    let next = once(recorded, 'sync');
     d.client.start();
-    for (let i = 0; i < 20 && sink.length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+    for (let failed = 0; failed < 2; failed++) {
+      await next;
+      next = once(recorded, 'sync');
       const retry = timers.waiting().find((ms) => ms < 60_000);
-      if (retry !== undefined && d.client.getStatus().state !== 'syncing') timers.fire(retry);
+      expect(retry, `a retry scheduled after failure ${failed + 1}`).to.be.a('number');
+      timers.fire(retry);
     }
+    await next;
     expect(sink.map((m) => [m.result, m.retries])).to.deep.equal([
       ['NETWORK_ERROR', 0],
       ['NETWORK_ERROR', 1],

@@ -45,6 +45,8 @@ const EMPTY: UserState = { lastStamp: 0, purgedThrough: 0, tables: new Map(), co
 export class MemoryChangeStore implements ChangeStore {
   private readonly users = new Map<string, UserState>();
   private readonly locks = new Map<string, Promise<void>>();
+  /** Calls waiting for a user's lock now. */
+  waiting = 0;
 
   /** `now` gives the wall clock in ms; stamps are `max(now(), previous + 1)`. */
   constructor(private readonly now: () => number = Date.now) {}
@@ -145,7 +147,8 @@ export class MemoryChangeStore implements ChangeStore {
     const mine = new Promise<void>((resolve) => (release = resolve));
     const tail = previous.then(() => mine);
     this.locks.set(userId, tail);
-    await previous;
+    this.waiting++;
+    await previous.finally(() => this.waiting--);
     try {
       return await fn();
     } finally {

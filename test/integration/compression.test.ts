@@ -86,15 +86,10 @@ describeEachDatabase('compressed payloads', (ctx) => {
       const bomb = compress(Buffer.concat([Buffer.from('{"changes":{"ideas":{"created":[{"id":"b","text":"'), Buffer.alloc(64 * 1024 * 1024, 'a'), Buffer.from('"}]}}}')]));
       expect(bomb.length).to.be.below(1024 * 1024);
       const before = await snapshotAll(ctx.database.db);
-      // The server runs in this process: sample its buffer memory while it handles the bomb.
-      const base = process.memoryUsage().arrayBuffers;
-      let peak = base;
-      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 1);
-      const answer = await push(bomb, encoding).finally(() => clearInterval(sampler));
+      // That it never holds the inflated bomb in memory: test/unit/adapters/http/body.test.ts.
+      const answer = await push(bomb, encoding);
       expect(answer.status).to.equal(413);
       expect(JSON.parse(answer.body.toString()).error.code).to.equal('PAYLOAD_TOO_LARGE');
-      // It never held anything near the 64 MB the bomb inflates to.
-      expect(peak - base, 'buffer memory grown while handling the bomb').to.be.below(16 * 1024 * 1024);
       expect(await snapshotAll(ctx.database.db)).to.deep.equal(before);
       expect((await raw(`${server.url}/healthz`, {})).status).to.equal(200);
     });

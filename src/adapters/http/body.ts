@@ -4,7 +4,7 @@ import { err, ok, type Result } from 'neverthrow';
 import getRawBody from 'raw-body';
 import { syncError, validationFailed, type SyncError } from '../../domain';
 
-type Inflate = (buf: InputType, options: ZlibOptions & BrotliOptions, cb: (error: Error | null, result: Buffer) => void) => void;
+export type Inflate = (buf: InputType, options: ZlibOptions & BrotliOptions, cb: (error: Error | null, result: Buffer) => void) => void;
 // A Map, not an object: a header value like "__proto__" must not find anything.
 const INFLATERS = new Map<string, Inflate>([
   ['gzip', gunzip as Inflate],
@@ -16,7 +16,7 @@ const tooLarge = (maxBytes: number): SyncError =>
   syncError('PAYLOAD_TOO_LARGE', `The body is over the limit of ${maxBytes} bytes (after decompression). Split the push into smaller batches.`, { max_bytes: maxBytes });
 
 /** Inflates at most `maxBytes`: zlib stops there, so a small bomb never grows past the limit in memory. */
-function inflate(fn: Inflate, data: Buffer, maxBytes: number): Promise<Result<Buffer, SyncError>> {
+export function inflate(fn: Inflate, data: Buffer, maxBytes: number): Promise<Result<Buffer, SyncError>> {
   return new Promise((resolve) => {
     fn(data, { maxOutputLength: maxBytes + 1 }, (error, result) => {
       if (!error) return resolve(result.length > maxBytes ? err(tooLarge(maxBytes)) : ok(result));
