@@ -60,7 +60,15 @@ describeEachDatabase('GET /metrics', (ctx) => {
       process_cpu_user_seconds_total: 'counter',
       nodejs_heap_size_used_bytes: 'gauge',
     });
-    for (const state of ['used', 'free', 'pending']) expect(m.get('db_pool_connections', { state }), state).to.be.a('number').at.least(0);
+    for (const state of ['used', 'free', 'pending']) expect(m.get('db_pool_connections', { state }), state).to.be.a('number');
+    // The gauge follows the pool: a connection held here shows as used.
+    const client = ctx.database.db.client as { acquireConnection(): Promise<unknown>; releaseConnection(c: unknown): Promise<unknown> };
+    const held = await client.acquireConnection();
+    try {
+      expect((await scrape()).get('db_pool_connections', { state: 'used' })).to.be.at.least(1);
+    } finally {
+      await client.releaseConnection(held);
+    }
     // prom-client counts CPU from its registration to the scrape, and Linux splits user from system
     // time by sampling: right after start the user part alone can still read 0, the sum cannot.
     expect(m.get('process_cpu_seconds_total')).to.be.above(0);

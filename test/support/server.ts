@@ -78,7 +78,8 @@ export const testCipher = new AesGcmFieldCipher(loadConfig({ JWT_SECRET: TEST_SE
 
 /** Rows of a synced table for one user as stored, sensitive columns decrypted (for "what was written" checks). */
 export async function storedRows(db: Knex, table: string, userId?: string): Promise<any[]> {
-  const q = db(table).select('*').orderBy(['user_id', 'id']);
+  // Every table is keyed by (user_id, id) but the receipts, keyed by (user_id, push_id).
+  const q = db(table).select('*').orderBy(['user_id', table === 'sync_push_receipts' ? 'push_id' : 'id']);
   if (userId) q.where('user_id', userId);
   const spec = tableSpec(table);
   const rows = await q;
@@ -95,6 +96,7 @@ export async function storedRows(db: Knex, table: string, userId?: string): Prom
 /** Everything in the synced tables, for before/after comparisons. */
 export async function snapshotAll(db: Knex): Promise<Record<string, any[]>> {
   const out: Record<string, any[]> = {};
-  for (const t of ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts']) out[t] = await storedRows(db, t).catch(() => db(t).select('*'));
+  // storedRows decrypts the synced tables; the others it returns as stored. A failure is the test's.
+  for (const t of ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts']) out[t] = await storedRows(db, t);
   return out;
 }
