@@ -221,7 +221,9 @@ export class SyncClient {
     if (this.started) return;
     this.started = true;
     this.unsubscribers.push(
-      this.local.onChange(() => {
+      // Only the app's own writes: what a sync wrote needs no sync, and its counts are recounted after it.
+      this.local.onChange((change) => {
+        if (change.source !== 'local') return;
         void this.recount();
         this.cancel('debounceTimer');
         this.debounceTimer = this.timers.setTimeout(() => {
