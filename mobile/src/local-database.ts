@@ -144,10 +144,11 @@ export class LocalDatabase {
         l(event);
       } catch (e) {
         // The write is committed: a listener's bug must not fail it (nor a sync, which would
-        // then replay a page it has applied). Thrown where the app's error handler sees it.
-        queueMicrotask(() => {
+        // then replay a page it has applied). Thrown on its own, where the app's global error
+        // handler (React Native's ErrorUtils, Node's uncaughtException) sees it.
+        globalThis.setTimeout(() => {
           throw e;
-        });
+        }, 0);
       }
     }
   }

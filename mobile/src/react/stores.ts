@@ -107,7 +107,7 @@ abstract class LiveStore<T, S> {
     }
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    void Promise.resolve().then(() => {
       this.scheduled = false;
       if (this.unsubscribe !== null) void this.refresh();
     });
