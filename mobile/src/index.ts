@@ -1,6 +1,6 @@
 export { createSyncClient, SyncClient, type SyncClientOptions, type SyncState, type SyncStatus } from './sync-client';
 export type { SyncOptions, SyncReport, TableReport } from './sync-engine';
-export { LocalDatabase, LocalWriteError, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
+export { LocalDatabase, LocalWriteError, type ChangeEvent, type ChangeListener, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
 export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
 export { OpSqliteDriver, openEncryptedOpSqlite, type OpSqliteDatabase, type OpSqliteOpen } from './adapters/op-sqlite-driver';
 export { AsyncStorageCheckpointStore, type AsyncStorageLike } from './adapters/async-storage-checkpoints';

@@ -45,6 +45,21 @@ export interface ConflictEvent extends Conflict {
   readonly detectedBy: 'device' | 'server';
 }
 
+/**
+ * What changed in the local database: rows of `table` (`ids`; null when the whole table may have
+ * changed), written by the app on this device (`'local'`: create, update, delete, a quarantined
+ * record released or discarded) or by a sync (`'pull'`: a pulled page, a first sync's sweep of
+ * rows the server no longer has, the server's stamp on rows a push created). Emitted after the
+ * write is committed.
+ */
+export interface ChangeEvent {
+  readonly table: string;
+  readonly ids: readonly string[] | null;
+  readonly source: 'local' | 'pull';
+}
+
+export type ChangeListener = (event: ChangeEvent) => void;
+
 export interface QueryOptions {
   readonly where?: Readonly<Record<string, WireValue>>;
   readonly orderBy?: string;
@@ -103,7 +118,7 @@ function checkValues(t: TableSpec, id: string, values: Readonly<Record<string, u
 }
 
 export class LocalDatabase {
-  private readonly listeners = new Set<(table: string) => void>();
+  private readonly listeners = new Set<ChangeListener>();
 
   constructor(
     private readonly db: SqlDriver,
@@ -111,14 +126,31 @@ export class LocalDatabase {
     private readonly newId: () => string,
   ) {}
 
-  /** Called after every local write (the client debounces a sync on it). */
-  onChange(listener: (table: string) => void): () => void {
+  /**
+   * Hears every committed change: local writes (the client debounces a sync on those) and what a
+   * sync wrote (the React hooks re-read on both). Returns the unsubscribe function.
+   */
+  onChange(listener: ChangeListener): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
   }
 
-  private changed(tableName: string): void {
-    for (const l of [...this.listeners]) l(tableName);
+  private changed(table: string, ids: readonly string[] | null, source: ChangeEvent['source']): void {
+    const event: ChangeEvent = { table, ids, source };
+    for (const l of [...this.listeners]) {
+      try {
+        l(event);
+      } catch (e) {
+        // The write is committed: a listener's bug must not fail it (nor a sync, which would
+        // then replay a page it has applied). Thrown on its own, where the app's global error
+        // handler (React Native's ErrorUtils, Node's uncaughtException) sees it.
+        globalThis.setTimeout(() => {
+          throw e;
+        }, 0);
+      }
+    }
   }
 
   async create(tableName: string, values: Readonly<Record<string, WireValue>> & { id?: string }): Promise<WireRecord> {
@@ -135,7 +167,7 @@ export class LocalDatabase {
     } catch (e) {
       throw new LocalWriteError(`Could not create ${t.name} ${id}: ${e instanceof Error ? e.message : e}`, [{ table: t.name, id, reason: 'exists or invalid' }]);
     }
-    this.changed(t.name);
+    this.changed(t.name, [id], 'local');
     return { ...row.value, id, last_modified_at: null };
   }
 
@@ -157,7 +189,7 @@ export class LocalDatabase {
       return true;
     });
     if (!updated) throw new LocalWriteError(`No ${t.name} with id ${id}.`, [{ table: t.name, id, reason: 'not found' }]);
-    this.changed(t.name);
+    this.changed(t.name, [id], 'local');
     return (await this.get(t.name, id))!;
   }
 
@@ -169,7 +201,7 @@ export class LocalDatabase {
       const [row] = await tx.execute('SELECT changes() AS n');
       return Number(row?.['n'] ?? 0) > 0;
     });
-    if (deleted) this.changed(t.name);
+    if (deleted) this.changed(t.name, [id], 'local');
   }
 
   async get(tableName: string, id: string): Promise<WireRecord | null> {
@@ -233,10 +265,13 @@ export class LocalDatabase {
   async applyPulled(changes: ChangeSet): Promise<{ applied: number; merges: ConflictEvent[] }> {
     let applied = 0;
     const merges: ConflictEvent[] = [];
+    const touched: Array<{ table: string; ids: string[] }> = [];
     await this.db.transaction(async (tx) => {
       for (const [name, ch] of Object.entries(changes)) {
         const t = tableSpec(name);
         if (!t) continue;
+        const ids = [...ch.created.map((r) => r['id'] as string), ...ch.updated.map((r) => r['id'] as string), ...ch.deleted];
+        if (ids.length > 0) touched.push({ table: t.name, ids });
         const records = ch.created.length === 0 ? ch.updated : ch.updated.length === 0 ? ch.created : [...ch.created, ...ch.updated];
         for (let i = 0; i < records.length; i += PULL_CHUNK) {
           const chunk = records.length <= PULL_CHUNK ? records : records.slice(i, i + PULL_CHUNK);
@@ -255,6 +290,7 @@ export class LocalDatabase {
         }
       }
     });
+    for (const { table: name, ids } of touched) this.changed(name, ids, 'pull');
     return { applied, merges };
   }
 
@@ -268,6 +304,8 @@ export class LocalDatabase {
     const pair = (r: PendingRow) => [r.record['id'] as string, r.version];
     const deleted = JSON.stringify(rows.filter((r) => r.kind === 'deleted').map(pair));
     const kept = rows.filter((r) => r.kind !== 'deleted');
+    // Only rows the server did not have change as the app sees them: they get its stamp (last_modified_at).
+    const stamped = rows.filter((r) => r.kind === 'created').map((r) => r.record['id'] as string);
     const fromJson = `SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)`;
     await this.db.transaction(async (tx) => {
       if (deleted !== '[]') await tx.execute(`DELETE FROM ${q(t.name)} WHERE (id, _version) IN (${fromJson})`, [deleted]);
@@ -279,6 +317,7 @@ export class LocalDatabase {
       ]);
       await tx.execute(`UPDATE ${q(t.name)} SET _changed = '' WHERE (id, _version) IN (${fromJson})`, [JSON.stringify(kept.map(pair))]);
     });
+    if (stamped.length > 0) this.changed(t.name, stamped, 'pull');
   }
 
   async quarantine(tableName: string, entries: ReadonlyArray<{ id: string; reason: string }>): Promise<void> {
@@ -297,7 +336,8 @@ export class LocalDatabase {
   /** Puts a quarantined record back in the push queue (after the app fixed it, say). */
   async releaseQuarantined(tableName: string, id: string): Promise<void> {
     await this.db.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id = ?`, [tableName, id]);
-    this.changed(tableName);
+    // The row is unchanged, but it is pending again: heard as a local write, it gets pushed.
+    this.changed(tableName, [id], 'local');
   }
 
   /**
@@ -307,17 +347,20 @@ export class LocalDatabase {
    */
   async discardQuarantined(tableName: string, id: string): Promise<boolean> {
     const t = table(tableName);
-    return this.db.transaction(async (tx) => {
+    const outcome = await this.db.transaction(async (tx): Promise<'none' | 'removed' | 'kept'> => {
       await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id = ?`, [t.name, id]);
       const [row] = await tx.execute(`SELECT last_modified_at FROM ${q(t.name)} WHERE id = ?`, [id]);
-      if (!row) return false;
+      if (!row) return 'none';
       if (row['last_modified_at'] === null) {
         await tx.execute(`DELETE FROM ${q(t.name)} WHERE id = ?`, [id]);
-        return false;
+        return 'removed';
       }
       await tx.execute(`UPDATE ${q(t.name)} SET _changed = '', _status = 'active', _version = _version + 1 WHERE id = ?`, [id]);
-      return true;
+      return 'kept';
     });
+    // A kept row may show again (a discarded delete): its values are the local ones until the re-pull.
+    if (outcome !== 'none') this.changed(t.name, [id], 'local');
+    return outcome === 'kept';
   }
 
   /** Whether the table holds any row the server has stamped (pulled, or pushed and answered). */
@@ -334,14 +377,15 @@ export class LocalDatabase {
    */
   async dropUnseenSynced(tableName: string, seen: ReadonlySet<string>): Promise<number> {
     const t = table(tableName);
-    return this.db.transaction(async (tx) => {
+    const dropped = await this.db.transaction(async (tx) => {
       const where = `last_modified_at IS NOT NULL AND _changed = '' AND _status = 'active' AND id NOT IN (SELECT value FROM json_each(?))`;
       const ids = JSON.stringify([...seen]);
-      const [row] = await tx.execute(`SELECT count(*) AS n FROM ${q(t.name)} WHERE ${where}`, [ids]);
-      const n = Number(row?.['n'] ?? 0);
-      if (n > 0) await tx.execute(`DELETE FROM ${q(t.name)} WHERE ${where}`, [ids]);
-      return n;
+      const rows = await tx.execute(`SELECT id FROM ${q(t.name)} WHERE ${where}`, [ids]);
+      if (rows.length > 0) await tx.execute(`DELETE FROM ${q(t.name)} WHERE ${where}`, [ids]);
+      return rows.map((r) => String(r['id']));
     });
+    if (dropped.length > 0) this.changed(t.name, dropped, 'pull');
+    return dropped.length;
   }
 
   /** SQLite's own consistency check ('ok' when sound). */

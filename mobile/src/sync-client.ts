@@ -76,7 +76,12 @@ export class SyncClient {
     readonly deviceId: string,
     private readonly settings: { debounceMs: number; pollIntervalMs: number; retryCapMs: number },
     private readonly metricsSink?: MetricsSink,
-  ) {}
+  ) {
+    // The pending count follows the app's writes whether or not the triggers run (a status bar shows it).
+    local.onChange((change) => {
+      if (change.source === 'local') void this.recount();
+    });
+  }
 
   getStatus(): SyncStatus {
     return this.status;
@@ -221,8 +226,9 @@ export class SyncClient {
     if (this.started) return;
     this.started = true;
     this.unsubscribers.push(
-      this.local.onChange(() => {
-        void this.recount();
+      // Only the app's own writes: what a sync wrote needs no sync, and its counts are recounted after it.
+      this.local.onChange((change) => {
+        if (change.source !== 'local') return;
         this.cancel('debounceTimer');
         this.debounceTimer = this.timers.setTimeout(() => {
           this.debounceTimer = null;

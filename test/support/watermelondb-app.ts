@@ -5,7 +5,7 @@ import type { SchemaMigrations } from '@nozbe/watermelondb/Schema/migrations';
 import { hasUnsyncedChanges } from '@nozbe/watermelondb/sync';
 import { TABLES, columnNames } from '../../src/domain/schema';
 import type { TestServer } from './server';
-import { syncWithServer, type SyncGlueOptions } from './watermelondb-glue';
+import { syncWithServer, type SyncWithServerOptions } from './watermelondb-glue';
 import { schema } from './watermelondb-schema';
 
 /**
@@ -61,7 +61,7 @@ export interface WatermelonDeviceOptions {
   readonly schema?: AppSchema;
   readonly migrations?: SchemaMigrations;
   readonly migrationsEnabledAtVersion?: number;
-  readonly glue?: Partial<Omit<SyncGlueOptions, 'deviceId' | 'schemaVersion'>>;
+  readonly glue?: Partial<SyncWithServerOptions>;
 }
 
 /**

@@ -19,8 +19,18 @@ export interface SyncGlueOptions {
   readonly deviceId: string;
   /** The schema version sent on push (pull sends the one synchronize() passes); use `database.schema.version`. */
   readonly schemaVersion: number;
-  /** A fresh id for each push; defaults to `crypto.randomUUID()` (in React Native, e.g. uuid's v4). */
+  /**
+   * A fresh random id (a UUID) for each push. Pass one in React Native: Hermes has no `crypto`
+   * global (e.g. uuid's v4 after `import 'react-native-get-random-values'`). Without it, the
+   * engine's `crypto.randomUUID()`; where there is none, the glue throws a SyncSetupError.
+   */
   readonly newPushId?: () => string;
+  /**
+   * Gives up on a request whose answer has not fully arrived after this long (default 30,000 ms):
+   * a request that hangs would hold synchronize() forever, and every later call would fail with
+   * "Concurrent synchronization is not allowed". Needs AbortController (React Native has it).
+   */
+  readonly timeoutMs?: number;
   /** At most this many records per push request (the server's SYNC_MAX_PUSH_RECORDS, default 1000). */
   readonly maxPushRecords?: number;
   /** Waits before each retry of a push whose answer was lost or was a 5xx (same push_id); default [1000, 3000]. */
@@ -42,6 +52,26 @@ export class SyncHttpError extends Error {
   }
 }
 
+/** The glue is wired wrong (no source of random ids): retrying cannot help, fix the call. */
+export class SyncSetupError extends Error {
+  readonly retryable = false;
+  constructor(message: string) {
+    super(message);
+    this.name = 'SyncSetupError';
+  }
+}
+
+/** The engine's crypto.randomUUID, looked up when needed (Hermes has no `crypto` global). */
+function engineUuid(): () => string {
+  const crypto = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (typeof crypto?.randomUUID !== 'function') {
+    throw new SyncSetupError(
+      'No source of random ids: this JavaScript engine has no crypto.randomUUID (Hermes has no crypto global). Pass newPushId (e.g. uuid\'s v4), and deviceId or an id function to deviceIdOf.',
+    );
+  }
+  return () => crypto.randomUUID!();
+}
+
 interface PullPage {
   changes: ChangeSet;
   timestamp: number;
@@ -50,11 +80,14 @@ interface PullPage {
 
 const DEVICE_ID_KEY = 'sync_device_id';
 
-/** The id this database syncs under, created once and kept in WatermelonDB's LocalStorage. */
-export async function deviceIdOf(database: Database, newId: () => string = () => globalThis.crypto.randomUUID()): Promise<string> {
+/**
+ * The id this database syncs under: created once with `newId` (the engine's crypto.randomUUID by
+ * default) and kept in WatermelonDB's LocalStorage.
+ */
+export async function deviceIdOf(database: Database, newId?: () => string): Promise<string> {
   const known = await database.localStorage.get<string>(DEVICE_ID_KEY);
   if (typeof known === 'string' && known !== '') return known;
-  const id = newId();
+  const id = (newId ?? engineUuid())();
   await database.localStorage.set(DEVICE_ID_KEY, id);
   return id;
 }
@@ -65,7 +98,8 @@ export function serverGlue(options: SyncGlueOptions): {
 } {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
   const doFetch: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  const newPushId = options.newPushId ?? (() => globalThis.crypto.randomUUID());
+  const newPushId = options.newPushId ?? engineUuid();
+  const timeoutMs = options.timeoutMs ?? 30_000;
   const retryDelays = options.pushRetryDelaysMs ?? [1000, 3000];
   const maxPushRecords = options.maxPushRecords ?? 1000;
 
@@ -77,11 +111,16 @@ export function serverGlue(options: SyncGlueOptions): {
     };
     let res: Response;
     let text: string;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
     try {
-      res = await doFetch(`${baseUrl}${path}`, { ...init, headers });
+      res = await doFetch(`${baseUrl}${path}`, { ...init, headers, signal: abort.signal });
       text = await res.text();
     } catch (e) {
+      if (abort.signal.aborted) throw new SyncHttpError(null, 'TIMEOUT', `${path.split('?')[0]}: no answer within ${timeoutMs} ms`, true);
       throw new SyncHttpError(null, null, `network error: ${e instanceof Error ? e.message : String(e)}`, true);
+    } finally {
+      clearTimeout(timer);
     }
     let body: any;
     try {
@@ -147,10 +186,17 @@ export function serverGlue(options: SyncGlueOptions): {
   return { pullChanges, pushChanges };
 }
 
+export type SyncWithServerOptions = Omit<SyncGlueOptions, 'deviceId' | 'schemaVersion'> & {
+  /** This installation's id if the app keeps it; by default deviceIdOf(database, newPushId). */
+  deviceId?: string;
+  migrationsEnabledAtVersion?: number;
+  log?: SyncLog;
+};
+
 /** One sync: pull (every page), apply, push. Throws when it failed; call it again later. */
-export async function syncWithServer(database: Database, options: Omit<SyncGlueOptions, 'deviceId' | 'schemaVersion'> & { migrationsEnabledAtVersion?: number; log?: SyncLog }): Promise<void> {
-  const { migrationsEnabledAtVersion, log, ...rest } = options;
-  const glue = serverGlue({ ...rest, deviceId: await deviceIdOf(database), schemaVersion: database.schema.version });
+export async function syncWithServer(database: Database, options: SyncWithServerOptions): Promise<void> {
+  const { migrationsEnabledAtVersion, log, deviceId, ...rest } = options;
+  const glue = serverGlue({ ...rest, deviceId: deviceId ?? (await deviceIdOf(database, rest.newPushId)), schemaVersion: database.schema.version });
   await synchronize({
     database,
     ...glue,

@@ -229,7 +229,7 @@ describe('LocalDatabase: the sync side', () => {
 
     it('puts a released record back in the push queue and tells the listeners', async () => {
       const heard: string[] = [];
-      f.local.onChange((t) => heard.push(t));
+      f.local.onChange((e) => heard.push(e.table));
       await f.local.create('ideas', { id: 'bad', text: 'x' });
       await f.local.quarantine('ideas', [{ id: 'bad', reason: 'r' }]);
       await f.local.releaseQuarantined('ideas', 'bad');

@@ -14,7 +14,7 @@ describe('LocalDatabase: local writes', () => {
   beforeEach(async () => {
     f = await openLocal();
     changes = [];
-    f.local.onChange((table) => changes.push(table));
+    f.local.onChange((e) => e.source === 'local' && changes.push(e.table));
   });
   afterEach(() => f.driver.close());
 

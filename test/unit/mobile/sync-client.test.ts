@@ -128,6 +128,21 @@ describe('SyncClient triggers and status', () => {
     expect(h.runs()).to.equal(3);
   });
 
+  it('does not sync again for what a sync wrote: pulled rows and pushed rows stamped by the server are not local writes', async () => {
+    await open({ client: { debounceMs: SECOND } });
+    const other = h.server.connect('u1', { deviceId: 'other-phone', schemaVersion: 1 });
+    const pushed = await other.push({ last_pulled_at: null, push_id: 'p-other', changes: { ideas: { created: [{ id: 'from-other', thought_id: null, text: 'x', created_at: 1 }], updated: [], deleted: [] } } });
+    expect(pushed.isOk()).to.equal(true);
+    await h.client.local.create('ideas', { id: 'mine', text: 'y' });
+    const heard: string[] = [];
+    h.client.local.onChange((e) => heard.push(`${e.source}:${e.ids?.join(',')}`));
+    h.client.start();
+    await h.flush();
+    expect(heard).to.deep.equal(['pull:from-other', 'pull:mine']);
+    await h.tick(10 * SECOND);
+    expect(h.runs()).to.equal(1);
+  });
+
   it('stops every trigger on stop()', async () => {
     await open({ client: { debounceMs: SECOND } });
     h.client.start();
