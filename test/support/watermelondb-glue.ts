@@ -2,7 +2,7 @@
  * The glue between WatermelonDB's stock `synchronize()` and this server: `pullChanges` and
  * `pushChanges` over `fetch`. docs/watermelondb.md shows this file; an app copies it as is.
  */
-import type { Database } from '@nozbe/watermelondb';
+import { Q, type Database } from '@nozbe/watermelondb';
 import { synchronize, type SyncDatabaseChangeSet, type SyncLog, type SyncPullArgs, type SyncPullResult, type SyncPushArgs } from '@nozbe/watermelondb/sync';
 
 /** WatermelonDB's change set, spelled out: its own type is keyed by the generic `TableName<any>`, which TypeScript does not accept as an index signature. */
@@ -37,6 +37,13 @@ export interface SyncGlueOptions {
   readonly pushRetryDelaysMs?: readonly number[];
   /** Injected for tests or certificate pinning; defaults to the global fetch. */
   readonly fetch?: typeof fetch;
+  /**
+   * The ids of `table`'s records with no local changes (syncWithServer reads them from the
+   * database). Used when the server has purged deletes newer than lastPulledAt (410
+   * CURSOR_EXPIRED): the glue then pulls everything, and these records, if the server no longer
+   * sent them, were deleted there.
+   */
+  readonly syncedIds?: (table: string) => Promise<readonly string[]>;
 }
 
 /** A failed request; `retryable` tells whether calling synchronize() again later can help. */
@@ -137,7 +144,25 @@ export function serverGlue(options: SyncGlueOptions): {
     return body;
   }
 
-  async function pullChanges({ lastPulledAt, schemaVersion, migration }: SyncPullArgs): Promise<SyncPullResult> {
+  async function pullChanges(args: SyncPullArgs): Promise<SyncPullResult> {
+    try {
+      return await pullPages(args);
+    } catch (e) {
+      const firstSync = args.lastPulledAt === null || args.lastPulledAt === undefined;
+      if (!(e instanceof SyncHttpError && e.code === 'CURSOR_EXPIRED') || firstSync || !options.syncedIds) throw e;
+    }
+    // The server no longer keeps every delete since lastPulledAt: pull everything (as a first
+    // sync) and delete the unchanged records it did not send. Records with local changes stay,
+    // and synchronize() pushes them next, against the new cursor.
+    const full = await pullPages({ ...args, lastPulledAt: undefined });
+    for (const [table, c] of Object.entries(full.changes)) {
+      const sent = new Set([...c.created, ...c.updated].map((r) => r['id'] as string));
+      c.deleted = (await options.syncedIds(table)).filter((id) => !sent.has(id));
+    }
+    return { changes: full.changes as SyncDatabaseChangeSet, timestamp: full.timestamp };
+  }
+
+  async function pullPages({ lastPulledAt, schemaVersion, migration }: SyncPullArgs): Promise<{ changes: ChangeSet; timestamp: number }> {
     // A first sync (lastPulledAt null) goes without X-Device-Id on every page: the server cannot
     // tell its continuation pages from an incremental pull, and would leave this device's own rows out.
     const firstSync = lastPulledAt === null || lastPulledAt === undefined;
@@ -158,7 +183,7 @@ export function serverGlue(options: SyncGlueOptions): {
       accumulated.add(page.changes);
       cursor = page.timestamp;
       first = false;
-      if (!page.has_more) return { changes: accumulated.changeSet() as SyncDatabaseChangeSet, timestamp: page.timestamp };
+      if (!page.has_more) return { changes: accumulated.changeSet(), timestamp: page.timestamp };
     }
   }
 
@@ -196,7 +221,12 @@ export type SyncWithServerOptions = Omit<SyncGlueOptions, 'deviceId' | 'schemaVe
 /** One sync: pull (every page), apply, push. Throws when it failed; call it again later. */
 export async function syncWithServer(database: Database, options: SyncWithServerOptions): Promise<void> {
   const { migrationsEnabledAtVersion, log, deviceId, ...rest } = options;
-  const glue = serverGlue({ ...rest, deviceId: deviceId ?? (await deviceIdOf(database, rest.newPushId)), schemaVersion: database.schema.version });
+  const glue = serverGlue({
+    syncedIds: (table) => database.get(table).query(Q.where('_status', 'synced')).fetchIds(),
+    ...rest,
+    deviceId: deviceId ?? (await deviceIdOf(database, rest.newPushId)),
+    schemaVersion: database.schema.version,
+  });
   await synchronize({
     database,
     ...glue,
