@@ -28,7 +28,7 @@ export function TimeChart(props: { id: string; title: string; unit: string; x: r
       {
         width: Math.max(280, el.clientWidth),
         height: 220,
-        legend: { show: true },
+        legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false } },
         scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         axes: [{ stroke: '#1a1a1a', grid: { stroke: '#e3e3e3' } }, { stroke: '#1a1a1a', grid: { stroke: '#e3e3e3' }, label: props.unit, size: 60 }],
