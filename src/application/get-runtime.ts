@@ -1,11 +1,6 @@
 import { errAsync, okAsync, type ResultAsync } from 'neverthrow';
 import { syncError, type SyncError } from '../domain';
-import type { PoolFigures, Principal, RuntimeProbe } from './ports';
-
-/** What `GET /api/admin/runtime` answers: this process's live figures. */
-export interface RuntimeFigures {
-  readonly pool: PoolFigures | null;
-}
+import type { Principal, RuntimeFigures, RuntimeProbe } from './ports';
 
 /** Answers `GET /api/admin/runtime` for admins: the figures of the process that answers. */
 export class GetRuntime {

@@ -159,15 +159,16 @@ describe('dashboard in headless Chromium [pglite]', function () {
     });
   }
 
+  // Page-side code is passed as strings: the tests are type-checked without the DOM's types.
   async function signIn(page: Page, token: string): Promise<void> {
     await page.goto(`${server.url}/admin`);
     await page.locator('#token').waitFor();
     // By keyboard: the token field is the first stop, the button the next, Enter submits.
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.id)).to.equal('token');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.id')).to.equal('token');
     await page.keyboard.type(token, { delay: 0 });
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).to.equal('Sign in');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.textContent')).to.equal('Sign in');
     await page.keyboard.press('Enter');
   }
 
@@ -209,7 +210,7 @@ describe('dashboard in headless Chromium [pglite]', function () {
     const [head, payload] = server.token('ops', { admin: true }).split('.') as [string, string];
     await signIn(page, `${head}.${payload}.forged`);
     await expect(await page.locator('#sign-in-error').textContent({ timeout: 10_000 })).to.match(/refused this token \(UNAUTHENTICATED\)/);
-    expect(await page.evaluate(() => sessionStorage.length)).to.equal(0);
+    expect(await page.evaluate<number>('sessionStorage.length')).to.equal(0);
     await signIn(page, server.token('mallory'));
     await page.locator('#sign-in-error', { hasText: 'not an admin token' }).waitFor({ timeout: 10_000 });
     expect(await page.locator('.dashboard').count()).to.equal(0);
@@ -217,7 +218,7 @@ describe('dashboard in headless Chromium [pglite]', function () {
     const token = server.token('ops', { admin: true });
     await signIn(page, token);
     await page.locator('#status[data-range="1h"][data-loaded-at]:not([data-loaded-at=""])').waitFor({ timeout: 15_000 });
-    expect(await page.evaluate(() => Object.keys(sessionStorage))).to.deep.equal(['note-sync.admin-token']);
+    expect(await page.evaluate<string[]>('Object.keys(sessionStorage)')).to.deep.equal(['note-sync.admin-token']);
 
     // The last hour by the minute: 60 buckets, the last one holding now.
     const syncs = await series(page, 'chart-syncs');
@@ -259,7 +260,7 @@ describe('dashboard in headless Chromium [pglite]', function () {
     expect(await page.locator('#live-connections').count()).to.equal(0);
 
     // Readable: the main text and background colours pass WCAG AA (4.5:1).
-    // A string, not a function: tsx would wrap a function's inner helpers in a name shim the page lacks.
+    // A string: tsx would also wrap a function's inner helpers in a name shim the page lacks.
     const pairs: Array<{ s: string; fg: string; bg: string }> = await page.evaluate(`(() => {
       const background = (el) => {
         for (let e = el; e; e = e.parentElement) {
@@ -281,9 +282,9 @@ describe('dashboard in headless Chromium [pglite]', function () {
     await page.screenshot({ path: `${ROOT}.ci/out/dashboard.png`, fullPage: true });
 
     // By keyboard: the range selector is the first stop of the page; the arrow picks the next range.
-    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await page.evaluate('document.activeElement?.blur()');
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.id)).to.equal('range');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.id')).to.equal('range');
     await page.keyboard.press('ArrowDown');
     await page.locator('#status[data-range="6h"]').waitFor({ timeout: 10_000 });
     const loadedAt = await page.locator('#status').getAttribute('data-loaded-at');
@@ -293,7 +294,7 @@ describe('dashboard in headless Chromium [pglite]', function () {
     expectTimeCharts(rows, six.x, six, await series(page, 'chart-durations'));
     expect(loadedAt).to.not.equal('');
     await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.textContent)).to.equal('Refresh');
+    expect(await page.evaluate<string | undefined>('document.activeElement?.textContent')).to.equal('Refresh');
 
     // No CSP violation, no script error, nothing fetched from elsewhere, the token never in a URL.
     expect(violations).to.deep.equal([]);

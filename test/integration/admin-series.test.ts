@@ -50,7 +50,14 @@ const conflicts = [
   { entity: 'projects', conflict_type: 'update_update', resolution_strategy: 'per_column', resolved_at: TO },
 ];
 
-const none = { count: 0, failures: 0, p50_duration_ms: null, p95_duration_ms: null, records: 0 };
+interface Figures {
+  count: number;
+  failures: number;
+  p50_duration_ms: number | null;
+  p95_duration_ms: number | null;
+  records: number;
+}
+const none: Figures = { count: 0, failures: 0, p50_duration_ms: null, p95_duration_ms: null, records: 0 };
 
 describeEachDatabase('admin sync series', (ctx) => {
   let server: TestServer;
@@ -91,7 +98,7 @@ describeEachDatabase('admin sync series', (ctx) => {
     await seed();
     const r = await series(`?from=${FROM}&to=${TO}&bucket=${MIN}`);
     expect(r.status, r.text).to.equal(200);
-    const expected = Array.from({ length: 11 }, (_, i) => ({ start: FROM + i * MIN, pull: none, push: none }));
+    const expected: Array<{ start: number; pull: Figures; push: Figures }> = Array.from({ length: 11 }, (_, i) => ({ start: FROM + i * MIN, pull: none, push: none }));
     // pulls 10, 40, 20, 30 ms: p50 25; p95 at rank 2.85 of the sorted four: 30 + 0.85 × 10
     expected[0] = { start: FROM, pull: { count: 4, failures: 1, p50_duration_ms: 25, p95_duration_ms: 38.5, records: 6 }, push: { count: 1, failures: 0, p50_duration_ms: 100, p95_duration_ms: 100, records: 5 } };
     expected[1] = { start: FROM + MIN, pull: none, push: { count: 1, failures: 1, p50_duration_ms: 7, p95_duration_ms: 7, records: 0 } };

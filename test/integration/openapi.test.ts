@@ -287,7 +287,7 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
     expect(series.body.conflicts).to.have.length(4);
     expect((await call('GET', SERIES, { admin: true })).status).to.equal(200);
 
-    for (const bad of [{ bucket: '10' }, { from: 'an hour ago' }, { bucket: '100000000' }]) {
+    for (const bad of [{ bucket: '10' }, { from: 'an hour ago' }, { bucket: '100000000' }] as Array<Record<string, string>>) {
       expectRequest('GET', SERIES, { query: bad }, false);
       expect((await call('GET', SERIES, { admin: true, query: bad })).status, JSON.stringify(bad)).to.equal(400);
     }

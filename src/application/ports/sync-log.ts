@@ -113,6 +113,11 @@ export interface PoolFigures {
   readonly max: number;
 }
 
+/** What `GET /api/admin/runtime` answers: this process's live figures. */
+export interface RuntimeFigures {
+  readonly pool: PoolFigures | null;
+}
+
 /** Live figures of the running process, for the dashboard. */
 export interface RuntimeProbe {
   pool(): PoolFigures | null;

@@ -1,5 +1,4 @@
-import type { RuntimeFigures } from '../../../application/get-runtime';
-import type { SyncSeries, SyncStats } from '../../../application/ports';
+import type { RuntimeFigures, SyncSeries, SyncStats } from '../../../application/ports';
 
 export type { RuntimeFigures, SyncSeries, SyncStats };
 
