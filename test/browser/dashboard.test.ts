@@ -211,6 +211,8 @@ describe('dashboard in headless Chromium [pglite]', function () {
     await signIn(page, `${head}.${payload}.forged`);
     await expect(await page.locator('#sign-in-error').textContent({ timeout: 10_000 })).to.match(/refused this token \(UNAUTHENTICATED\)/);
     expect(await page.evaluate<number>('sessionStorage.length')).to.equal(0);
+    const [errorFg, errorBg] = await page.evaluate<[string, string]>(`(() => { const s = getComputedStyle(document.getElementById('sign-in-error')); return [s.color, s.backgroundColor]; })()`);
+    expect(contrast(errorFg, errorBg), `the error: ${errorFg} on ${errorBg}`).to.be.at.least(4.5);
     await signIn(page, server.token('mallory'));
     await page.locator('#sign-in-error', { hasText: 'not an admin token' }).waitFor({ timeout: 10_000 });
     expect(await page.locator('.dashboard').count()).to.equal(0);
