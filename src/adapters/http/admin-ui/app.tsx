@@ -74,7 +74,7 @@ function SignIn(props: { error: string | null; busy: boolean; onSubmit: (token: 
   );
 }
 
-function Dashboard(props: { data: Loaded; range: Range }) {
+function Dashboard(props: { data: Loaded }) {
   const { series, stats, runtime } = props.data;
   const perMinute = series.bucket_ms / MINUTE;
   const x = useMemo(() => series.buckets.map((b) => b.start), [series]);
@@ -290,7 +290,7 @@ export function App() {
           {error}
         </p>
       )}
-      {data && <Dashboard data={data} range={range} />}
+      {data && <Dashboard data={data} />}
     </main>
   );
 }
