@@ -37,6 +37,20 @@ module.exports = {
       to: { path: '^src/main' },
     },
     {
+      name: 'admin-ui-only-port-types',
+      comment: "The dashboard runs in a browser: from the server's code it takes only the answers' types in src/application/ports (imported with `import type`, erased by the build; the parser here does not tell type-only imports apart).",
+      severity: 'error',
+      from: { path: '^src/adapters/http/admin-ui/' },
+      to: { path: '^src/', pathNot: ['^src/adapters/http/admin-ui/', '^src/application/ports/'] },
+    },
+    {
+      name: 'server-not-admin-ui',
+      comment: 'The server serves the built dashboard; it never imports its browser code.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/adapters/http/admin-ui/' },
+      to: { path: '^src/adapters/http/admin-ui/' },
+    },
+    {
       name: 'mobile-no-server',
       comment: 'mobile/ shares the domain core only.',
       severity: 'error',

@@ -5,6 +5,7 @@ import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
 import type { DatabaseTarget } from '../adapters/postgres/connection';
 import type { SyncSettings } from '../application/settings';
 import { DEFAULT_SYNC_SETTINGS, type RetentionSettings } from '../application/settings';
+import { packageRoot } from './package-root';
 
 export class ConfigError extends Error {}
 
@@ -52,6 +53,8 @@ export interface AppConfig {
   /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
   readonly syncLogQueueMax: number;
   readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
+  /** The dashboard's built files (`npm run build:admin`), served at /admin. */
+  readonly adminUiDir: string;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -202,6 +205,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     trustProxy: boolVar(env, 'TRUST_PROXY'),
     fieldKeys: fieldKeys(env, production),
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
+    adminUiDir: resolve(env['ADMIN_UI_DIR']?.trim() || join(packageRoot(), 'dist', 'admin')),
     ...alertWebhook(env),
   };
 }

@@ -14,6 +14,8 @@ import { KnexChangeStore } from '../adapters/postgres/knex-change-store';
 import { KnexRetentionStore } from '../adapters/postgres/knex-retention-store';
 import { KnexSyncLogStore } from '../adapters/postgres/knex-sync-log';
 import { CheckReadiness } from '../application/check-readiness';
+import { GetRuntime } from '../application/get-runtime';
+import { GetSyncSeries } from '../application/get-sync-series';
 import { GetSyncStats } from '../application/get-sync-stats';
 import {
   TOKENS,
@@ -24,6 +26,8 @@ import {
   type FieldCipher,
   type Metrics,
   type RetentionStore,
+  type PoolFigures,
+  type RuntimeProbe,
   type SyncLog,
   type SyncLogStore,
   type SyncStatsQuery,
@@ -70,13 +74,23 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind<KnexSyncLogStore>(ROOT.SyncLogTables).toResolvedValue((d: Knex) => new KnexSyncLogStore(d), [ROOT.Database]);
   c.bind<SyncLogStore>(TOKENS.SyncLogStore).toResolvedValue((t: KnexSyncLogStore) => t, [ROOT.SyncLogTables]);
   c.bind<SyncStatsQuery>(TOKENS.SyncStatsQuery).toResolvedValue((t: KnexSyncLogStore) => t, [ROOT.SyncLogTables]);
-  c.bind<Metrics>(TOKENS.Metrics).toResolvedValue(
-    (d: Knex) =>
-      new PromMetrics(() => {
-        const pool = (d.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
-        return { used: pool?.numUsed() ?? 0, free: pool?.numFree() ?? 0, pending: pool?.numPendingAcquires() ?? 0 };
-      }),
+  c.bind<RuntimeProbe>(TOKENS.RuntimeProbe).toResolvedValue(
+    (d: Knex) => ({
+      pool: (): PoolFigures | null => {
+        // knex's tarn pool; absent before the first query and on a driver without one.
+        const pool = (d.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number; max: number } }).pool;
+        return pool ? { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires(), max: pool.max } : null;
+      },
+    }),
     [ROOT.Database],
+  );
+  c.bind<Metrics>(TOKENS.Metrics).toResolvedValue(
+    (probe: RuntimeProbe) =>
+      new PromMetrics(() => {
+        const pool = probe.pool();
+        return { used: pool?.used ?? 0, free: pool?.free ?? 0, pending: pool?.pending ?? 0 };
+      }),
+    [TOKENS.RuntimeProbe],
   );
   c.bind<Alerts>(TOKENS.Alerts).toResolvedValue(
     (log: Logger) =>
@@ -88,15 +102,30 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
     [TOKENS.SyncLogStore, TOKENS.Alerts, TOKENS.Metrics, ROOT.Logger],
   );
   c.bind(TOKENS.GetSyncStats).toResolvedValue((q: SyncStatsQuery, cl: Clock) => new GetSyncStats(q, cl), [TOKENS.SyncStatsQuery, TOKENS.Clock]);
+  c.bind(TOKENS.GetSyncSeries).toResolvedValue((q: SyncStatsQuery, cl: Clock) => new GetSyncSeries(q, cl), [TOKENS.SyncStatsQuery, TOKENS.Clock]);
+  c.bind(TOKENS.GetRuntime).toResolvedValue((p: RuntimeProbe) => new GetRuntime(p), [TOKENS.RuntimeProbe]);
 
   const openApiDocument = loadOpenApiDocument();
   c.bind(ROOT.HttpApp).toResolvedValue(
-    (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, getSyncStats: GetSyncStats, tokenVerifier: TokenVerifier, syncLog: SyncLog, metrics: Metrics, log: Logger) =>
+    (
+      pullChanges: PullChanges,
+      pushChanges: PushChanges,
+      checkReadiness: CheckReadiness,
+      getSyncStats: GetSyncStats,
+      getSyncSeries: GetSyncSeries,
+      getRuntime: GetRuntime,
+      tokenVerifier: TokenVerifier,
+      syncLog: SyncLog,
+      metrics: Metrics,
+      log: Logger,
+    ) =>
       createHttpApp({
         pullChanges,
         pushChanges,
         checkReadiness,
         getSyncStats,
+        getSyncSeries,
+        getRuntime,
         tokenVerifier,
         syncLog,
         metrics,
@@ -107,8 +136,9 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
         trustProxy: config.trustProxy,
         openApiDocument,
+        adminUiDir: config.adminUiDir,
       }),
-    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
+    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.GetSyncSeries, TOKENS.GetRuntime, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
   );
   return c;
 }

@@ -169,7 +169,10 @@ describeEachDatabase('admin sync stats', (ctx) => {
     const byKey = (a: any, b: any) => `${a.table}/${a.type}`.localeCompare(`${b.table}/${b.type}`);
     expect([...r.body.conflicts].sort(byKey)).to.deep.equal(expectedConflicts.sort(byKey));
 
-    const failing = streaks.filter((s) => s.streak > 3).map((s) => ({ user_id: s.user_id, streak: s.streak, last_error_code: s.last_error_code, since: s.updated_at }));
+    // The message is that of the user's latest failed sync in sync_logs, whatever the window.
+    const lastMessage = (user: string) => (rows.some((r, i) => r.status === 'failure' && `user-${i % 7}` === user) ? 'bad record' : null);
+    const failing = streaks.filter((s) => s.streak > 3).map((s) => ({ user_id: s.user_id, streak: s.streak, last_error_code: s.last_error_code, last_error_message: lastMessage(s.user_id), since: s.updated_at }));
+    expect(failing.map((f) => f.last_error_message)).to.include('bad record');
     const byUser = (a: any, b: any) => a.user_id.localeCompare(b.user_id);
     expect([...r.body.failing_users].sort(byUser)).to.deep.equal(failing.sort(byUser));
   });
@@ -192,6 +195,30 @@ describeEachDatabase('admin sync stats', (ctx) => {
     const untilOnly = await stats(`?until=${NOW - 1}`);
     expect([untilOnly.body.since, untilOnly.body.until]).to.deep.equal([NOW - 1 - DAY, NOW - 1]);
     expectTypeStats(untilOnly.body.push, expectedType(rows, 'push', NOW - 1 - DAY, NOW - 1), 'push');
+  });
+
+  it("lists a failing user with the message of their latest failed sync, and null for a streak with no log", async () => {
+    const log = (user: string, at: number, status: 'success' | 'failure', message: string | null) => ({
+      user_id: user, sync_type: 'push', started_at: at, completed_at: at + 5, duration_ms: 5, records_synced: 0, records_by_table: '{}', bytes_in: 0, bytes_out: 0,
+      status, error_code: message ? 'VALIDATION_FAILED' : null, error_message: message,
+    });
+    await ctx.database.db('sync_logs').insert([
+      log('flaky', NOW - 5000, 'failure', 'the oldest'),
+      log('flaky', NOW - 1000, 'failure', 'the latest'),
+      log('flaky', NOW - 3000, 'failure', 'in between'),
+      log('flaky', NOW - 500, 'success', null),
+      log('other', NOW - 100, 'failure', 'not flaky'),
+    ]);
+    await ctx.database.db('sync_failure_streaks').insert([
+      { user_id: 'flaky', streak: 4, updated_at: NOW - 1000, last_error_code: 'VALIDATION_FAILED' },
+      { user_id: 'no-log', streak: 6, updated_at: NOW - 1000, last_error_code: 'INTERNAL' },
+    ]);
+    const r = await stats('');
+    expect(r.status, r.text).to.equal(200);
+    expect(r.body.failing_users.map((u: any) => [u.user_id, u.last_error_message])).to.deep.equal([
+      ['no-log', null],
+      ['flaky', 'the latest'],
+    ]);
   });
 
   it('answers an empty window with zero counts and null rates and durations', async () => {

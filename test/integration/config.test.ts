@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../../src/main/config';
 
 /**
@@ -136,6 +137,8 @@ describe('configuration from the environment', () => {
         trustProxy: false,
         fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
         decryptThreads: 0,
+        // The project's own build of the dashboard, wherever the server is started from.
+        adminUiDir: fileURLToPath(new URL('../../dist/admin', import.meta.url)),
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
@@ -147,9 +150,14 @@ describe('configuration from the environment', () => {
       });
     });
 
+    it('ADMIN_UI_DIR: where the dashboard is served from, resolved from the working directory', () => {
+      expect(loadConfig({ ...base, ADMIN_UI_DIR: 'build/admin' }).adminUiDir).to.equal(resolve('build/admin'));
+      expect(loadConfig({ ...base, ADMIN_UI_DIR: '/srv/admin' }).adminUiDir).to.equal('/srv/admin');
+    });
+
     it('blank variables count as unset', () => {
       const blank = Object.fromEntries(
-        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'DECRYPT_THREADS'].map((k) => [k, '']),
+        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'DECRYPT_THREADS', 'ADMIN_UI_DIR'].map((k) => [k, '']),
       );
       expect(loadConfig({ ...base, ...blank })).to.deep.equal(loadConfig({ ...base }));
     });

@@ -107,14 +107,18 @@ describe('OpenAPI document (docs/openapi.yaml)', () => {
     }
   });
 
-  it('asks a bearer token on every /api route (documenting 401 and 429) and none on the operations routes', () => {
+  it('asks a bearer token on every /api route but the document itself (documenting 401 and 429) and none on the operations routes', () => {
     expect(doc['components']['securitySchemes']['bearerAuth']).to.include({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     expect(doc['security']).to.deep.equal([{ bearerAuth: [] }]);
     const contract = new OpenApiContract(doc);
     for (const op of contract.operations()) {
       const [method, path] = op.split(' ') as [string, string];
       const operation = atPointer(doc, `/paths/${escapePointer(path)}/${method.toLowerCase()}`) as Record<string, any>;
-      if (path.startsWith('/api/')) {
+      if (path === '/api/openapi.json') {
+        // The API's documentation is public: no token, so no 401; still rate-limited per IP.
+        expect(operation['security'], op).to.deep.equal([]);
+        expect(Object.keys(operation['responses']), op).to.include('429').and.not.include('401');
+      } else if (path.startsWith('/api/')) {
         expect(operation['security'], op).to.equal(undefined);
         expect(Object.keys(operation['responses']), op).to.include.members(['401', '429']);
       } else {

@@ -22,6 +22,8 @@ import { startTestServer, TEST_SECRET, type TestServer } from '../support/server
 const PULL = '/api/sync/pull';
 const PUSH = '/api/sync/push';
 const STATS = '/api/admin/sync/stats';
+const SERIES = '/api/admin/sync/series';
+const RUNTIME = '/api/admin/runtime';
 const MAX_RECORDS = 20;
 const MAX_BODY = 65_536;
 
@@ -270,6 +272,39 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
     expect((await call('GET', STATS, { user: 'bob' })).status).to.equal(403);
   });
 
+  it('admin series and runtime: 200 for an admin, 400 for a bad window or bucket, 401 without a token, 403 for anyone else', async () => {
+    const from = Date.now() - 1000;
+    await pushConflicts('carl');
+    const logged = async () => Number((await ctx.database.db('sync_logs').where('started_at', '>=', from).count({ n: '*' }))[0]!['n']);
+    for (let i = 0; i < 50 && (await logged()) < 3; i++) await new Promise((r) => setTimeout(r, 100));
+
+    const query: Call = { admin: true, query: { from: String(from), to: String(from + 120_000), bucket: '60000' } };
+    expectRequest('GET', SERIES, query, true);
+    const series = await call('GET', SERIES, query);
+    expect(series.status, series.text).to.equal(200);
+    expect(series.body.buckets).to.have.length(2);
+    expect(series.body.buckets[0].push.count).to.be.at.least(3);
+    expect(series.body.conflicts).to.have.length(4);
+    expect((await call('GET', SERIES, { admin: true })).status).to.equal(200);
+
+    for (const bad of [{ bucket: '10' }, { from: 'an hour ago' }, { bucket: '100000000' }] as Array<Record<string, string>>) {
+      expectRequest('GET', SERIES, { query: bad }, false);
+      expect((await call('GET', SERIES, { admin: true, query: bad })).status, JSON.stringify(bad)).to.equal(400);
+    }
+    // Valid by the document, refused by the server: from after to, and too many buckets.
+    for (const bad of [{ from: '10', to: '5' }, { from: '0', to: String(2000 * 60_000) }]) {
+      expectRequest('GET', SERIES, { query: bad }, true);
+      expect((await call('GET', SERIES, { admin: true, query: bad })).status, JSON.stringify(bad)).to.equal(400);
+    }
+    expect((await call('GET', SERIES, { token: null })).status).to.equal(401);
+    expect((await call('GET', SERIES, { user: 'carl' })).status).to.equal(403);
+
+    const runtime = await call('GET', RUNTIME, { admin: true });
+    expect([runtime.status, typeof runtime.body.pool]).to.deep.equal([200, 'object']);
+    expect((await call('GET', RUNTIME, { token: null })).status).to.equal(401);
+    expect((await call('GET', RUNTIME, { user: 'carl' })).status).to.equal(403);
+  });
+
   it('429 RATE_LIMITED with Retry-After over the per-user limit', async () => {
     const limited = await startTestServer(ctx.database.db, { RATE_LIMIT_USER_PER_MINUTE: '1' });
     try {
@@ -312,12 +347,16 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
     });
   }
 
-  it('GET /api/openapi.json serves docs/openapi.yaml as JSON, behind the token like every /api route', async () => {
-    const answer = await send(`${server.url}/api/openapi.json`, { headers: { authorization: `Bearer ${server.token('alice')}` } });
-    expect(answer.status, `GET /api/openapi.json is not served yet: ${answer.text.slice(0, 200)}`).to.equal(200);
-    expect(contract.responseProblems('GET', '/api/openapi.json', answer)).to.deep.equal([]);
+  it('GET /api/openapi.json serves docs/openapi.yaml as JSON to anyone, with or without a token', async () => {
+    // Without a token (it answered 401 before the document was made public).
+    const answer = await call('GET', '/api/openapi.json', { token: null });
+    expect(answer.status, answer.text.slice(0, 200)).to.equal(200);
+    expect(answer.headers.get('content-type')).to.match(/^application\/json/);
     expect(answer.body).to.deep.equal(loadOpenApi());
-    expect((await call('GET', '/api/openapi.json', { token: null })).status).to.equal(401);
+    expect(answer.body.paths['/api/openapi.json'].get.security).to.deep.equal([]);
+    // A token, even a bad one, changes nothing: the route does not read it.
+    expect((await call('GET', '/api/openapi.json')).body).to.deep.equal(answer.body);
+    expect((await call('GET', '/api/openapi.json', { token: 'not-a-token' })).status).to.equal(200);
   });
 
   it('documents every route of the app, and every documented operation was called above', () => {

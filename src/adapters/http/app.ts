@@ -6,11 +6,14 @@ import compress from 'koa-compress';
 import { err } from 'neverthrow';
 import type { Logger } from 'pino';
 import type { CheckReadiness } from '../../application/check-readiness';
+import type { GetRuntime } from '../../application/get-runtime';
+import type { GetSyncSeries } from '../../application/get-sync-series';
 import type { GetSyncStats } from '../../application/get-sync-stats';
 import type { Metrics, Principal, SyncLog, SyncLogEntry, SyncType, TokenVerifier } from '../../application/ports';
 import type { PullChanges } from '../../application/pull-changes';
 import type { PushChanges } from '../../application/push-changes';
 import { countRecords, syncError, type SyncError } from '../../domain';
+import { adminDashboard } from './admin-dashboard';
 import { readJsonBody } from './body';
 import { limiter, type RateLimits } from './rate-limit';
 import { sendError, sendJson, sendResult } from './respond';
@@ -20,6 +23,8 @@ export interface HttpAppDeps {
   readonly pushChanges: PushChanges;
   readonly checkReadiness: CheckReadiness;
   readonly getSyncStats: GetSyncStats;
+  readonly getSyncSeries: GetSyncSeries;
+  readonly getRuntime: GetRuntime;
   readonly tokenVerifier: TokenVerifier;
   readonly syncLog: SyncLog;
   readonly metrics: Metrics;
@@ -33,6 +38,8 @@ export interface HttpAppDeps {
   readonly trustProxy: boolean;
   /** The OpenAPI document (docs/openapi.yaml, parsed), served as GET /api/openapi.json. */
   readonly openApiDocument: unknown;
+  /** Where `npm run build:admin` puts the dashboard's files, served at /admin. */
+  readonly adminUiDir: string;
   readonly logger: Logger;
 }
 
@@ -213,8 +220,21 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     sendResult(ctx, await deps.getSyncStats.execute({ principal: ctx.state.principal!, query: ctx.query }), ctx.state.log);
   });
 
-  api.get('/openapi.json', authenticate, (ctx) => void sendJson(ctx, 200, deps.openApiDocument));
+  api.get('/admin/sync/series', authenticate, async (ctx) => {
+    sendResult(ctx, await deps.getSyncSeries.execute({ principal: ctx.state.principal!, query: ctx.query }), ctx.state.log);
+  });
 
+  api.get('/admin/runtime', authenticate, async (ctx) => {
+    sendResult(ctx, await deps.getRuntime.execute({ principal: ctx.state.principal! }), ctx.state.log);
+  });
+
+  // Public, as an API's documentation is (it holds no secret); rate-limited per IP like every /api route.
+  api.get('/openapi.json', async (ctx) => {
+    if (!(await limitIp(ctx, ctx.ip))) return;
+    sendJson(ctx, 200, deps.openApiDocument);
+  });
+
+  app.use(adminDashboard(deps.adminUiDir));
   app.use(open.routes());
   app.use(api.routes());
   app.use((ctx) => void sendError(ctx, syncError('NOT_FOUND', `No route ${ctx.method} ${ctx.path}.`)));

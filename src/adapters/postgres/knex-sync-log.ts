@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { ResultAsync } from 'neverthrow';
 import type { SyncError } from '../../domain';
-import type { StreakChange, SyncLogEntry, SyncLogStore, SyncStats, SyncStatsQuery, TypeStats } from '../../application/ports';
+import type { SeriesRows, StreakChange, SyncLogEntry, SyncLogStore, SyncStats, SyncStatsQuery, SyncType, TypeStats } from '../../application/ports';
 import { databaseError } from './errors';
 
 const fromDb = <T>(p: Promise<T>): ResultAsync<T, SyncError> => ResultAsync.fromPromise(p, databaseError);
@@ -86,14 +86,62 @@ export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
         .andWhere('resolved_at', '<', untilMs)
         .groupBy('entity', 'conflict_type')
         .orderBy(['entity', 'conflict_type']);
-      const failing = await this.db('sync_failure_streaks').where('streak', '>', failingOver).orderBy([{ column: 'streak', order: 'desc' }, 'user_id']).limit(1000);
+      // The message of each user's latest failure (sync_logs' (user_id, started_at) index finds it).
+      const { rows: failing } = await this.db.raw(
+        `SELECT s.user_id, s.streak, s.updated_at, s.last_error_code, l.error_message AS last_error_message
+           FROM sync_failure_streaks s
+           LEFT JOIN LATERAL (SELECT error_message FROM sync_logs l WHERE l.user_id = s.user_id AND l.status = 'failure' ORDER BY l.started_at DESC, l.id DESC LIMIT 1) l ON true
+          WHERE s.streak > ? ORDER BY s.streak DESC, s.user_id LIMIT 1000`,
+        [failingOver],
+      );
       return {
         since: sinceMs,
         until: untilMs,
         pull: typeStats('pull'),
         push: typeStats('push'),
         conflicts: conflicts.map((c: Record<string, unknown>) => ({ table: String(c['table']), type: String(c['type']), count: num(c['count']) })),
-        failing_users: failing.map((f: Record<string, unknown>) => ({ user_id: String(f['user_id']), streak: num(f['streak']), last_error_code: (f['last_error_code'] as string | null) ?? null, since: num(f['updated_at']) })),
+        failing_users: failing.map((f: Record<string, unknown>) => ({ user_id: String(f['user_id']), streak: num(f['streak']), last_error_code: (f['last_error_code'] as string | null) ?? null, last_error_message: (f['last_error_message'] as string | null) ?? null, since: num(f['updated_at']) })),
+      };
+    };
+    return fromDb(read());
+  }
+
+  series(fromMs: number, toMs: number, bucketMs: number): ResultAsync<SeriesRows, SyncError> {
+    const read = async (): Promise<SeriesRows> => {
+      // date_bin on epoch milliseconds: integer division of the offset from `from` is the bucket's
+      // index, exact (no float seconds, no time zone) and the same on PostgreSQL and PGlite.
+      const buckets = await this.db.raw(
+        `SELECT (started_at - ?::bigint) / ?::bigint AS index, sync_type, count(*) AS count,
+                count(*) FILTER (WHERE status = 'failure') AS failures,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95,
+                sum(records_synced) AS records
+           FROM sync_logs WHERE started_at >= ? AND started_at < ? GROUP BY 1, 2 ORDER BY 1, 2`,
+        [fromMs, bucketMs, fromMs, toMs],
+      );
+      const tables = await this.db.raw(
+        `SELECT t.key AS table, sum(t.value::bigint) FILTER (WHERE l.sync_type = 'pull') AS pulled, sum(t.value::bigint) FILTER (WHERE l.sync_type = 'push') AS pushed
+           FROM sync_logs l, jsonb_each_text(l.records_by_table) t
+          WHERE l.started_at >= ? AND l.started_at < ? GROUP BY 1 ORDER BY 1`,
+        [fromMs, toMs],
+      );
+      const conflicts = await this.db.raw(
+        `SELECT entity, conflict_type, resolution_strategy, count(*) AS count FROM sync_conflicts
+          WHERE resolved_at >= ? AND resolved_at < ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+        [fromMs, toMs],
+      );
+      return {
+        buckets: buckets.rows.map((r: Record<string, unknown>) => ({
+          index: num(r['index']),
+          type: r['sync_type'] as SyncType,
+          count: num(r['count']),
+          failures: num(r['failures']),
+          p50_duration_ms: numOrNull(r['p50']),
+          p95_duration_ms: numOrNull(r['p95']),
+          records: num(r['records']),
+        })),
+        records_by_table: tables.rows.map((r: Record<string, unknown>) => ({ table: String(r['table']), pulled: num(r['pulled']), pushed: num(r['pushed']) })),
+        conflicts: conflicts.rows.map((r: Record<string, unknown>) => ({ table: String(r['entity']), type: String(r['conflict_type']), resolution: String(r['resolution_strategy']), count: num(r['count']) })),
       };
     };
     return fromDb(read());

@@ -69,12 +69,58 @@ export interface SyncStats {
   readonly push: TypeStats;
   readonly conflicts: ReadonlyArray<{ table: string; type: string; count: number }>;
   /** Users whose current streak of consecutive failures is over 3. */
-  readonly failing_users: ReadonlyArray<{ user_id: string; streak: number; last_error_code: string | null; since: number }>;
+  readonly failing_users: ReadonlyArray<{ user_id: string; streak: number; last_error_code: string | null; last_error_message: string | null; since: number }>;
 }
 
-/** Reads aggregate figures (computed in SQL); the only cross-user query, for operators. */
+/** One sync type's figures in one bucket of a series (durations null when the bucket has no sync). */
+export interface SeriesTypeFigures {
+  readonly count: number;
+  readonly failures: number;
+  readonly p50_duration_ms: number | null;
+  readonly p95_duration_ms: number | null;
+  readonly records: number;
+}
+
+/** What the database answers for a series: only the buckets that hold syncs, by index from `from`. */
+export interface SeriesRows {
+  readonly buckets: ReadonlyArray<{ readonly index: number; readonly type: SyncType } & SeriesTypeFigures>;
+  readonly records_by_table: ReadonlyArray<{ table: string; pulled: number; pushed: number }>;
+  readonly conflicts: ReadonlyArray<{ table: string; type: string; resolution: string; count: number }>;
+}
+
+/** `GET /api/admin/sync/series`: every bucket of `[from, to)`, empty ones included. */
+export interface SyncSeries {
+  readonly from: number;
+  readonly to: number;
+  readonly bucket_ms: number;
+  readonly buckets: ReadonlyArray<{ start: number; pull: SeriesTypeFigures; push: SeriesTypeFigures }>;
+  readonly records_by_table: SeriesRows['records_by_table'];
+  readonly conflicts: SeriesRows['conflicts'];
+}
+
+/** Reads aggregate figures (computed in SQL); the only cross-user queries, for operators. */
 export interface SyncStatsQuery {
   stats(sinceMs: number, untilMs: number, failingOver: number): ResultAsync<SyncStats, SyncError>;
+  /** Syncs of `[fromMs, toMs)` grouped in buckets of `bucketMs` counted from `fromMs` (bucket i starts at fromMs + i * bucketMs). */
+  series(fromMs: number, toMs: number, bucketMs: number): ResultAsync<SeriesRows, SyncError>;
+}
+
+/** This process's database pool, as the driver's pool reports it (null when the driver has none). */
+export interface PoolFigures {
+  readonly used: number;
+  readonly free: number;
+  readonly pending: number;
+  readonly max: number;
+}
+
+/** What `GET /api/admin/runtime` answers: this process's live figures. */
+export interface RuntimeFigures {
+  readonly pool: PoolFigures | null;
+}
+
+/** Live figures of the running process, for the dashboard. */
+export interface RuntimeProbe {
+  pool(): PoolFigures | null;
 }
 
 /** Tells operators that a user's sync keeps failing. Contract: never throws. */
