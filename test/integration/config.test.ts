@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../../src/main/config';
 
+const DAY = 24 * 60 * 60 * 1000;
+
 /**
  * The configuration read from the environment (src/main/config.ts): every bad value fails fast
  * with a ConfigError naming its variable, and unset (or blank) variables take the defaults the
@@ -146,8 +148,24 @@ describe('configuration from the environment', () => {
           schemaVersions: { min: 1, max: 1 },
           pushReceiptTtlMs: 24 * 60 * 60 * 1000,
         },
+        retention: {
+          tombstonesMs: 90 * DAY,
+          syncLogsMs: 30 * DAY,
+          conflictsMs: 90 * DAY,
+          receiptsMs: DAY,
+          batchSize: 1000,
+          intervalMs: 60 * 60 * 1000,
+        },
         logLevel: 'info',
       });
+    });
+
+    it('retention: days per kind (0 keeps forever), the batch size, and the interval (0: never in this process)', () => {
+      const r = loadConfig({ ...base, SYNC_TOMBSTONE_RETENTION_DAYS: '0', SYNC_LOG_RETENTION_DAYS: '7', SYNC_CONFLICT_RETENTION_DAYS: '365', RETENTION_BATCH_SIZE: '50', RETENTION_INTERVAL_MINUTES: '0' }).retention;
+      expect(r).to.deep.equal({ tombstonesMs: null, syncLogsMs: 7 * DAY, conflictsMs: 365 * DAY, receiptsMs: DAY, batchSize: 50, intervalMs: 0 });
+      for (const [name, bad] of [['SYNC_TOMBSTONE_RETENTION_DAYS', '-1'], ['SYNC_LOG_RETENTION_DAYS', 'a week'], ['RETENTION_BATCH_SIZE', '0'], ['RETENTION_INTERVAL_MINUTES', '1.5']] as const) {
+        expectConfigError({ ...base, [name]: bad }, name);
+      }
     });
 
     it('ADMIN_UI_DIR: where the dashboard is served from, resolved from the working directory', () => {
@@ -192,8 +210,10 @@ describe('configuration from the environment', () => {
     });
 
     it('a DATABASE_URL selects PostgreSQL, with DB_POOL_MAX', () => {
-      expect(loadConfig({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_POOL_MAX: '5' }).database).to.deep.equal({ kind: 'postgres', url: 'postgresql://u@db:5432/x', poolMax: 5 });
-      expect(loadConfig({ ...base, DATABASE_URL: 'postgres://u@db/x' }).database).to.deep.equal({ kind: 'postgres', url: 'postgres://u@db/x', poolMax: 10 });
+      expect(loadConfig({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_POOL_MAX: '5' }).database).to.deep.equal({ kind: 'postgres', url: 'postgresql://u@db:5432/x', poolMax: 5, queryTimeoutMs: 20_000 });
+      expect(loadConfig({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_QUERY_TIMEOUT_MS: '1500' }).database).to.include({ queryTimeoutMs: 1500 });
+      expectConfigError({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_QUERY_TIMEOUT_MS: '50' }, 'DB_QUERY_TIMEOUT_MS');
+      expect(loadConfig({ ...base, DATABASE_URL: 'postgres://u@db/x' }).database).to.deep.equal({ kind: 'postgres', url: 'postgres://u@db/x', poolMax: 10, queryTimeoutMs: 20_000 });
     });
 
     it('PGLITE_DATA_DIR is resolved, and memory:// kept as is', () => {
