@@ -11,7 +11,9 @@
  * Any failure exits non-zero: npm, Metro, a hermesc error, and the hermesc warnings that mean a
  * crash at app start (see checkHermesWarnings). The last stdout line is a JSON summary.
  *
- *   node scripts/bundle.mjs [--no-pack] [--platforms android,ios] [--entry index.js] [--out dist]
+ *   node scripts/bundle.mjs [--no-pack | --pack-only] [--platforms android,ios] [--entry index.js] [--out dist]
+ * --pack-only packs and installs the package and stops (`npm run use-package`): run it again after
+ * any `npm install` in the example, which removes a package installed with --no-save.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -147,6 +149,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--no-pack') opts.pack = false;
+    else if (a === '--pack-only') opts.platforms = [];
     else if (a === '--platforms') opts.platforms = argv[++i].split(',');
     else if (a === '--entry') opts.entry = argv[++i];
     else if (a === '--out') opts.out = resolve(argv[++i]);
