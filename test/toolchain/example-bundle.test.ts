@@ -7,7 +7,7 @@ import { exampleDir, exampleNotInstalled, skipBecause } from './example';
 
 /**
  * React Native's own toolchain over the example app (issue 18, items 3, 4 and 10): the package is
- * packed, the example installs the tarball, Metro bundles it for android and ios in release mode
+ * packed, the example installs the tarball and type-checks against its .d.ts, Metro bundles it for android and ios in release mode
  * and hermesc (hermes-compiler, as react-native depends on it) compiles the android bundle. The
  * script is the one CI and developers run: mobile/example/scripts/bundle.mjs.
  */
@@ -34,6 +34,7 @@ describe('toolchain: the example app bundled by Metro and compiled by hermesc', 
     expect(r.status, `${r.stdout}\n${r.stderr}`).to.equal(0);
     const s = r.summary;
     expect(s.ok).to.equal(true);
+    expect(s.typecheck.seconds, 'tsc checked the example against the packed .d.ts').to.be.a('number');
     expect(s.package.tarball).to.match(/note-sync-mobile-\d+\.\d+\.\d+\.tgz$/);
     expect(sha1(join(exampleDir, 'package-lock.json')), 'the lockfile changed').to.equal(lock);
 
@@ -67,11 +68,11 @@ describe('toolchain: the example app bundled by Metro and compiled by hermesc', 
     };
     for (const [name, source] of Object.entries(cases)) writeFileSync(join(dir, name), source);
 
-    const plain = bundle(['--no-pack', '--platforms', 'android', '--entry', 'dist/scratch/plain.ts', '--out', join(dir, 'out-plain')]);
+    const plain = bundle(['--no-pack', '--no-typecheck', '--platforms', 'android', '--entry', 'dist/scratch/plain.ts', '--out', join(dir, 'out-plain')]);
     expect(plain.status, plain.stdout).to.equal(1);
     expect(plain.stderr).to.match(/Metro \(android, dist\/scratch\/plain\.ts\) failed/);
 
-    const parenthesised = bundle(['--no-pack', '--platforms', 'android', '--entry', 'dist/scratch/parenthesised.ts', '--out', join(dir, 'out-parenthesised')]);
+    const parenthesised = bundle(['--no-pack', '--no-typecheck', '--platforms', 'android', '--entry', 'dist/scratch/parenthesised.ts', '--out', join(dir, 'out-parenthesised')]);
     expect(parenthesised.status, parenthesised.stdout).to.equal(1);
     expect(parenthesised.stdout, 'Metro must have bundled it').to.match(/android: Metro \d+ B/);
     expect(parenthesised.stderr).to.include('the variable "await" was not declared');

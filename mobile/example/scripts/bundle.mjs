@@ -4,14 +4,15 @@
  *   1. `npm pack` the package in mobile/ (its prepack builds mobile/lib),
  *   2. install that tarball into the example without touching package.json or the lockfile
  *      (`npm install --no-save`; the example's other dependencies come from `npm ci`),
- *   3. Metro bundles the example for android and ios in release mode (`expo export:embed
+ *   3. tsc type-checks the example against the package's published .d.ts (tsconfig.json),
+ *   4. Metro bundles the example for android and ios in release mode (`expo export:embed
  *      --dev false --minify true`),
- *   4. hermesc (from the hermes-compiler package react-native depends on) compiles the android
+ *   5. hermesc (from the hermes-compiler package react-native depends on) compiles the android
  *      bundle to Hermes bytecode.
  * Any failure exits non-zero: npm, Metro, a hermesc error, and the hermesc warnings that mean a
  * crash at app start (see checkHermesWarnings). The last stdout line is a JSON summary.
  *
- *   node scripts/bundle.mjs [--no-pack | --pack-only] [--platforms android,ios] [--entry index.js] [--out dist]
+ *   node scripts/bundle.mjs [--no-pack | --pack-only] [--no-typecheck] [--platforms android,ios] [--entry index.js] [--out dist]
  * --pack-only packs and installs the package and stops (`npm run use-package`): run it again after
  * any `npm install` in the example, which removes a package installed with --no-save.
  */
@@ -70,6 +71,13 @@ export function packAndInstall() {
   }
   const installed = JSON.parse(readFileSync(join(exampleDir, 'node_modules/@note-sync/mobile/package.json'), 'utf8'));
   return { tarball, tarballBytes: size, version: installed.version, packSeconds: pack.seconds, installSeconds: install.seconds };
+}
+
+/** The example's TypeScript against the installed package's types, as an app's own `tsc` would. */
+export function typecheck() {
+  const r = run(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', 'tsconfig.json']);
+  if (r.status !== 0) throw new ToolchainError(`tsc (mobile/example) failed:\n${tail(r.stdout)}\n${tail(r.stderr)}`);
+  return { seconds: r.seconds };
 }
 
 /** Metro, release mode, through Expo's `export:embed` (what `expo run:*` release builds call). */
@@ -145,11 +153,12 @@ export function compileHermes({ bundleFile, outFile = bundleFile.replace(/\.bund
 }
 
 function parseArgs(argv) {
-  const opts = { pack: true, platforms: ['android', 'ios'], entry: 'index.js', out: join(exampleDir, 'dist') };
+  const opts = { pack: true, typecheck: true, platforms: ['android', 'ios'], entry: 'index.js', out: join(exampleDir, 'dist') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--no-pack') opts.pack = false;
-    else if (a === '--pack-only') opts.platforms = [];
+    else if (a === '--pack-only') { opts.platforms = []; opts.typecheck = false; }
+    else if (a === '--no-typecheck') opts.typecheck = false;
     else if (a === '--platforms') opts.platforms = argv[++i].split(',');
     else if (a === '--entry') opts.entry = argv[++i];
     else if (a === '--out') opts.out = resolve(argv[++i]);
@@ -164,6 +173,10 @@ async function main() {
   if (opts.pack) {
     summary.package = packAndInstall();
     console.log(`packed and installed ${summary.package.tarball} (${summary.package.tarballBytes} B) in ${(summary.package.packSeconds + summary.package.installSeconds).toFixed(1)} s`);
+  }
+  if (opts.typecheck) {
+    summary.typecheck = typecheck();
+    console.log(`tsc: the example type-checks against the package's types (${summary.typecheck.seconds.toFixed(1)} s)`);
   }
   // A fresh Metro cache for the first bundle, so the run never reuses a cache a fresh clone would not have.
   let first = true;
