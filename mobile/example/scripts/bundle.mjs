@@ -6,7 +6,7 @@
  *      (`npm install --no-save`; the example's other dependencies come from `npm ci`),
  *   3. tsc type-checks the example against the package's published .d.ts (tsconfig.json),
  *   4. Metro bundles the example for android and ios in release mode (`expo export:embed
- *      --dev false --minify true`),
+ *      --dev false --minify true`), from an empty cache,
  *   5. hermesc (from the hermes-compiler package react-native depends on) compiles the android
  *      bundle to Hermes bytecode.
  * Any failure exits non-zero: npm, Metro, a hermesc error, and the hermesc warnings that mean a
@@ -20,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -28,6 +29,18 @@ export const exampleDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const packageDir = resolve(exampleDir, '..');
 
 export class ToolchainError extends Error {}
+
+/**
+ * Metro's caches (transforms, file map) go to os.tmpdir(); Metro is pointed at this folder instead,
+ * emptied by every run that packs (see emptyMetroCache), so CI never reuses a cache a fresh clone
+ * would not have. (`--reset-cache` cannot do it: Expo ignores it when CI is set.)
+ */
+// Outside the project, or Metro would crawl its own cache files.
+export const metroTmp = join(tmpdir(), 'note-sync-example-metro');
+
+export function emptyMetroCache() {
+  rmSync(metroTmp, { recursive: true, force: true });
+}
 
 function run(cmd, args, opts = {}) {
   const started = Date.now();
@@ -81,7 +94,7 @@ export function typecheck() {
 }
 
 /** Metro, release mode, through Expo's `export:embed` (what `expo run:*` release builds call). */
-export function bundle({ platform, entry = 'index.js', outDir, resetCache = false }) {
+export function bundle({ platform, entry = 'index.js', outDir }) {
   mkdirSync(outDir, { recursive: true });
   const bundleFile = join(outDir, `index.${platform}.bundle`);
   const mapFile = `${bundleFile}.map`;
@@ -92,9 +105,9 @@ export function bundle({ platform, entry = 'index.js', outDir, resetCache = fals
     '--entry-file', entry,
     '--bundle-output', bundleFile, '--sourcemap-output', mapFile,
     '--assets-dest', join(outDir, 'assets'),
-    ...(resetCache ? ['--reset-cache'] : []),
   ];
-  const r = must(run(process.execPath, args), `Metro (${platform}, ${entry})`);
+  mkdirSync(metroTmp, { recursive: true });
+  const r = must(run(process.execPath, args, { env: { TMPDIR: metroTmp } }), `Metro (${platform}, ${entry})`);
   if (!existsSync(bundleFile) || statSync(bundleFile).size === 0) throw new ToolchainError(`Metro wrote no ${bundleFile}`);
   const modules = /Bundled \d+ms .*\((\d+) modules\)/.exec(r.stdout + r.stderr)?.[1];
   return { bundleFile, mapFile, seconds: r.seconds, modules: modules ? Number(modules) : null, ...sizes(bundleFile) };
@@ -178,11 +191,11 @@ async function main() {
     summary.typecheck = typecheck();
     console.log(`tsc: the example type-checks against the package's types (${summary.typecheck.seconds.toFixed(1)} s)`);
   }
-  // A fresh Metro cache for the first bundle, so the run never reuses a cache a fresh clone would not have.
-  let first = true;
+  // A packing run starts Metro from an empty cache; --no-pack runs (scratch entries, the bench's
+  // later apps) reuse what it built.
+  if (opts.pack) emptyMetroCache();
   for (const platform of opts.platforms) {
-    const b = bundle({ platform, entry: opts.entry, outDir: join(opts.out, platform), resetCache: first });
-    first = false;
+    const b = bundle({ platform, entry: opts.entry, outDir: join(opts.out, platform) });
     summary[platform] = { bundle: { file: b.bundleFile, bytes: b.bytes, gzipBytes: b.gzipBytes, modules: b.modules, seconds: b.seconds } };
     console.log(`${platform}: Metro ${b.bytes} B (${b.gzipBytes} B gzip), ${b.modules} modules, ${b.seconds.toFixed(1)} s`);
     if (platform === 'android') {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import { ActivityIndicator, Pressable, SafeAreaView, StyleSheet, Text, View } from 'react-native';
 import type { SyncClient } from '@note-sync/mobile';
 import { SyncProvider } from '@note-sync/mobile/react';
@@ -61,7 +61,7 @@ function Tab(props: { label: string; active: boolean; onPress: () => void }) {
   );
 }
 
-function Centered(props: { children: React.ReactNode }) {
+function Centered(props: { children: ReactNode }) {
   return <View style={styles.centered}>{props.children}</View>;
 }
 

@@ -2,13 +2,17 @@ import { useState } from 'react';
 import { FlatList, Pressable, StyleSheet, Text, TextInput, View } from 'react-native';
 import { useQuery, useSyncClient } from '@note-sync/mobile/react';
 
+// One object for every render, so that a hook comparing its options by identity does not query
+// again on each render.
+const NEWEST_FIRST = { orderBy: 'created_at', descending: true } as const;
+
 /**
  * The captures, newest first, with add / edit / delete. Every write goes to the local database
  * through the client (so it works offline); the client pushes it on its next sync.
  */
 export function CaptureList() {
   const client = useSyncClient();
-  const { records, loading, error } = useQuery('captures', { orderBy: 'created_at', descending: true });
+  const { records, loading, error } = useQuery('captures', NEWEST_FIRST);
   const [draft, setDraft] = useState('');
   const [editing, setEditing] = useState<{ id: string; text: string } | null>(null);
   const [writeError, setWriteError] = useState<string | null>(null);
