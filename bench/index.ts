@@ -2,6 +2,7 @@ import { benchCompression } from './compression';
 import { benchConcurrency } from './concurrency';
 import { benchConflicts } from './conflicts';
 import { benchDevices } from './devices';
+import { benchExampleSize } from './example-size';
 import { benchMemory } from './memory';
 import { benchPull } from './pull';
 import { benchPush } from './push';
@@ -9,11 +10,13 @@ import { benchRetention } from './retention';
 import { benchScaleOut } from './scale-out';
 
 /** `npm run bench`: every scenario, one JSON line per measurement. Not part of `npm test`. */
-const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts, devices: benchDevices, concurrency: benchConcurrency, memory: benchMemory, 'scale-out': benchScaleOut, retention: benchRetention };
+const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts, devices: benchDevices, concurrency: benchConcurrency, memory: benchMemory, 'scale-out': benchScaleOut, retention: benchRetention, 'example-size': benchExampleSize };
 const only = process.argv.slice(2);
 const unknown = only.filter((name) => !(name in scenarios));
 if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`);
+// Builds three React Native release bundles (minutes) and needs mobile/example installed: run it by name.
+const onlyWhenNamed = new Set(['example-size']);
 for (const [name, run] of Object.entries(scenarios)) {
-  if (only.length && !only.includes(name)) continue;
+  if (only.length ? !only.includes(name) : onlyWhenNamed.has(name)) continue;
   await run();
 }
