@@ -509,6 +509,10 @@ describeEachDatabase('bad input', (ctx) => {
       ['tables', `tables=${encodeURIComponent("todos' OR '1'='1")}`],
       ['tables', `tables=${encodeURIComponent('captures;DROP TABLE todos')}`],
       ['tables', 'tables=sync_users'],
+      // Issue 20, item 13: a list of only commas named no table and answered 500.
+      ['tables', 'tables=,'],
+      ['tables', 'tables=,,'],
+      ['tables', `tables=${encodeURIComponent(' , ')}`],
       ['migration', 'migration=notjson'],
       ['migration', 'migration=%5B%5D'],
       ['migration', `migration=${encodeURIComponent('{"from":"x"}')}`],
