@@ -100,7 +100,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         compressAboveBytes: config.compressAboveBytes,
         rateLimits: config.rateLimits,
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
-        trustProxy: config.trustProxy,
+        trustProxyHops: config.trustProxyHops,
         openApiDocument,
       }),
     [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],

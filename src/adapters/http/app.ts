@@ -29,8 +29,11 @@ export interface HttpAppDeps {
   readonly rateLimits: RateLimits;
   /** Send Strict-Transport-Security (the server, or its proxy, speaks HTTPS). */
   readonly hsts: boolean;
-  /** Take the client's IP from X-Forwarded-For (behind a proxy that sets it). */
-  readonly trustProxy: boolean;
+  /**
+   * Proxies in front that append to X-Forwarded-For (0: ignore the header). Only that many entries
+   * from the right are trusted: anything a client wrote before them is not its IP.
+   */
+  readonly trustProxyHops: number;
   /** The OpenAPI document (docs/openapi.yaml, parsed), served as GET /api/openapi.json. */
   readonly openApiDocument: unknown;
   readonly logger: Logger;
@@ -63,7 +66,9 @@ function schemaVersionOf(ctx: Koa.Context): string | undefined {
 /** The Koa application: routes, authentication, the error shape of spec §4.5, logs and metrics. */
 export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   const app = new Koa<State>();
-  app.proxy = deps.trustProxy;
+  app.proxy = deps.trustProxyHops > 0;
+  // Koa takes the leftmost of the last maxIpsCount entries (0 would trust them all).
+  app.maxIpsCount = deps.trustProxyHops;
   const { logger, metrics } = deps;
 
   // A request id on every log line and answer; defects end here as the error shape, never a stack.
