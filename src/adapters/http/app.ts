@@ -204,14 +204,15 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     const started = clock();
     const deviceId = deviceIdOf(ctx);
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'push', started, deviceId, 0);
-    const body = await readJsonBody(ctx, deps.maxBodyBytes);
-    if (body.isErr()) return failSync(ctx, 'push', started, body.error, Number(ctx.get('content-length')) || 0);
-    const result = await deps.pushChanges.execute({ userId: ctx.state.principal!.userId, body: body.value.value, schemaVersion: schemaVersionOf(ctx), deviceId });
-    if (result.isErr()) return failSync(ctx, 'push', started, result.error, body.value.bytes);
+    // bytes_in is what was read, never the declared Content-Length (which a client may forge).
+    const { bytes: bytesIn, body } = await readJsonBody(ctx, deps.maxBodyBytes);
+    if (body.isErr()) return failSync(ctx, 'push', started, body.error, bytesIn);
+    const result = await deps.pushChanges.execute({ userId: ctx.state.principal!.userId, body: body.value, schemaVersion: schemaVersionOf(ctx), deviceId });
+    if (result.isErr()) return failSync(ctx, 'push', started, result.error, bytesIn);
     const bytesOut = sendJson(ctx, 200, result.value);
     // A successful push was valid, so its body has this shape.
-    const changes = (body.value.value as { changes: Parameters<typeof countRecords>[0] }).changes;
-    recordSync(ctx, 'push', started, { bytesIn: body.value.bytes, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
+    const changes = (body.value as { changes: Parameters<typeof countRecords>[0] }).changes;
+    recordSync(ctx, 'push', started, { bytesIn, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
   });
 
   api.get('/admin/sync/stats', authenticate, async (ctx) => {
