@@ -53,6 +53,8 @@ export interface AppConfig {
   /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
   readonly syncLogQueueMax: number;
   readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
+  /** Alerts one user may raise per hour (per process); more are held back. */
+  readonly alertMaxPerUserPerHour: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -186,6 +188,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     fieldKeys: fieldKeys(env, production),
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
+    alertMaxPerUserPerHour: intVar(env, 'ALERT_MAX_PER_USER_PER_HOUR', 4, 1, 1_000_000),
   };
 }
 

@@ -146,6 +146,7 @@ describe('configuration from the environment', () => {
         tlsTerminatedUpstream: false,
         trustProxy: false,
         trustProxyHops: 0,
+        alertMaxPerUserPerHour: 4,
         fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
         decryptThreads: 0,
         sync: {
