@@ -32,7 +32,8 @@ describeEachDatabase('conflict resolution', (ctx) => {
 
   it('captures: state and normalized_text stay the server\'s, tags and project_id take the client\'s', async () => {
     const cursor = await seed('captures', { id: 'c1', type: 'audio', raw_content: 'memo.m4a', tags: '[]' });
-    await ctx.database.db('captures').where({ user_id: 'ana', id: 'c1' }).update({ state: 'ready', normalized_text: 'buy milk' });
+    // Another writer's plaintext, marked as such (docs/protocol.md, "Other writers").
+    await ctx.database.db('captures').where({ user_id: 'ana', id: 'c1' }).update({ state: 'ready', normalized_text: 'buy milk', encrypted: false });
 
     const push = await phone.push({
       last_pulled_at: cursor,

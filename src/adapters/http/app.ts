@@ -192,6 +192,11 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'pull', started, deviceId, 0);
     const result = await deps.pullChanges.execute({ userId: ctx.state.principal!.userId, query: ctx.query, schemaVersion: schemaVersionOf(ctx), deviceId });
     if (result.isErr()) return failSync(ctx, 'pull', started, result.error, 0);
+    // An operator alert per record the server cannot decrypt (a lost key, a corrupted or tampered
+    // value): the device syncs on without it, but only an operator can restore it (docs/operations.md).
+    for (const u of result.value.undecryptable ?? []) {
+      ctx.state.log.error({ alert: 'undecryptable_record', user_id: ctx.state.principal!.userId, table: u.table, id: u.id }, `a stored record of user ${ctx.state.principal!.userId} cannot be decrypted: ${u.table} ${u.id}`);
+    }
     // The cursor ahead of the body, so a client can ask for the next page while this one is
     // still compressed, sent and parsed (docs/protocol.md).
     ctx.set('X-Sync-Timestamp', String(result.value.timestamp));

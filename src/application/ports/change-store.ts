@@ -8,6 +8,11 @@ export interface PullPage {
   readonly hasMore: boolean;
   /** The user's newest committed stamp in the snapshot (0 for a user who never wrote). */
   readonly highWater: number;
+  /**
+   * Active rows of `rows` whose stored values cannot be decrypted (still in `rows`, for the
+   * cursor; their sensitive values are as stored). Absent or empty when there are none.
+   */
+  readonly undecryptable?: ReadonlyArray<{ readonly table: string; readonly id: string }>;
 }
 
 /** A receipt a push transaction will look up (see ChangeStore.inPushTransaction). */
@@ -32,6 +37,8 @@ export interface StoredRow {
   readonly lastModifiedAt: number;
   /** The device whose push wrote this version, or null (another device's merge, or any other writer). */
   readonly lastModifiedBy: string | null;
+  /** Its stored values cannot be decrypted: the sensitive ones in `values` are as stored (ciphertext or whatever is there). */
+  readonly undecryptable?: boolean;
 }
 
 export interface RowWrite {
@@ -39,6 +46,8 @@ export interface RowWrite {
   /** Every column of the table plus `created_at` (a full row: the store writes what it is given). */
   readonly values: WireRecord;
   readonly deleted: boolean;
+  /** The sensitive values are already as stored (an undecryptable row's, kept as they are): written without encrypting. */
+  readonly storedAsIs?: boolean;
 }
 
 export interface PushReceipt {

@@ -24,3 +24,4 @@ export const TOKENS = {
   FieldCipher: Symbol.for('FieldCipher'),
 } as const;
 export type * from './field-cipher';
+export { CIPHERTEXT_PREFIX } from './field-cipher';
