@@ -164,3 +164,25 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     expect(pulled.changes.captures.created.find((c: any) => c.id === 'c1').normalized_text).to.equal('text 1');
   });
 });
+
+/** Issue 20, item 10: plaintext in a row the server marked encrypted is not trusted as clear. */
+describeEachDatabase('field encryption: plaintext in a row marked encrypted', (ctx) => {
+  it('npm run reencrypt refuses to encrypt it (it would launder it), naming the row; with encrypted = false it encrypts it', async () => {
+    const s = await startTestServer(ctx.database.db, { FIELD_ENCRYPTION_KEYS: KEY_A });
+    try {
+      await s.client('lau').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'sealed' }] } } });
+      await ctx.database.db('captures').where({ user_id: 'lau', id: 'c1' }).update({ raw_content: 'slipped in' });
+      const cipher = new AesGcmFieldCipher([{ id: 'a', key: Buffer.alloc(32, 1) }]);
+      let refused: unknown;
+      await reencryptAll(ctx.database.db, cipher, 10).catch((e: unknown) => (refused = e));
+      expect(String(refused)).to.match(/captures\.raw_content of record c1 \(user lau\) is marked encrypted but holds no ciphertext/);
+      expect((await ctx.database.db('captures').where({ user_id: 'lau', id: 'c1' }).first()).raw_content).to.equal('slipped in');
+      await ctx.database.db('captures').where({ user_id: 'lau', id: 'c1' }).update({ encrypted: false });
+      expect(await reencryptAll(ctx.database.db, cipher, 10)).to.equal(1);
+      const pulled = await s.client('lau').pull({ last_pulled_at: 0 });
+      expect(pulled.body.changes.captures.created.map((c: any) => c.raw_content)).to.deep.equal(['slipped in']);
+    } finally {
+      await s.close();
+    }
+  });
+});
