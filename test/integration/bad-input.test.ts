@@ -12,7 +12,7 @@ import {
   type ExpectedDetail,
   type RawAnswer,
 } from '../support/http-helpers';
-import { startTestServer, type TestServer } from '../support/server';
+import { startTestServer, storedRow, type TestServer } from '../support/server';
 
 /**
  * Bad input over HTTP (spec §4.2, §4.5): each test names the bad input it sends. Every one gets
@@ -98,8 +98,8 @@ describeEachDatabase('bad input', (ctx) => {
   it('the valid companions alone are accepted and written (the control for every rejection below)', async () => {
     const r = await rawPush(server, pushBody({}));
     expect(r.status, r.text).to.equal(200);
-    expect(await ctx.database.db('ideas').where({ user_id: 'alice', id: 'fresh' }).first()).to.include({ text: 'valid new idea' });
-    expect(await ctx.database.db('todos').where({ user_id: 'alice', id: 'todos-companion' }).first()).to.include({ description: 'changed by a rejected push' });
+    expect(await storedRow(ctx.database.db, 'ideas', 'alice', 'fresh')).to.include({ text: 'valid new idea' });
+    expect(await storedRow(ctx.database.db, 'todos', 'alice', 'todos-companion')).to.include({ description: 'changed by a rejected push' });
   });
 
   describe('the body as a whole', () => {
@@ -368,7 +368,7 @@ describeEachDatabase('bad input', (ctx) => {
       const id = 'é'.repeat(128);
       const r = await rawPush(server, { changes: { ideas: { created: [{ id, text: 'long id' }] } } });
       expect(r.status, r.text).to.equal(200);
-      expect(await ctx.database.db('ideas').where({ user_id: 'alice', id }).first()).to.include({ text: 'long id' });
+      expect(await storedRow(ctx.database.db, 'ideas', 'alice', id)).to.include({ text: 'long id' });
     });
 
     for (const [what, changes] of [

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { pino } from 'pino';
 import { describeEachDatabase } from '../support/databases';
 import { expectHealthy, send } from '../support/http-helpers';
-import { startTestServer, type TestServer } from '../support/server';
+import { startTestServer, storedRows, type TestServer } from '../support/server';
 import { parsePrometheusText } from './prometheus-text';
 
 /**
@@ -77,7 +77,7 @@ describeEachDatabase('syncing while sync_logs cannot be written', (ctx, name) =>
     expect(pulled.body.changes.ideas.created.map((r: any) => r.id)).to.deep.equal(['i1']);
     expect(pulled.body.changes.todos.created.map((r: any) => r.id)).to.deep.equal(['t1']);
     expect((await phone.pull({ last_pulled_at: 0 })).status).to.equal(200);
-    expect((await ctx.database.db('ideas').where({ user_id: user })).map((r: any) => r.text)).to.deep.equal(['one']);
+    expect((await storedRows(ctx.database.db, 'ideas', user)).map((r: any) => r.text)).to.deep.equal(['one']);
     return 4;
   }
 
