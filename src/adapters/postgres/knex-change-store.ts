@@ -119,7 +119,9 @@ class TableStatements {
       `SELECT ?, u.*${encrypted ? ', true' : ''} FROM device, unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
       `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')} ` +
       'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written';
-    this.write = { sql, name: `sync_write_${table.name}`, columns };
+    // The name says whether the text sets `encrypted`: a store with a cipher and one without share
+    // a connection pool (tests, tools), and pg refuses one name prepared with two texts.
+    this.write = { sql, name: `sync_write_${table.name}${encrypted ? '_encrypted' : ''}`, columns };
     // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
     // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
     // autovacuum off) as a scan of all the user's rows; a LATERAL … LIMIT 1 cannot be flattened.
