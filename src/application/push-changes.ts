@@ -123,6 +123,10 @@ export class PushChanges {
   }
 }
 
+/** The reason a change to a record whose stored version cannot be decrypted is refused (docs/protocol.md). */
+export const UNDECRYPTABLE_REASON =
+  'the server cannot decrypt its stored version of this record (the operators have been told): it cannot take changes to it; delete it, or wait for the operators to restore it';
+
 function planTable(
   pushed: PushedTable,
   rows: Map<string, StoredRow>,
@@ -143,6 +147,15 @@ function planTable(
     ...pushed.deletes.map((id) => ({ id, change: { kind: 'delete' as const, id } })),
   ];
   for (const { id, change } of changes) {
+    const stored = rows.get(id);
+    // Its stored version cannot be decrypted (issue 20, item 9): a change to it would be merged
+    // with values the server cannot read, so it is refused for this record alone (the client
+    // sets it aside); a delete goes through, keeping the stored values as they are.
+    if (stored?.undecryptable && !stored.deleted && change.kind === 'upsert') {
+      invalid.push({ table: table.name, id, reason: UNDECRYPTABLE_REASON });
+      continue;
+    }
+    const asIs = stored?.undecryptable === true;
     const decision = decide(table, change, serverRow(id), lastPulledAt);
     switch (decision.action) {
       case 'none':
@@ -154,13 +167,14 @@ function planTable(
         break;
       }
       case 'update':
-        (decision.merged ? plan.merged : plan.byDevice).push({ id, values: decision.values, deleted: false });
+        if (asIs) invalid.push({ table: table.name, id, reason: UNDECRYPTABLE_REASON });
+        else (decision.merged ? plan.merged : plan.byDevice).push({ id, values: decision.values, deleted: false });
         break;
       case 'delete':
-        (decision.merged ? plan.merged : plan.byDevice).push({ id, values: rows.get(id)!.values, deleted: true });
+        (decision.merged ? plan.merged : plan.byDevice).push({ id, values: rows.get(id)!.values, deleted: true, ...(asIs ? { storedAsIs: true } : {}) });
         break;
       case 'restamp_delete':
-        plan.merged.push({ id, values: rows.get(id)!.values, deleted: true });
+        plan.merged.push({ id, values: rows.get(id)!.values, deleted: true, ...(asIs ? { storedAsIs: true } : {}) });
         break;
     }
     if ('conflict' in decision && decision.conflict) conflicts.push(decision.conflict);

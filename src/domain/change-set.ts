@@ -5,7 +5,7 @@
  */
 import { err, ok, type Result } from 'neverthrow';
 import { z } from 'zod';
-import { syncError, validationFailed, type ErrorDetail, type SyncError } from './errors';
+import { clipReason, faultList, MAX_ERROR_DETAILS, syncError, validationFailed, type ErrorDetail, type SyncError } from './errors';
 import { columnNames, columnSpec, tableSpec, type ColumnSpec, type TableSpec, type WireRecord, type WireValue } from './schema';
 
 export interface TableChanges<R = WireRecord> {
@@ -140,8 +140,11 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function issueReason(error: z.ZodError): string {
-  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  return clipReason(error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '));
 }
+
+/** One fault more than an answer lists has been found: validation stops (the answer says the list was cut). */
+const enough = (details: readonly ErrorDetail[]): boolean => details.length > MAX_ERROR_DETAILS;
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -188,6 +191,7 @@ function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
   const values: WireRecord = {};
   let changed: string[] | null = null;
   for (const key of Object.keys(raw)) {
+    if (enough(ctx.details) || enough(ctx.spoofs)) break;
     const value = raw[key];
     switch (key) {
       case 'id':
@@ -216,7 +220,10 @@ function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
         continue;
       }
       case 'user_id':
-        if (value !== ctx.userId) ctx.spoofs.push({ table, id, column: key, reason: "user_id is not the caller's" });
+        // An array, object, number or boolean is malformed (400), however deep; null or another
+        // user's id names someone else (403).
+        if (typeof value !== 'string' && value !== null) ctx.details.push({ table, id, column: key, reason: "must be a string (the caller's own user id)" });
+        else if (value !== ctx.userId) ctx.spoofs.push({ table, id, column: key, reason: "user_id is not the caller's" });
         continue;
     }
     const spec = columnSpec(ctx.table, key);
@@ -229,7 +236,8 @@ function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
     else ctx.details.push({ table, id, column: key, reason: issueReason(r.error) });
   }
   if (ctx.details.length !== before) return null;
-  // Measured once every value is known to be flat: a deeply nested value never reaches stringify.
+  // Measured once every value is known to be flat (each key above was checked to hold a string,
+  // number, boolean or null), so a deeply nested value never reaches stringify.
   const size = utf8Length(JSON.stringify(raw));
   if (size > ctx.limits.maxRecordBytes) {
     ctx.details.push({ table, id, reason: `record is ${size} bytes, over the limit of ${ctx.limits.maxRecordBytes}` });
@@ -249,7 +257,7 @@ export function validatePush(body: unknown, userId: string, limits: PushLimits):
     return err(
       validationFailed(
         'The push body must be {"changes": {...}, "last_pulled_at": number|null, "push_id"?: string}.',
-        envelope.error.issues.map((i) => ({ column: i.path.join('.') || undefined, reason: i.message })).map(dropUndefined),
+        envelope.error.issues.map((i) => ({ column: i.path.join('.') || undefined, reason: clipReason(i.message) })).map(dropUndefined),
       ),
     );
   }
@@ -261,6 +269,7 @@ export function validatePush(body: unknown, userId: string, limits: PushLimits):
 
   const raws: Array<{ table: TableSpec; created: unknown[]; updated: unknown[]; deleted: unknown[] }> = [];
   for (const name of Object.keys(changes)) {
+    if (enough(details)) break;
     const table = tableSpec(name);
     if (!table) {
       details.push({ table: name, reason: 'unknown table' });
@@ -297,11 +306,13 @@ export function validatePush(body: unknown, userId: string, limits: PushLimits):
     };
     const upserts: PushedRecord[] = [];
     for (const raw of [...created, ...updated]) {
+      if (enough(details) || enough(spoofs)) break;
       const record = validateRecord(raw, ctx);
       if (record && noteId(record.id)) upserts.push(record);
     }
     const deletes: string[] = [];
     for (const raw of deleted) {
+      if (enough(details)) break;
       const r = idSchema.safeParse(raw);
       if (!r.success) details.push({ table: table.name, column: 'id', reason: `deleted id ${issueReason(r.error)}` });
       else if (noteId(r.data)) deletes.push(r.data);
@@ -310,10 +321,11 @@ export function validatePush(body: unknown, userId: string, limits: PushLimits):
   }
 
   if (spoofs.length > 0) {
-    return err(syncError('FORBIDDEN', 'A pushed record names another user; nothing of this push was written.', spoofs));
+    return err(faultList('FORBIDDEN', 'A pushed record names another user; nothing of this push was written.', spoofs));
   }
   if (details.length > 0) {
-    return err(validationFailed(`The push has ${details.length} invalid entr${details.length === 1 ? 'y' : 'ies'}; nothing was written.`, details));
+    const count = enough(details) ? `more than ${MAX_ERROR_DETAILS}` : String(details.length);
+    return err(validationFailed(`The push has ${count} invalid entr${details.length === 1 ? 'y' : 'ies'}; nothing was written.`, details));
   }
   return ok({
     lastPulledAt: envelope.data.last_pulled_at ?? null,

@@ -29,10 +29,18 @@ export interface ErrorDetail {
   readonly [extra: string]: unknown;
 }
 
+/**
+ * Most details an answer lists. A body with thousands of faults would otherwise get an answer many
+ * times its own size; validation stops once it has found one more than this.
+ */
+export const MAX_ERROR_DETAILS = 100;
+
 export interface SyncError {
   readonly code: SyncErrorCode;
   readonly message: string;
   readonly details?: readonly ErrorDetail[] | Readonly<Record<string, unknown>>;
+  /** True when `details` lists only the first MAX_ERROR_DETAILS faults (sent as `details_truncated`). */
+  readonly detailsTruncated?: boolean;
   /** The underlying fault, for the server's log only: never sent to a client. */
   readonly cause?: unknown;
 }
@@ -41,8 +49,18 @@ export function syncError(code: SyncErrorCode, message: string, details?: SyncEr
   return details === undefined ? { code, message } : { code, message, details };
 }
 
-export const validationFailed = (message: string, details: readonly ErrorDetail[] = []): SyncError =>
-  syncError('VALIDATION_FAILED', message, details);
+/** An error listing faults: at most MAX_ERROR_DETAILS of them, marked as cut when there were more. */
+export function faultList(code: SyncErrorCode, message: string, details: readonly ErrorDetail[]): SyncError {
+  if (details.length <= MAX_ERROR_DETAILS) return syncError(code, message, details);
+  return { code, message, details: details.slice(0, MAX_ERROR_DETAILS), detailsTruncated: true };
+}
+
+export const validationFailed = (message: string, details: readonly ErrorDetail[] = []): SyncError => faultList('VALIDATION_FAILED', message, details);
+
+/** A fault's reason, cut to a sensible length (a zod message may list every unknown key). */
+export function clipReason(reason: string, max = 300): string {
+  return reason.length <= max ? reason : `${reason.slice(0, max)}… (${reason.length - max} more characters)`;
+}
 
 export function httpStatusOf(code: SyncErrorCode): number {
   return ERROR_CODES[code].status;

@@ -65,6 +65,9 @@ export function parsePullQuery(query: QueryParams, maxLimit: number): Result<Pul
   let tables: TableSpec[] = [...TABLES];
   const rawTables = single(query, 'tables', details);
   if (rawTables !== undefined && rawTables.trim() !== '') {
+    // Only commas (`tables=,`) name no table: refused, not read as "no tables" (which has no
+    // page to answer) nor as "all" (the client asked for something else).
+    if (rawTables.split(',').every((s) => s.trim() === '')) details.push({ column: 'tables', reason: 'names no table: give a comma list of table names, or leave it out for all' });
     const wanted = new Set(parseTables(rawTables, details, 'tables'));
     tables = TABLES.filter((t) => wanted.has(t));
   }

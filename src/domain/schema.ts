@@ -54,7 +54,7 @@ const TABLE_LIST: readonly TableSpec[] = [
     priority: 2,
     columns: {
       thought_id: optionalText(),
-      description: text(),
+      description: text({ sensitive: true }),
       state: oneOf(['todo', 'done', 'abandoned'], { default: 'todo' }),
       priority: oneOf(['low', 'medium', 'high'], { default: 'medium', serverOwned: true }),
       deadline: optionalInteger(),
@@ -62,8 +62,9 @@ const TABLE_LIST: readonly TableSpec[] = [
       project_id: optionalText(),
     },
   },
-  { name: 'thoughts', priority: 3, columns: { capture_id: text(), summary: text() } },
-  { name: 'ideas', priority: 4, columns: { thought_id: optionalText(), text: text() } },
+  // Derived from the notes, so as private as they are (docs/security.md): encrypted at rest too.
+  { name: 'thoughts', priority: 3, columns: { capture_id: text(), summary: text({ sensitive: true }) } },
+  { name: 'ideas', priority: 4, columns: { thought_id: optionalText(), text: text({ sensitive: true }) } },
   {
     name: 'projects',
     priority: 5,

@@ -44,6 +44,11 @@ export interface AppConfig {
   /** Take the client's IP from X-Forwarded-For (only behind a proxy that sets it). */
   readonly trustProxy: boolean;
   /**
+   * X-Forwarded-For entries to trust, counted from the right (each proxy in front appends one):
+   * the client's IP is the leftmost of those. 0 when TRUST_PROXY is off.
+   */
+  readonly trustProxyHops: number;
+  /**
    * Threads that decrypt large pull pages besides the request's own (0, the default: none). Each
    * makes a large pull faster and costs 15–50 MB (docs/performance.md, fix 12).
    */
@@ -55,6 +60,8 @@ export interface AppConfig {
   readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
   /** The dashboard's built files (`npm run build:admin`), served at /admin. */
   readonly adminUiDir: string;
+  /** Alerts one user may raise per hour (per process); more are held back. */
+  readonly alertMaxPerUserPerHour: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -203,10 +210,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     ...tlsConfig(env, production),
     trustProxy: boolVar(env, 'TRUST_PROXY'),
+    trustProxyHops: trustProxyHops(env),
     fieldKeys: fieldKeys(env, production),
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     adminUiDir: resolve(env['ADMIN_UI_DIR']?.trim() || join(packageRoot(), 'dist', 'admin')),
     ...alertWebhook(env),
+    alertMaxPerUserPerHour: intVar(env, 'ALERT_MAX_PER_USER_PER_HOUR', 4, 1, 1_000_000),
   };
 }
 
@@ -235,6 +244,16 @@ function boolVar(env: Env, name: string): boolean {
   const raw = env[name]?.trim() ?? '';
   if (!['', 'true', 'false'].includes(raw)) throw new ConfigError(`${name} must be true or false; got "${raw}".`);
   return raw === 'true';
+}
+
+/** TRUST_PROXY_HOPS: how many proxies in front append to X-Forwarded-For (1 when TRUST_PROXY=true). */
+function trustProxyHops(env: Env): number {
+  const trusted = boolVar(env, 'TRUST_PROXY');
+  if (!trusted) {
+    if (env['TRUST_PROXY_HOPS']?.trim()) throw new ConfigError('TRUST_PROXY_HOPS needs TRUST_PROXY=true (without it, X-Forwarded-For is ignored).');
+    return 0;
+  }
+  return intVar(env, 'TRUST_PROXY_HOPS', 1, 1, 32);
 }
 
 function tlsConfig(env: Env, production: boolean): Pick<AppConfig, 'tls' | 'tlsTerminatedUpstream'> {

@@ -7,7 +7,7 @@ import { AesGcmFieldCipher } from '../adapters/crypto/aes-gcm-field-cipher';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
 import { NodeSha256Digest } from '../adapters/crypto/node-digest';
 import { createHttpApp } from '../adapters/http/app';
-import { FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
+import { BoundedAlerts, FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
 import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/batching-sync-log';
 import { PromMetrics } from '../adapters/observability/prom-metrics';
 import { KnexChangeStore } from '../adapters/postgres/knex-change-store';
@@ -94,7 +94,11 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   );
   c.bind<Alerts>(TOKENS.Alerts).toResolvedValue(
     (log: Logger) =>
-      new FanOutAlerts([new LogAlerts(log), ...(config.alertWebhook ? [new WebhookAlerts({ ...config.alertWebhook, retryDelayMs: 1000 }, log)] : [])]),
+      new BoundedAlerts(
+        new FanOutAlerts([new LogAlerts(log), ...(config.alertWebhook ? [new WebhookAlerts({ ...config.alertWebhook, retryDelayMs: 1000 }, log)] : [])]),
+        config.alertMaxPerUserPerHour,
+        log,
+      ),
     [ROOT.Logger],
   );
   c.bind<SyncLog>(TOKENS.SyncLog).toResolvedValue(
@@ -134,7 +138,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         compressAboveBytes: config.compressAboveBytes,
         rateLimits: config.rateLimits,
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
-        trustProxy: config.trustProxy,
+        trustProxyHops: config.trustProxyHops,
         openApiDocument,
         adminUiDir: config.adminUiDir,
       }),

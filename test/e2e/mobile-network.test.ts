@@ -100,7 +100,7 @@ describeEachDatabase('mobile client on a real phone network', (ctx) => {
     await phone.client.local.create('captures', { id: 'c', type: 'audio', raw_content: 'memo.m4a' });
     expect((await phone.client.sync()).isOk()).to.equal(true);
     await phone.client.local.update('captures', 'c', { state: 'failed', tags: '["voice"]' });
-    worker = () => ctx.database.db('captures').where({ user_id: 'srv', id: 'c' }).update({ state: 'ready', normalized_text: 'hello' });
+    worker = () => ctx.database.db('captures').where({ user_id: 'srv', id: 'c' }).update({ state: 'ready', normalized_text: 'hello', encrypted: false });
     const heard: ConflictEvent[] = [];
     phone.client.onConflict((events) => heard.push(...events));
     expect((await phone.client.sync()).isOk()).to.equal(true);

@@ -19,7 +19,7 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
   before(() => {
     server = currentServer();
   });
-  const serverRows = (table: string, user: string) => ctx.database.db(table).where({ user_id: user }).orderBy('id');
+  const serverRows = (table: string, user: string) => storedRows(ctx.database.db, table, user);
 
   async function syncOk(d: Device) {
     const r = await d.client.sync();

@@ -5,7 +5,7 @@ import { appSchema, type TableSchema } from '@nozbe/watermelondb';
 import { TABLES, columnSpec } from '../../src/domain/schema';
 import { describeEachDatabase } from '../support/databases';
 import { deviceRows, openDevice, type Device } from '../support/device';
-import { startTestServer, type TestServer } from '../support/server';
+import { startTestServer, storedRows, type TestServer } from '../support/server';
 import { pick, serverColumns, WatermelonDevice, watermelonLogger } from '../support/watermelondb-app';
 import { capturesTable, ideasTable, projectsTable, thoughtsTable, todosTable } from '../support/watermelondb-schema';
 
@@ -122,7 +122,7 @@ describeEachDatabase('WatermelonDB synchronize() ↔ server', (ctx) => {
     }
     return out;
   }
-  const stored = (table: string, user: string) => ctx.database.db(table).where({ user_id: user }).orderBy('id');
+  const stored = (table: string, user: string) => storedRows(ctx.database.db, table, user);
   const syncErrors = () => logged.error.filter((e) => e.includes('[Sync]'));
 
   it('two WatermelonDB devices and one mobile client exchange creates, updates and deletes and end with the server\'s rows', async () => {

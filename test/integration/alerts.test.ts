@@ -119,6 +119,34 @@ describeEachDatabase('alerts on repeated sync failures', (ctx) => {
     ]);
   });
 
+  // Issue 20, item 12: four failing requests and one good one raised an alert, over and over: a
+  // user could flood the operators' channel. Alerts per user per hour are bounded.
+  it('raises at most ALERT_MAX_PER_USER_PER_HOUR alerts per user per hour, however often the streak restarts; other users still alert', async function () {
+    this.timeout(30_000);
+    const hook = await startHook();
+    try {
+      const logs = captureLogs();
+      const server = await start({ ALERT_MAX_PER_USER_PER_HOUR: '2', ALERT_WEBHOOK_URL: hook.url, ALERT_WEBHOOK_RETRIES: '1', ALERT_WEBHOOK_TIMEOUT_MS: '2000' }, logs);
+      for (let cycle = 0; cycle < 5; cycle++) {
+        await fail(server, 'ivo', 4);
+        await succeed(server, 'ivo');
+      }
+      await fail(server, 'jan', 4);
+      await server.close();
+      expect(logs.alerts().map((a) => [a.user_id, a.streak])).to.deep.equal([
+        ['ivo', 4],
+        ['ivo', 4],
+        ['jan', 4],
+      ]);
+      // The webhook got the same three (in any order: its first delivery is refused once, then retried).
+      expect(hook.received.filter((r) => r.answered === 200).map((r) => JSON.parse(r.body).user_id).sort()).to.deep.equal(['ivo', 'ivo', 'jan']);
+      // The ones held back are said once, at warn, so an operator knows alerts were bounded.
+      expect(logs.lines.filter((l) => l.level === 40 && /alerts held back/.test(l.msg) && l.user_id === 'ivo')).to.have.length(1);
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('POSTs each alert to ALERT_WEBHOOK_URL as JSON, retrying a refused delivery', async function () {
     this.timeout(20_000);
     const hook = await startHook();

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { describeEachDatabase } from '../support/databases';
 import { base64url, expectError, expectHealthy, send, snapshotDb } from '../support/http-helpers';
-import { startTestServer, TEST_SECRET, type TestServer } from '../support/server';
+import { startTestServer, storedRows, TEST_SECRET, type TestServer } from '../support/server';
 
 /**
  * Authentication over HTTP (spec §2): every /api route needs a bearer JWT that the server's
@@ -91,7 +91,7 @@ describeEachDatabase('authentication', (ctx) => {
     const pull = await pullAs(server, authorization);
     expect(pull.status, pull.text).to.equal(200);
     expect(pull.body.changes.ideas.created.map((r: any) => r.id)).to.have.members(['i1', 'i2']);
-    const rows = await ctx.database.db('ideas').where({ user_id: 'alice' }).orderBy('id');
+    const rows = await storedRows(ctx.database.db, 'ideas', 'alice');
     expect(rows.map((r: any) => [r.id, r.text])).to.deep.equal([
       ['i1', 'overwritten'],
       ['i2', 'forged'],

@@ -12,7 +12,7 @@ import {
   type ExpectedDetail,
   type RawAnswer,
 } from '../support/http-helpers';
-import { startTestServer, type TestServer } from '../support/server';
+import { startTestServer, storedRow, type TestServer } from '../support/server';
 
 /**
  * Bad input over HTTP (spec §4.2, §4.5): each test names the bad input it sends. Every one gets
@@ -98,8 +98,8 @@ describeEachDatabase('bad input', (ctx) => {
   it('the valid companions alone are accepted and written (the control for every rejection below)', async () => {
     const r = await rawPush(server, pushBody({}));
     expect(r.status, r.text).to.equal(200);
-    expect(await ctx.database.db('ideas').where({ user_id: 'alice', id: 'fresh' }).first()).to.include({ text: 'valid new idea' });
-    expect(await ctx.database.db('todos').where({ user_id: 'alice', id: 'todos-companion' }).first()).to.include({ description: 'changed by a rejected push' });
+    expect(await storedRow(ctx.database.db, 'ideas', 'alice', 'fresh')).to.include({ text: 'valid new idea' });
+    expect(await storedRow(ctx.database.db, 'todos', 'alice', 'todos-companion')).to.include({ description: 'changed by a rejected push' });
   });
 
   describe('the body as a whole', () => {
@@ -368,7 +368,7 @@ describeEachDatabase('bad input', (ctx) => {
       const id = 'é'.repeat(128);
       const r = await rawPush(server, { changes: { ideas: { created: [{ id, text: 'long id' }] } } });
       expect(r.status, r.text).to.equal(200);
-      expect(await ctx.database.db('ideas').where({ user_id: 'alice', id }).first()).to.include({ text: 'long id' });
+      expect(await storedRow(ctx.database.db, 'ideas', 'alice', id)).to.include({ text: 'long id' });
     });
 
     for (const [what, changes] of [
@@ -487,8 +487,104 @@ describeEachDatabase('bad input', (ctx) => {
       await rejectPush(`{"changes":${nestedArrays(10_000)}}`, [{ column: 'changes' }]);
     });
 
+    // Issue 20, item 8: a nested user_id got past the checks to JSON.stringify, which overflowed
+    // the stack (500, and an error-level stack trace). Every field, both kinds of nesting.
+    const DEEP = 10_000;
+    const fields: Array<[string, (deep: string) => string, ExpectedDetail]> = [
+      ['user_id', (d) => record('"ok"', `,"user_id":${d}`), { table: 'ideas', id: 'ideas-1', column: 'user_id' }],
+      ['_status', (d) => record('"ok"', `,"_status":${d}`), { table: 'ideas', id: 'ideas-1', column: '_status' }],
+      ['_changed', (d) => record('"ok"', `,"_changed":${d}`), { table: 'ideas', id: 'ideas-1', column: '_changed' }],
+      ['last_modified_at', (d) => record('"ok"', `,"last_modified_at":${d}`), { table: 'ideas', id: 'ideas-1', column: 'last_modified_at' }],
+      ['created_at', (d) => record('"ok"', `,"created_at":${d}`), { table: 'ideas', id: 'ideas-1', column: 'created_at' }],
+      ['id', (d) => `{"changes":{"ideas":{"updated":[{"id":${d},"text":"ok"}]}}}`, { table: 'ideas', column: 'id' }],
+      ['a deleted id', (d) => `{"changes":{"ideas":{"deleted":[${d}]}}}`, { table: 'ideas', column: 'id' }],
+      ['push_id', (d) => `{"push_id":${d},"changes":{}}`, { column: 'push_id' }],
+      ['last_pulled_at', (d) => `{"last_pulled_at":${d},"changes":{}}`, { column: 'last_pulled_at' }],
+      ['a table entry', (d) => `{"changes":{"ideas":${d}}}`, { table: 'ideas' }],
+      ['created', (d) => `{"changes":{"ideas":{"created":${d}}}}`, { table: 'ideas' }],
+    ];
+    for (const [field, body, detail] of fields) {
+      for (const [kind, nest] of [['arrays', nestedArrays], ['objects', nestedObjects]] as const) {
+        it(`${DEEP.toLocaleString('en')} levels of nested ${kind} as ${field} → 400 naming it`, async () => {
+          await rejectPush(body(nest(DEEP)), [detail]);
+        });
+      }
+    }
+
     it('1,000,000 levels of nested arrays as a column value → 400 naming the column', async () => {
       await rejectPush(record(nestedArrays(1_000_000)), [{ table: 'ideas', id: 'ideas-1', column: 'text' }]);
+    });
+  });
+
+  // Issue 20, item 4: one detail per fault made a 209 KB body answer 4 MB (about 19 times its
+  // size). The answer now lists the first 100 faults and says the list was cut; validation stops there.
+  describe('the answer to a large invalid body is bounded', () => {
+    const expectCapped = (answer: RawAnswer, bodyBytes: number) => {
+      const error = answer.body.error;
+      expect(error.details, 'details').to.have.length(100);
+      expect(error.details_truncated, 'details_truncated').to.equal(true);
+      expect(answer.text.length, `answer of ${answer.text.length} bytes to a body of ${bodyBytes}`).to.be.below(20_000);
+    };
+
+    it('one record with 20,000 unknown columns → 400 with the first 100 details and details_truncated', async () => {
+      const rec: Record<string, unknown> = { id: 'ideas-1', text: 'ok' };
+      for (let i = 0; i < 20_000; i++) rec[`c${i}`] = 1;
+      const body = JSON.stringify({ changes: { ideas: { updated: [rec] } } });
+      const answer = await rawPush(server, body);
+      expectError(answer, 400, 'VALIDATION_FAILED');
+      expectCapped(answer, body.length);
+      expect(answer.body.error.details[0]).to.include({ table: 'ideas', id: 'ideas-1', column: 'c0' });
+    });
+
+    it('1,000 records each with 20 wrong values → 400 with the first 100 details and details_truncated', async () => {
+      const records = Array.from({ length: 1000 }, (_, i) => Object.fromEntries([['id', `r${i}`], ...Array.from({ length: 20 }, (_, j) => [`bad${j}`, j])]));
+      const body = JSON.stringify({ changes: { ideas: { created: records } } });
+      const answer = await rawPush(server, body);
+      expectError(answer, 400, 'VALIDATION_FAILED');
+      expectCapped(answer, body.length);
+    });
+
+    it('1,000 records naming another user → 403 with the first 100 details and details_truncated', async () => {
+      const records = Array.from({ length: 1000 }, (_, i) => ({ id: `r${i}`, text: 'x', user_id: 'someone-else' }));
+      const body = JSON.stringify({ changes: { ideas: { created: records } } });
+      const answer = await rawPush(server, body);
+      expectError(answer, 403, 'FORBIDDEN');
+      expectCapped(answer, body.length);
+    });
+
+    it('20,000 unknown top-level keys → 400 of bounded size', async () => {
+      const top: Record<string, unknown> = { changes: {} };
+      for (let i = 0; i < 20_000; i++) top[`k${i}`] = 1;
+      const body = JSON.stringify(top);
+      const answer = await rawPush(server, body);
+      expectError(answer, 400, 'VALIDATION_FAILED');
+      expect(answer.text.length, `answer of ${answer.text.length} bytes`).to.be.below(20_000);
+    });
+
+    it('20,000 unknown keys in a table entry → 400 of bounded size', async () => {
+      const entry: Record<string, unknown> = {};
+      for (let i = 0; i < 20_000; i++) entry[`k${i}`] = 1;
+      const answer = await rawPush(server, JSON.stringify({ changes: { ideas: entry } }));
+      expectError(answer, 400, 'VALIDATION_FAILED');
+      expect(answer.text.length, `answer of ${answer.text.length} bytes`).to.be.below(20_000);
+    });
+
+    it('20,000 unknown tables → 400 with the first 100 details and details_truncated', async () => {
+      const changes: Record<string, unknown> = {};
+      for (let i = 0; i < 20_000; i++) changes[`t${i}`] = {};
+      const body = JSON.stringify({ changes });
+      const answer = await rawPush(server, body);
+      expectError(answer, 400, 'VALIDATION_FAILED');
+      expectCapped(answer, body.length);
+    });
+
+    it('100 faults exactly → all 100 listed, no details_truncated (the boundary)', async () => {
+      const rec: Record<string, unknown> = { id: 'ideas-1', text: 'ok' };
+      for (let i = 0; i < 100; i++) rec[`c${i}`] = 1;
+      const answer = await rawPush(server, JSON.stringify({ changes: { ideas: { updated: [rec] } } }));
+      expectError(answer, 400, 'VALIDATION_FAILED');
+      expect(answer.body.error.details).to.have.length(100);
+      expect(answer.body.error).not.to.have.property('details_truncated');
     });
   });
 
@@ -509,6 +605,10 @@ describeEachDatabase('bad input', (ctx) => {
       ['tables', `tables=${encodeURIComponent("todos' OR '1'='1")}`],
       ['tables', `tables=${encodeURIComponent('captures;DROP TABLE todos')}`],
       ['tables', 'tables=sync_users'],
+      // Issue 20, item 13: a list of only commas named no table and answered 500.
+      ['tables', 'tables=,'],
+      ['tables', 'tables=,,'],
+      ['tables', `tables=${encodeURIComponent(' , ')}`],
       ['migration', 'migration=notjson'],
       ['migration', 'migration=%5B%5D'],
       ['migration', `migration=${encodeURIComponent('{"from":"x"}')}`],

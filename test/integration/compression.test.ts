@@ -81,6 +81,37 @@ describeEachDatabase('compressed payloads', (ctx) => {
       expect(await ctx.database.db('ideas').where({ user_id: 'zip' }).pluck('id')).to.have.length(50);
     });
 
+    // Issue 20, item 14: the limit after inflating, at its boundary. Dropping the length check
+    // after inflating (zlib is allowed one byte past the limit, to tell "at" from "over") made
+    // the second of these answer 200, and no other test noticed.
+    it(`a ${encoding} body inflating to exactly SYNC_MAX_BODY_BYTES (1024) → 200; one byte more → 413, nothing written`, async () => {
+      const LIMIT = 1024;
+      const small = await startTestServer(ctx.database.db, { SYNC_MAX_BODY_BYTES: String(LIMIT) });
+      try {
+        const sized = (id: string, bytes: number) => {
+          const head = `{"changes":{"ideas":{"created":[{"id":"${id}","text":"`;
+          const tail = '"}]}}}';
+          return Buffer.from(head + 'x'.repeat(bytes - head.length - tail.length) + tail);
+        };
+        const send = (body: Buffer) =>
+          raw(`${small.url}/api/sync/push`, { method: 'POST', headers: { authorization: `Bearer ${small.token('edge')}`, 'content-type': 'application/json', 'content-encoding': encoding }, body: compress(body) });
+        const atLimit = sized(`at-${encoding}`, LIMIT);
+        expect(atLimit.length).to.equal(LIMIT);
+        const ok = await send(atLimit);
+        expect(ok.status, ok.body.toString()).to.equal(200);
+        const before = await snapshotAll(ctx.database.db);
+        const over = sized(`over-${encoding}`, LIMIT + 1);
+        expect(over.length).to.equal(LIMIT + 1);
+        const refused = await send(over);
+        expect(refused.status, refused.body.toString()).to.equal(413);
+        expect(JSON.parse(refused.body.toString()).error.code).to.equal('PAYLOAD_TOO_LARGE');
+        expect(await snapshotAll(ctx.database.db)).to.deep.equal(before);
+        expect(await ctx.database.db('ideas').where({ user_id: 'edge' }).pluck('id')).to.deep.equal([`at-${encoding}`]);
+      } finally {
+        await small.close();
+      }
+    });
+
     it(`refuses a ${encoding} bomb that inflates past the body limit with 413, and writes nothing`, async () => {
       // 64 MB of one JSON string: tens of kilobytes compressed, 64 times the limit inflated.
       const bomb = compress(Buffer.concat([Buffer.from('{"changes":{"ideas":{"created":[{"id":"b","text":"'), Buffer.alloc(64 * 1024 * 1024, 'a'), Buffer.from('"}]}}}')]));

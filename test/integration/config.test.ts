@@ -74,6 +74,17 @@ describe('configuration from the environment', () => {
       });
     }
 
+    it('TRUST_PROXY_HOPS=0 or 33 with TRUST_PROXY=true, or TRUST_PROXY_HOPS without TRUST_PROXY', () => {
+      expectConfigError({ ...base, TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '0' }, 'TRUST_PROXY_HOPS');
+      expectConfigError({ ...base, TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '33' }, 'TRUST_PROXY_HOPS');
+      expectConfigError({ ...base, TRUST_PROXY_HOPS: '2' }, 'TRUST_PROXY_HOPS');
+    });
+
+    it('TRUST_PROXY=true trusts one hop unless TRUST_PROXY_HOPS says more', () => {
+      expect(loadConfig({ ...base, TRUST_PROXY: 'true' }).trustProxyHops).to.equal(1);
+      expect(loadConfig({ ...base, TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '3' }).trustProxyHops).to.equal(3);
+    });
+
     it('DB_POOL_MAX=0 with a DATABASE_URL', () => {
       expectConfigError({ ...base, DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', DB_POOL_MAX: '0' }, 'DB_POOL_MAX');
     });
@@ -137,6 +148,8 @@ describe('configuration from the environment', () => {
         tls: null,
         tlsTerminatedUpstream: false,
         trustProxy: false,
+        trustProxyHops: 0,
+        alertMaxPerUserPerHour: 4,
         fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
         decryptThreads: 0,
         // The project's own build of the dashboard, wherever the server is started from.

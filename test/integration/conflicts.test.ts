@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { describeEachDatabase } from '../support/databases';
-import { startTestServer, storedRows, type ApiClient, type TestServer } from '../support/server';
+import { startTestServer, storedRow, storedRows, type ApiClient, type TestServer } from '../support/server';
 
 /**
  * Conflict resolution over HTTP (spec §4.3). "The server" changing a row is either another
@@ -32,7 +32,8 @@ describeEachDatabase('conflict resolution', (ctx) => {
 
   it('captures: state and normalized_text stay the server\'s, tags and project_id take the client\'s', async () => {
     const cursor = await seed('captures', { id: 'c1', type: 'audio', raw_content: 'memo.m4a', tags: '[]' });
-    await ctx.database.db('captures').where({ user_id: 'ana', id: 'c1' }).update({ state: 'ready', normalized_text: 'buy milk' });
+    // Another writer's plaintext, marked as such (docs/protocol.md, "Other writers").
+    await ctx.database.db('captures').where({ user_id: 'ana', id: 'c1' }).update({ state: 'ready', normalized_text: 'buy milk', encrypted: false });
 
     const push = await phone.push({
       last_pulled_at: cursor,
@@ -57,7 +58,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
 
     const push = await phone.push({ last_pulled_at: cursor, changes: { todos: { updated: [{ id: 't1', priority: 'low', state: 'done', completed_at: 5000 }] } } });
     expect(push.body.conflicts).to.have.length(1);
-    const row = await ctx.database.db('todos').where({ user_id: 'ana', id: 't1' }).first();
+    const row = await storedRow(ctx.database.db, 'todos', 'ana', 't1');
     expect(row).to.include({ priority: 'high', state: 'done', description: 'file taxes' });
     expect(Number(row.completed_at)).to.equal(5000);
   });
@@ -73,7 +74,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
       await laptop.push({ last_pulled_at: cursor, changes: { [table]: { updated: [{ id: record.id, ...theirs }] } } });
       const push = await phone.push({ last_pulled_at: cursor, changes: { [table]: { updated: [{ id: record.id, ...edit }] } } });
       expect(push.body.conflicts).to.deep.equal([{ table, id: record.id, type: 'update_update', resolution: 'per_column', client_columns: Object.keys(edit), server_columns: [] }]);
-      const row = await ctx.database.db(table).where({ user_id: 'ana', id: record.id }).first();
+      const row = await storedRow(ctx.database.db, table, 'ana', record.id);
       expect(row).to.include(edit);
     });
   }
@@ -87,7 +88,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
       changes: { todos: { updated: [{ id: 't2', description: 'v1', state: 'done', priority: 'medium', _status: 'updated', _changed: 'state', last_modified_at: cursor }] } },
     });
     expect(push.body.conflicts).to.have.length(1);
-    const row = await ctx.database.db('todos').where({ user_id: 'ana', id: 't2' }).first();
+    const row = await storedRow(ctx.database.db, 'todos', 'ana', 't2');
     expect(row).to.include({ description: 'v2 from laptop', state: 'done' });
     const [logged] = await conflictRows();
     expect(logged.client_columns).to.deep.equal(['state']);
@@ -98,7 +99,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
     const push = await phone.push({ last_pulled_at: cursor, changes: { todos: { updated: [{ id: 't3', priority: 'high' }] } } });
     expect(push.body.conflicts).to.deep.equal([]);
     expect(await conflictRows()).to.deep.equal([]);
-    expect(await ctx.database.db('todos').where({ user_id: 'ana', id: 't3' }).first()).to.include({ priority: 'high' });
+    expect(await storedRow(ctx.database.db, 'todos', 'ana', 't3')).to.include({ priority: 'high' });
   });
 
   it('update against a server-side delete: the delete wins and the pusher pulls it', async () => {
@@ -106,7 +107,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
     await laptop.push({ last_pulled_at: cursor, changes: { ideas: { deleted: ['i2'] } } });
     const push = await phone.push({ last_pulled_at: cursor, changes: { ideas: { updated: [{ id: 'i2', text: 'edited offline' }] } } });
     expect(push.body.conflicts).to.deep.equal([{ table: 'ideas', id: 'i2', type: 'update_delete', resolution: 'delete_wins', client_columns: [], server_columns: ['text'] }]);
-    const row = await ctx.database.db('ideas').where({ user_id: 'ana', id: 'i2' }).first();
+    const row = await storedRow(ctx.database.db, 'ideas', 'ana', 'i2');
     expect(row).to.include({ _status: 'deleted', text: 'x' });
     const pulled = await phone.pull({ last_pulled_at: cursor });
     expect(pulled.body.changes.ideas.deleted).to.deep.equal(['i2']);
@@ -118,7 +119,7 @@ describeEachDatabase('conflict resolution', (ctx) => {
     await laptop.push({ last_pulled_at: cursor, changes: { ideas: { updated: [{ id: 'i3', text: 'laptop edit' }] } } });
     const push = await phone.push({ last_pulled_at: cursor, changes: { ideas: { deleted: ['i3'] } } });
     expect(push.body.conflicts).to.deep.equal([{ table: 'ideas', id: 'i3', type: 'delete_update', resolution: 'delete_wins', client_columns: [], server_columns: [] }]);
-    expect(await ctx.database.db('ideas').where({ user_id: 'ana', id: 'i3' }).first()).to.include({ _status: 'deleted' });
+    expect(await storedRow(ctx.database.db, 'ideas', 'ana', 'i3')).to.include({ _status: 'deleted' });
     const laptopPull = await laptop.pull({ last_pulled_at: cursor });
     expect(laptopPull.body.changes.ideas.deleted).to.deep.equal(['i3']);
   });

@@ -52,7 +52,7 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     for (let i = 0; i < 4; i++) {
       await s.client('cy').push({ changes: { captures: { created: [{ id: `c${i}`, type: 'text', raw_content: `note ${i}` }] }, ideas: { created: [{ id: `i${i}`, text: `idea ${i}` }] } } });
     }
-    // c3 tampered (its stamp kept): only the page that sends it may fail.
+    // c3 tampered (its stamp kept): only the page that would send it names it as undecryptable.
     await ctx.database.db.transaction(async (trx) => {
       await trx.raw("SELECT set_config('sync.skip_stamp', 'on', true)");
       const row = await trx('captures').where({ user_id: 'cy', id: 'c3' }).first('raw_content');
@@ -68,7 +68,10 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     const second = await s.client('cy').pull({ last_pulled_at: first.body.timestamp, limit: 3 });
     expect(second.body.changes.captures.created.map((c: any) => [c.id, c.raw_content])).to.deep.equal([['c2', 'note 2']]);
     const third = await s.client('cy').pull({ last_pulled_at: second.body.timestamp, limit: 3 });
-    expect(third.status).to.equal(500);
+    expect(third.status).to.equal(200);
+    expect(third.body.changes.captures.created).to.deep.equal([]);
+    expect(third.body.undecryptable).to.deep.equal([{ table: 'captures', id: 'c3' }]);
+    expect(first.body.undecryptable, 'pages that do not send it do not name it').to.equal(undefined);
   });
 
   it('with DECRYPT_THREADS=1, large pages (shared with a decrypt thread once it has started) come back with the same values and errors', async function () {
@@ -86,12 +89,14 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     }
     const [row] = await raw('big').where({ id: 'c2400' });
     await ctx.database.db('captures').where({ user_id: 'big', id: 'c2400' }).update({ raw_content: row.raw_content.slice(0, -3) + (row.raw_content.endsWith('AAA') ? 'BBB' : 'AAA') });
+    // A failure inside a threaded decryptAll: the value at fault is found, the others are sent.
     const pull = await s.client('big').pull({ last_pulled_at: 0, tables: 'captures' });
-    expect(pull.status).to.equal(500);
-    expect(pull.body.error.code).to.equal('INTERNAL');
+    expect(pull.status).to.equal(200);
+    expect(pull.body.undecryptable).to.deep.equal([{ table: 'captures', id: 'c2400' }]);
+    expect(pull.body.changes.captures.created.map((c: any) => [c.id, c.raw_content])).to.deep.equal(created.filter((c) => c.id !== 'c2400').map((c) => [c.id, c.raw_content]));
   });
 
-  it('refuses a tampered ciphertext with a clear error, not garbage, and other users are unaffected', async () => {
+  it('leaves a tampered ciphertext out (named under undecryptable), never garbage, and other users are unaffected', async () => {
     const s = await start(KEY_A);
     await s.client('tam').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'original' }] } } });
     await s.client('other').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'fine' }] } } });
@@ -99,20 +104,26 @@ describeEachDatabase('field encryption at rest', (ctx) => {
     const flipped = row.raw_content.slice(0, -3) + (row.raw_content.endsWith('AAA') ? 'BBB' : 'AAA');
     await ctx.database.db('captures').where({ user_id: 'tam', id: 'c1' }).update({ raw_content: flipped });
     const pull = await s.client('tam').pull({ last_pulled_at: 0 });
-    expect(pull.status).to.equal(500);
-    expect(pull.body.error).to.deep.equal({ code: 'INTERNAL', message: 'A stored value could not be decrypted; the operators have been told.' });
+    expect(pull.status).to.equal(200);
+    expect(pull.body.changes.captures.created).to.deep.equal([]);
+    expect(pull.body.undecryptable).to.deep.equal([{ table: 'captures', id: 'c1' }]);
+    expect(JSON.stringify(pull.body)).not.to.include(flipped);
     expect((await pullCaptures(s, 'other')).changes.captures.created[0].raw_content).to.equal('fine');
   });
 
-  it('refuses a ciphertext moved to another record or another user', async () => {
+  it('does not send a ciphertext moved to another record or another user (named under undecryptable)', async () => {
     const s = await start(KEY_A);
     await s.client('mia').push({ changes: { captures: { created: [{ id: 'secret', type: 'text', raw_content: 'mia only' }, { id: 'plain', type: 'text', raw_content: 'x' }] } } });
     await s.client('max').push({ changes: { captures: { created: [{ id: 'secret', type: 'text', raw_content: 'max' }] } } });
     const stolen = (await raw('mia')).find((r: any) => r.id === 'secret').raw_content;
     await ctx.database.db('captures').where({ user_id: 'mia', id: 'plain' }).update({ raw_content: stolen });
-    expect((await s.client('mia').pull({ last_pulled_at: 0 })).status, 'moved to another record').to.equal(500);
+    const mia = await s.client('mia').pull({ last_pulled_at: 0 });
+    expect(mia.body.undecryptable, 'moved to another record').to.deep.equal([{ table: 'captures', id: 'plain' }]);
+    expect(mia.body.changes.captures.created.map((c: any) => c.id)).to.deep.equal(['secret']);
     await ctx.database.db('captures').where({ user_id: 'max', id: 'secret' }).update({ raw_content: stolen });
-    expect((await s.client('max').pull({ last_pulled_at: 0 })).status, 'moved to another user, same id').to.equal(500);
+    const max = await s.client('max').pull({ last_pulled_at: 0 });
+    expect(max.body.undecryptable, 'moved to another user, same id').to.deep.equal([{ table: 'captures', id: 'secret' }]);
+    expect(max.body.changes.captures.created).to.deep.equal([]);
   });
 
   it('rotates keys end to end: old values read with the old key in the ring, re-encrypted in resumable batches without new stamps, then the old key can go', async () => {
@@ -151,5 +162,27 @@ describeEachDatabase('field encryption at rest', (ctx) => {
       [...notes.map((n) => [n.id, n.raw_content]), ['legacy', 'written in plaintext']].sort(),
     );
     expect(pulled.changes.captures.created.find((c: any) => c.id === 'c1').normalized_text).to.equal('text 1');
+  });
+});
+
+/** Issue 20, item 10: plaintext in a row the server marked encrypted is not trusted as clear. */
+describeEachDatabase('field encryption: plaintext in a row marked encrypted', (ctx) => {
+  it('npm run reencrypt refuses to encrypt it (it would launder it), naming the row; with encrypted = false it encrypts it', async () => {
+    const s = await startTestServer(ctx.database.db, { FIELD_ENCRYPTION_KEYS: KEY_A });
+    try {
+      await s.client('lau').push({ changes: { captures: { created: [{ id: 'c1', type: 'text', raw_content: 'sealed' }] } } });
+      await ctx.database.db('captures').where({ user_id: 'lau', id: 'c1' }).update({ raw_content: 'slipped in' });
+      const cipher = new AesGcmFieldCipher([{ id: 'a', key: Buffer.alloc(32, 1) }]);
+      let refused: unknown;
+      await reencryptAll(ctx.database.db, cipher, 10).catch((e: unknown) => (refused = e));
+      expect(String(refused)).to.match(/captures\.raw_content of record c1 \(user lau\) is marked encrypted but holds no ciphertext/);
+      expect((await ctx.database.db('captures').where({ user_id: 'lau', id: 'c1' }).first()).raw_content).to.equal('slipped in');
+      await ctx.database.db('captures').where({ user_id: 'lau', id: 'c1' }).update({ encrypted: false });
+      expect(await reencryptAll(ctx.database.db, cipher, 10)).to.equal(1);
+      const pulled = await s.client('lau').pull({ last_pulled_at: 0 });
+      expect(pulled.body.changes.captures.created.map((c: any) => c.raw_content)).to.deep.equal(['slipped in']);
+    } finally {
+      await s.close();
+    }
   });
 });

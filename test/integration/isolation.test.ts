@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { describeEachDatabase } from '../support/databases';
 import { expectDetails, expectError, snapshotDb } from '../support/http-helpers';
-import { startTestServer, storedRows, type ApiClient, type TestServer } from '../support/server';
+import { startTestServer, storedRow, storedRows, type ApiClient, type TestServer } from '../support/server';
 
 /**
  * Isolation between users (spec §2): whatever ids B sends, B never reads, overwrites, deletes or
@@ -120,7 +120,7 @@ describeEachDatabase('isolation between users', (ctx) => {
     expect(unused.body.conflicts).to.deep.equal([]);
 
     await expectAliceUnchanged();
-    expect(await ctx.database.db('todos').where({ user_id: 'bob', id: 't1' }).first()).to.include({ description: "bob's", priority: 'high', state: 'todo' });
+    expect(await storedRow(ctx.database.db, 'todos', 'bob', 't1')).to.include({ description: "bob's", priority: 'high', state: 'todo' });
     expect(await ctx.database.db('sync_conflicts')).to.deep.equal([]);
   });
 
@@ -171,7 +171,7 @@ describeEachDatabase('isolation between users', (ctx) => {
   it("a record carrying the caller's own user_id is accepted, stored under the caller, and user_id is never sent back", async () => {
     const r = await bob.push({ changes: { ideas: { created: [{ id: 'b1', text: 'mine', user_id: 'bob' }] } } });
     expect(r.status, JSON.stringify(r.body)).to.equal(200);
-    expect(await ctx.database.db('ideas').where({ user_id: 'bob', id: 'b1' }).first()).to.include({ text: 'mine' });
+    expect(await storedRow(ctx.database.db, 'ideas', 'bob', 'b1')).to.include({ text: 'mine' });
     const p = await server.client('bob', 'bob-tablet').pull({ last_pulled_at: null });
     expect(p.body.changes.ideas.created).to.have.length(1);
     expect(p.body.changes.ideas.created[0]).not.to.have.property('user_id');

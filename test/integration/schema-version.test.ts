@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { describeEachDatabase } from '../support/databases';
 import { expectDetails, expectError, expectHealthy, send, snapshotDb, type RawAnswer } from '../support/http-helpers';
-import { startTestServer, storedRows, type TestServer } from '../support/server';
+import { startTestServer, storedRow, storedRows, type TestServer } from '../support/server';
 
 /**
  * Schema versions (spec §4.4): the client sends `schema_version` as a query parameter or the
@@ -74,7 +74,7 @@ describeEachDatabase('schema versions', (ctx) => {
         expect(p.body.changes.ideas.created.map((r: any) => r.id)).to.include('i0');
         const w = await push(server, version, via);
         expect(w.status, w.text).to.equal(200);
-        expect(await ctx.database.db('ideas').where({ user_id: 'sam', id: 'i0' }).first()).to.include({ text: `changed by version ${version}` });
+        expect(await storedRow(ctx.database.db, 'ideas', 'sam', 'i0')).to.include({ text: `changed by version ${version}` });
       });
     }
 

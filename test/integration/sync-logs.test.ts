@@ -1,5 +1,8 @@
 import { expect } from 'chai';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import type { SyncLogEntry } from '../../src/application/ports';
+import { KnexSyncLogStore } from '../../src/adapters/postgres/knex-sync-log';
 import { describeEachDatabase } from '../support/databases';
 import { send, type RawAnswer } from '../support/http-helpers';
 import { startTestServer, type TestServer } from '../support/server';
@@ -249,6 +252,70 @@ describeEachDatabase('sync_logs rows', (ctx) => {
 
     const rows = await closeAndReadLogs();
     expect(rows.map((r) => [r.request_id, r.user_id])).to.deep.equal([['the-only-one', 'ivy']]);
+  });
+
+  /** Sends raw bytes as one HTTP request (so the head can lie) and returns the status line's code. */
+  function rawRequest(text: string): Promise<number> {
+    const url = new URL(server!.url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => socket.end(text));
+      let got = '';
+      socket.on('data', (c) => (got += c.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0)));
+    });
+  }
+
+  // Issue 20, item 5: the declared Content-Length was logged as bytes_in; 10^19 overflowed the
+  // int8 column and the whole batch (every user's rows, and their failure streaks) was lost.
+  it('a forged Content-Length (10000000000000000000) logs the bytes actually read, and the other rows of the batch are kept', async () => {
+    const body = '{"changes":{}}';
+    const status = await rawRequest(
+      `POST /api/sync/push HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server!.token('forger')}\r\nContent-Type: application/json\r\nX-Request-Id: forged-length\r\nContent-Length: 10000000000000000000\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(status).to.equal(413);
+    const fine = await pull('neighbour', 'last_pulled_at=0', { 'x-request-id': 'neighbour-pull' });
+    expect(fine.status).to.equal(200);
+    const failed = await pull('neighbour', 'last_pulled_at=0&limit=0', { 'x-request-id': 'neighbour-fail' });
+    expect(failed.status).to.equal(400);
+
+    const rows = await closeAndReadLogs();
+    expect(rows.map((r) => r.request_id)).to.deep.equal(['forged-length', 'neighbour-pull', 'neighbour-fail']);
+    const forged = byRequest(rows, 'forged-length');
+    expect(forged).to.include({ user_id: 'forger', status: 'failure', error_code: 'PAYLOAD_TOO_LARGE' });
+    expect(forged.bytes_in, 'bytes actually read').to.be.at.most(bytes(body));
+    const streaks = await ctx.database.db('sync_failure_streaks').orderBy('user_id').select('user_id', 'streak');
+    expect(streaks.map((s: any) => [s.user_id, Number(s.streak)])).to.deep.equal([['forger', 1], ['neighbour', 1]]);
+  });
+
+  it('one entry the table refuses does not sink the others of its batch: they are written and every streak is counted', async () => {
+    const entry = (userId: string, requestId: string, bytesIn: number): SyncLogEntry => ({
+      userId,
+      syncType: 'push',
+      startedAt: t0,
+      completedAt: t0 + 1,
+      durationMs: 1,
+      recordsSynced: 0,
+      recordsByTable: {},
+      conflicts: 0,
+      bytesIn,
+      bytesOut: 10,
+      status: 'failure',
+      errorCode: 'INTERNAL',
+      errorMessage: 'failed',
+      deviceId: null,
+      appVersion: null,
+      schemaVersion: null,
+      requestId,
+    });
+    const store = new KnexSyncLogStore(ctx.database.db);
+    // 1e19 does not fit the int8 column: PostgreSQL refuses that row.
+    const written = await store.append([entry('ann', 'a-1', 10), entry('bad', 'b-1', 1e19), entry('cyd', 'c-1', 10), entry('ann', 'a-2', 10)]);
+    expect(written.isOk(), written.isErr() ? written.error.message : '').to.equal(true);
+    const outcome = written._unsafeUnwrap();
+    expect(outcome.rejected.map((r) => r.requestId)).to.deep.equal(['b-1']);
+    expect(outcome.streaks.map((c) => [c.userId, c.streak])).to.deep.equal([['ann', 1], ['ann', 2], ['bad', 1], ['cyd', 1]]);
+    expect(await ctx.database.db('sync_logs').orderBy('id').pluck('request_id')).to.deep.equal(['a-1', 'c-1', 'a-2']);
   });
 
   it('keeps the batch when a client sends a schema version too large for the column', async () => {

@@ -44,7 +44,8 @@ export function expectError(answer: { status: number; body: any; headers: Header
   const error = answer.body.error;
   expect(error.code, shown).to.equal(code);
   expect(error.message, shown).to.be.a('string').that.is.not.empty;
-  expect(Object.keys(error).filter((k) => !['code', 'message', 'details'].includes(k)), shown).to.deep.equal([]);
+  expect(Object.keys(error).filter((k) => !['code', 'message', 'details', 'details_truncated'].includes(k)), shown).to.deep.equal([]);
+  if ('details_truncated' in error) expect(error.details_truncated, shown).to.equal(true);
   // The message is the server's own words: never a stack frame or an SQL statement.
   expect(error.message).not.to.match(/\bat .+\.(ts|js):\d+|\bselect\b.+\bfrom\b|\binsert into\b|\bsyntax error\b/i);
   return error.details;

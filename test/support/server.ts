@@ -100,3 +100,8 @@ export async function snapshotAll(db: Knex): Promise<Record<string, any[]>> {
   for (const t of ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_conflicts', 'sync_push_receipts']) out[t] = await storedRows(db, t);
   return out;
 }
+
+/** One row as stored, sensitive columns decrypted (undefined when absent). */
+export async function storedRow(db: Knex, table: string, userId: string, id: string): Promise<any> {
+  return (await storedRows(db, table, userId)).find((r) => r.id === id);
+}

@@ -34,8 +34,11 @@ export interface HttpAppDeps {
   readonly rateLimits: RateLimits;
   /** Send Strict-Transport-Security (the server, or its proxy, speaks HTTPS). */
   readonly hsts: boolean;
-  /** Take the client's IP from X-Forwarded-For (behind a proxy that sets it). */
-  readonly trustProxy: boolean;
+  /**
+   * Proxies in front that append to X-Forwarded-For (0: ignore the header). Only that many entries
+   * from the right are trusted: anything a client wrote before them is not its IP.
+   */
+  readonly trustProxyHops: number;
   /** The OpenAPI document (docs/openapi.yaml, parsed), served as GET /api/openapi.json. */
   readonly openApiDocument: unknown;
   /** Where `npm run build:admin` puts the dashboard's files, served at /admin. */
@@ -70,7 +73,9 @@ function schemaVersionOf(ctx: Koa.Context): string | undefined {
 /** The Koa application: routes, authentication, the error shape of spec §4.5, logs and metrics. */
 export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   const app = new Koa<State>();
-  app.proxy = deps.trustProxy;
+  app.proxy = deps.trustProxyHops > 0;
+  // Koa takes the leftmost of the last maxIpsCount entries (0 would trust them all).
+  app.maxIpsCount = deps.trustProxyHops;
   const { logger, metrics } = deps;
 
   // A request id on every log line and answer; defects end here as the error shape, never a stack.
@@ -194,6 +199,11 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'pull', started, deviceId, 0);
     const result = await deps.pullChanges.execute({ userId: ctx.state.principal!.userId, query: ctx.query, schemaVersion: schemaVersionOf(ctx), deviceId });
     if (result.isErr()) return failSync(ctx, 'pull', started, result.error, 0);
+    // An operator alert per record the server cannot decrypt (a lost key, a corrupted or tampered
+    // value): the device syncs on without it, but only an operator can restore it (docs/operations.md).
+    for (const u of result.value.undecryptable ?? []) {
+      ctx.state.log.error({ alert: 'undecryptable_record', user_id: ctx.state.principal!.userId, table: u.table, id: u.id }, `a stored record of user ${ctx.state.principal!.userId} cannot be decrypted: ${u.table} ${u.id}`);
+    }
     // The cursor ahead of the body, so a client can ask for the next page while this one is
     // still compressed, sent and parsed (docs/protocol.md).
     ctx.set('X-Sync-Timestamp', String(result.value.timestamp));
@@ -206,14 +216,15 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     const started = clock();
     const deviceId = deviceIdOf(ctx);
     if (deviceId !== null && typeof deviceId === 'object') return failSync(ctx, 'push', started, deviceId, 0);
-    const body = await readJsonBody(ctx, deps.maxBodyBytes);
-    if (body.isErr()) return failSync(ctx, 'push', started, body.error, Number(ctx.get('content-length')) || 0);
-    const result = await deps.pushChanges.execute({ userId: ctx.state.principal!.userId, body: body.value.value, schemaVersion: schemaVersionOf(ctx), deviceId });
-    if (result.isErr()) return failSync(ctx, 'push', started, result.error, body.value.bytes);
+    // bytes_in is what was read, never the declared Content-Length (which a client may forge).
+    const { bytes: bytesIn, body } = await readJsonBody(ctx, deps.maxBodyBytes);
+    if (body.isErr()) return failSync(ctx, 'push', started, body.error, bytesIn);
+    const result = await deps.pushChanges.execute({ userId: ctx.state.principal!.userId, body: body.value, schemaVersion: schemaVersionOf(ctx), deviceId });
+    if (result.isErr()) return failSync(ctx, 'push', started, result.error, bytesIn);
     const bytesOut = sendJson(ctx, 200, result.value);
     // A successful push was valid, so its body has this shape.
-    const changes = (body.value.value as { changes: Parameters<typeof countRecords>[0] }).changes;
-    recordSync(ctx, 'push', started, { bytesIn: body.value.bytes, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
+    const changes = (body.value as { changes: Parameters<typeof countRecords>[0] }).changes;
+    recordSync(ctx, 'push', started, { bytesIn, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
   });
 
   api.get('/admin/sync/stats', authenticate, async (ctx) => {

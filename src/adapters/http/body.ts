@@ -30,35 +30,38 @@ export function inflate(fn: Inflate, data: Buffer, maxBytes: number): Promise<Re
 /**
  * Reads a JSON request body of at most `maxBytes`, before and after decompression (gzip or
  * brotli, per Content-Encoding): 413 over the limit, 400 for anything that is not a JSON document.
- * `bytes` is the size as received (compressed, when it was).
+ * `bytes` is what was actually read off the connection (compressed, when it was), also when the
+ * body is refused: never the Content-Length the client declared, which may be anything.
  */
-export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<Result<{ value: unknown; bytes: number }, SyncError>> {
+export async function readJsonBody(ctx: Koa.Context, maxBytes: number): Promise<{ bytes: number; body: Result<unknown, SyncError> }> {
+  const refuse = (error: SyncError, bytes = 0) => ({ bytes, body: err(error) });
   if (!ctx.is('application/json')) {
-    return err(validationFailed('Send the body as JSON with "Content-Type: application/json".', [{ column: 'Content-Type', reason: `got ${ctx.get('content-type') || 'none'}` }]));
+    return refuse(validationFailed('Send the body as JSON with "Content-Type: application/json".', [{ column: 'Content-Type', reason: `got ${ctx.get('content-type') || 'none'}` }]));
   }
   const encoding = ctx.get('content-encoding').trim().toLowerCase();
   const inflater = encoding === '' || encoding === 'identity' ? null : INFLATERS.get(encoding);
   if (inflater === undefined) {
-    return err(validationFailed(`Content-Encoding ${encoding} is not accepted; send gzip, br or none.`, [{ column: 'Content-Encoding', reason: 'unsupported' }]));
+    return refuse(validationFailed(`Content-Encoding ${encoding} is not accepted; send gzip, br or none.`, [{ column: 'Content-Encoding', reason: 'unsupported' }]));
   }
   let raw: Buffer;
   try {
     raw = await getRawBody(ctx.req, { limit: maxBytes, length: ctx.get('content-length') || undefined });
   } catch (e) {
-    const type = (e as { type?: string }).type;
-    if (type === 'entity.too.large') return err(tooLarge(maxBytes));
-    if (type === 'request.aborted') return err(validationFailed('The request body ended early.'));
-    return err(validationFailed('The request body could not be read.', [{ reason: type ?? 'unreadable' }]));
+    const { type, received } = e as { type?: string; received?: unknown };
+    const read = typeof received === 'number' && Number.isSafeInteger(received) ? received : 0;
+    if (type === 'entity.too.large') return refuse(tooLarge(maxBytes), read);
+    if (type === 'request.aborted') return refuse(validationFailed('The request body ended early.'), read);
+    return refuse(validationFailed('The request body could not be read.', [{ reason: type ?? 'unreadable' }]), read);
   }
   const bytes = raw.length;
   if (inflater) {
     const inflated = await inflate(inflater, raw, maxBytes);
-    if (inflated.isErr()) return err(inflated.error);
+    if (inflated.isErr()) return refuse(inflated.error, bytes);
     raw = inflated.value;
   }
   try {
-    return ok({ value: JSON.parse(raw.toString('utf8')), bytes });
+    return { bytes, body: ok(JSON.parse(raw.toString('utf8'))) };
   } catch (e) {
-    return err(validationFailed('The body is not valid JSON.', [{ reason: e instanceof Error ? e.message : 'malformed JSON' }]));
+    return refuse(validationFailed('The body is not valid JSON.', [{ reason: e instanceof Error ? e.message : 'malformed JSON' }]), bytes);
   }
 }

@@ -14,7 +14,9 @@ export function sendJson(ctx: Koa.Context, status: number, value: unknown): numb
 
 /** Writes the one error shape of spec §4: `{ "error": { code, message, details? } }`. Returns the bytes. */
 export function sendError(ctx: Koa.Context, error: SyncError): number {
-  return sendJson(ctx, httpStatusOf(error.code), { error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}) } });
+  return sendJson(ctx, httpStatusOf(error.code), {
+    error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}), ...(error.detailsTruncated ? { details_truncated: true } : {}) },
+  });
 }
 
 /** Unwraps a use case's Result at the edge: 200 with the value, or the error's status and shape. */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Alerts, StreakChange } from '../../application/ports';
 
 /** An error-level structured log line per alert: every deployment has this one. */
@@ -50,5 +51,36 @@ export class FanOutAlerts implements Alerts {
 
   async userSyncFailing(alert: StreakChange): Promise<void> {
     await Promise.all(this.channels.map((c) => c.userSyncFailing(alert)));
+  }
+}
+
+/**
+ * At most `perHour` alerts per user per hour reach `inner` (rate-limiter-flexible, in memory: each
+ * process counts its own). A user whose streak keeps restarting (four failures, one success, over
+ * and over) would otherwise raise an alert every five requests. The first alert held back in a
+ * window is said once at warn, so an operator knows the channel was bounded.
+ */
+export class BoundedAlerts implements Alerts {
+  private readonly limit: RateLimiterMemory;
+
+  constructor(
+    private readonly inner: Alerts,
+    private readonly perHour: number,
+    private readonly logger: Logger,
+  ) {
+    this.limit = new RateLimiterMemory({ points: perHour, duration: 3600 });
+  }
+
+  async userSyncFailing(alert: StreakChange): Promise<void> {
+    try {
+      await this.limit.consume(alert.userId);
+    } catch (e) {
+      if (!(e instanceof RateLimiterRes)) throw e;
+      if (e.consumedPoints === this.perHour + 1) {
+        this.logger.warn({ user_id: alert.userId, max_per_hour: this.perHour, retry_after_seconds: Math.ceil(e.msBeforeNext / 1000) }, `alerts held back for user ${alert.userId}: over ALERT_MAX_PER_USER_PER_HOUR`);
+      }
+      return;
+    }
+    await this.inner.userSyncFailing(alert);
   }
 }

@@ -88,7 +88,14 @@ export class BatchingSyncLog implements SyncLog {
         this.logger.warn({ err: written.error.cause, entries: batch.length }, 'sync log write failed; entries dropped');
         continue;
       }
-      for (const change of written.value) {
+      const { streaks, rejected } = written.value;
+      if (rejected.length > 0) {
+        // Those entries alone are lost; the rest of the batch and every streak were written.
+        this.metrics.syncLogWriteFailed();
+        this.metrics.syncLogDropped(rejected.length);
+        for (const r of rejected) this.logger.warn({ err: r.cause, request_id: r.requestId, user_id: r.userId }, 'sync log write failed for this entry; dropped (the rest of its batch was written)');
+      }
+      for (const change of streaks) {
         if (crossesAlertThreshold(change.streak)) this.alert(change);
       }
     }

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { okAsync, ResultAsync } from 'neverthrow';
 import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
-import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, ReceiptLookup, RowWrite, StoredField, StoredRow } from '../../application/ports';
+import { CIPHERTEXT_PREFIX, type ChangeStore, type FieldCipher, type PullPage, type PullQuery, type PushReceipt, type PushTransaction, type ReceiptLookup, type RowWrite, type StoredField, type StoredRow } from '../../application/ports';
 import { usesPgDriver } from './connection';
 import { databaseError } from './errors';
 
@@ -120,7 +120,9 @@ class TableStatements {
       `SELECT ?, u.*${encrypted ? ', true' : ''} FROM device, unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
       `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')} ` +
       'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written';
-    this.write = { sql, name: `sync_write_${table.name}`, columns };
+    // The name says whether the text sets `encrypted`: a store with a cipher and one without share
+    // a connection pool (tests, tools), and pg refuses one name prepared with two texts.
+    this.write = { sql, name: `sync_write_${table.name}${encrypted ? '_encrypted' : ''}`, columns };
     // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
     // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
     // autovacuum off) as a scan of all the user's rows; a LATERAL … LIMIT 1 cannot be flattened.
@@ -158,7 +160,7 @@ const COMMON_COLUMNS = ['id', 'created_at', 'last_modified_at', 'first_written_a
 const COMMON_TYPES: Record<string, string> = { id: 'text', created_at: 'int8', last_modified_at: 'int8', first_written_at: 'int8', first_written_by: 'text', last_modified_by: 'text', _status: 'text' };
 
 function selectColumns(table: TableSpec): string[] {
-  return [...COMMON_COLUMNS, ...columnNames(table)];
+  return [...COMMON_COLUMNS, ...(hasSensitiveColumns(table) ? ['encrypted'] : []), ...columnNames(table)];
 }
 
 /**
@@ -178,30 +180,51 @@ function wireValues(table: TableSpec, row: Record<string, unknown>, names?: read
   return values;
 }
 
+/** A row to decrypt: its table, values (as wireValues made them) and whether the server marked it encrypted. */
+interface SealedRow {
+  readonly table: string;
+  readonly values: WireRecord;
+  readonly encrypted: boolean;
+}
+
 /**
  * Decrypts the sensitive columns of wireValues' results in place, all in one decryptAll (which may
- * spread a large pull page over threads). A value that fails to decrypt aborts the read with a
- * clear error (never garbage sent to a device).
+ * spread a large pull page over threads). Returns the indexes of the rows that could not be
+ * decrypted: a tampered or moved ciphertext, an unknown key, or plaintext in a row the server
+ * marked encrypted (a value put there behind its back is not trusted as clear). Those rows keep
+ * their values as stored (never garbage, never sent as plaintext); the caller leaves them out.
  */
-async function decryptRows(tables: readonly TableSpec[], rows: ReadonlyArray<{ readonly table: string; readonly values: WireRecord }>, userId: string, cipher: FieldCipher): Promise<void> {
+async function decryptRows(tables: readonly TableSpec[], rows: readonly SealedRow[], userId: string, cipher: FieldCipher): Promise<Set<number>> {
+  const failed = new Set<number>();
   const encrypted = new Map(tables.filter(hasSensitiveColumns).map((t) => [t.name, sensitiveColumns(t)]));
-  if (encrypted.size === 0) return;
+  if (encrypted.size === 0) return failed;
   const items: StoredField[] = [];
-  const targets: Array<[WireRecord, string]> = [];
-  for (const row of rows) {
+  const targets: Array<[number, string]> = [];
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
     const columns = encrypted.get(row.table);
     if (!columns) continue;
     for (const column of columns) {
       const v = row.values[column];
       if (typeof v !== 'string') continue;
+      if (row.encrypted && !v.startsWith(CIPHERTEXT_PREFIX)) {
+        failed.add(r);
+        continue;
+      }
       items.push({ stored: v, place: { table: row.table, column, userId, recordId: row.values['id'] as string } });
-      targets.push([row.values, column]);
+      targets.push([r, column]);
     }
   }
-  if (items.length === 0) return;
+  if (items.length === 0) return failed;
   const plain = await cipher.decryptAll(items);
-  if (plain.isErr()) throw new Rollback(plain.error);
-  for (let i = 0; i < targets.length; i++) targets[i]![0][targets[i]![1]] = plain.value[i]!;
+  // Rare: find the values at fault one by one, and keep the others.
+  const each = plain.isOk() ? plain.value.map((v) => ({ ok: true as const, v })) : items.map((it) => cipher.decrypt(it.stored, it.place).match((v) => ({ ok: true as const, v }), () => ({ ok: false as const, v: '' })));
+  for (let i = 0; i < targets.length; i++) if (!each[i]!.ok) failed.add(targets[i]![0]);
+  for (let i = 0; i < targets.length; i++) {
+    const [r, column] = targets[i]!;
+    if (!failed.has(r)) rows[r]!.values[column] = each[i]!.v;
+  }
+  return failed;
 }
 
 /**
@@ -243,6 +266,8 @@ export class KnexChangeStore implements ChangeStore {
       let highWater = 0;
       let purgedThrough = 0;
       let rows: PulledRow[] = [];
+      /** Rows the server marked encrypted (see decryptRows). */
+      const sealed = new Set<PulledRow>();
       for (const row of result.rows) {
         const t = row['t'] as number;
         if (t < 0) {
@@ -251,22 +276,27 @@ export class KnexChangeStore implements ChangeStore {
           continue;
         }
         const table = query.tables[t]!;
-        rows.push({
+        const pulled: PulledRow = {
           table: table.name,
           values: wireValues(table, row, slots[t]),
           deleted: row['_status'] === 'deleted',
           lastModifiedAt: toNumber(row['last_modified_at']),
           firstWrittenAt: toNumber(row['first_written_at']),
           firstWrittenBy: (row['first_written_by'] as string | null) ?? null,
-        });
+        };
+        rows.push(pulled);
+        if (row['encrypted'] === true) sealed.add(pulled);
       }
       if (query.tables.length > 1) rows.sort((x, y) => x.lastModifiedAt - y.lastModifiedAt);
       const hasMore = rows.length > query.limit;
       if (hasMore) rows = rows.slice(0, query.limit);
       // Decrypt only what the page sends: of limit + 1 rows read per table, up to
-      // (tables - 1) × limit + 1 are cut off.
-      if (this.cipher) await decryptRows(query.tables, rows, userId, this.cipher);
-      return { rows, hasMore, highWater, purgedThrough };
+      // (tables - 1) × limit + 1 are cut off; and of those, a tombstone sends its id alone.
+      if (!this.cipher) return { rows, hasMore, highWater, purgedThrough };
+      const active = rows.filter((r) => !r.deleted);
+      const failed = await decryptRows(query.tables, active.map((r) => ({ table: r.table, values: r.values, encrypted: sealed.has(r) })), userId, this.cipher);
+      const undecryptable = [...failed].sort((a, b) => a - b).map((i) => ({ table: active[i]!.table, id: active[i]!.values['id'] as string }));
+      return { rows, hasMore, highWater, purgedThrough, ...(undecryptable.length ? { undecryptable } : {}) };
     };
     return fromDb(read());
   }
@@ -303,8 +333,10 @@ export class KnexChangeStore implements ChangeStore {
         bindings.push(query.excludeDevice);
       }
       bindings.push(query.limit + 1);
+      // Tables with sensitive columns have an `encrypted` mark; the others are never encrypted.
+      const encrypted = `${hasSensitiveColumns(table) ? quote('encrypted') : 'false'} AS ${quote('encrypted')}`;
       return (
-        `(SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), ...columns].join(', ')} FROM ${quote(table.name)} ` +
+        `(SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), encrypted, ...columns].join(', ')} FROM ${quote(table.name)} ` +
         `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ORDER BY last_modified_at LIMIT ?)`
       );
     });
@@ -312,6 +344,7 @@ export class KnexChangeStore implements ChangeStore {
     // not a column of every row. A UNION takes its column names from its first SELECT: this one names them all.
     const mark = [
       ...COMMON_COLUMNS.map((c) => `${c === 'last_modified_at' ? 'hw' : c === 'created_at' ? 'purged' : `NULL::${COMMON_TYPES[c]}`} AS ${quote(c)}`),
+      `NULL::bool AS ${quote('encrypted')}`,
       ...[...width].map(([slot, type]) => `NULL::${type} AS ${slot}`),
     ];
     const sql =
@@ -419,8 +452,8 @@ class KnexPushTransaction implements PushTransaction {
       const statement = this.statements(table).load;
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
         const found = await this.run(statement, [ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK), this.userId]);
-        const loaded = found.rows.map((row) => ({ table: table.name, values: wireValues(table, row) }));
-        if (this.cipher) await decryptRows([table], loaded, this.userId, this.cipher);
+        const loaded = found.rows.map((row) => ({ table: table.name, values: wireValues(table, row), encrypted: row['encrypted'] === true }));
+        const failed = this.cipher ? await decryptRows([table], loaded, this.userId, this.cipher) : new Set<number>();
         for (let k = 0; k < found.rows.length; k++) {
           const row = found.rows[k]!;
           const values = loaded[k]!.values;
@@ -430,6 +463,7 @@ class KnexPushTransaction implements PushTransaction {
             deleted: row['_status'] === 'deleted',
             lastModifiedAt: toNumber(row['last_modified_at']),
             lastModifiedBy: (row['last_modified_by'] as string | null) ?? null,
+            ...(failed.has(k) ? { undecryptable: true } : {}),
           });
         }
       }
@@ -460,7 +494,7 @@ class KnexPushTransaction implements PushTransaction {
         for (let i = 0; i < n; i++) {
           const r = rows[i]!;
           const v = r.values[c] ?? null;
-          values[i] = sensitive && typeof v === 'string' ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v;
+          values[i] = sensitive && typeof v === 'string' && !r.storedAsIs ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v;
         }
         arrays.push(values);
       }

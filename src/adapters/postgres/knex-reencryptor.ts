@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { hasSensitiveColumns, sensitiveColumns, TABLES, type TableSpec } from '../../domain';
-import type { FieldCipher } from '../../application/ports';
+import { CIPHERTEXT_PREFIX, type FieldCipher } from '../../application/ports';
 
 /**
  * Brings the sensitive columns of one batch of rows to the current key (plaintext rows are
@@ -12,8 +12,8 @@ export async function reencryptBatch(db: Knex, cipher: FieldCipher, table: Table
   const current = `enc:v1:${cipher.currentKeyId}:`;
   return db.transaction(async (trx) => {
     await trx.raw("SELECT set_config('sync.skip_stamp', 'on', true)");
-    const rows: Array<Record<string, string | null>> = await trx(table.name)
-      .select('user_id', 'id', ...columns)
+    const rows: Array<Record<string, string | boolean | null>> = await trx(table.name)
+      .select('user_id', 'id', 'encrypted', ...columns)
       .where((q) => {
         q.where('encrypted', false);
         for (const c of columns) q.orWhere((w) => w.whereNotNull(c).andWhereRaw(`left(??, ?) <> ?`, [c, current.length, current]));
@@ -26,7 +26,11 @@ export async function reencryptBatch(db: Knex, cipher: FieldCipher, table: Table
       for (const column of columns) {
         const stored = row[column];
         if (typeof stored !== 'string') continue;
-        const place = { table: table.name, column, userId: row['user_id']!, recordId: row['id']! };
+        const place = { table: table.name, column, userId: String(row['user_id']), recordId: String(row['id']) };
+        // Never launder a value put behind the server's back into a row it marked encrypted.
+        if (row['encrypted'] === true && !stored.startsWith(CIPHERTEXT_PREFIX)) {
+          throw new Error(`${table.name}.${column} of record ${place.recordId} (user ${place.userId}) is marked encrypted but holds no ciphertext; if it is plaintext another writer put there, set encrypted = false on that row and run again`);
+        }
         const plain = cipher.decrypt(stored, place);
         if (plain.isErr()) throw new Error(`${plain.error.message} (${String(plain.error.cause)})`);
         update[column] = cipher.encrypt(plain.value, place);

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { ResultAsync } from 'neverthrow';
 import type { SyncError } from '../../domain';
-import type { SeriesRows, StreakChange, SyncLogEntry, SyncLogStore, SyncStats, SyncStatsQuery, SyncType, TypeStats } from '../../application/ports';
+import type { AppendOutcome, SeriesRows, StreakChange, SyncLogEntry, SyncLogStore, SyncStats, SyncStatsQuery, SyncType, TypeStats } from '../../application/ports';
 import { databaseError } from './errors';
 
 const fromDb = <T>(p: Promise<T>): ResultAsync<T, SyncError> => ResultAsync.fromPromise(p, databaseError);
@@ -12,30 +12,42 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
   constructor(private readonly db: Knex) {}
 
-  append(entries: readonly SyncLogEntry[]): ResultAsync<StreakChange[], SyncError> {
+  append(entries: readonly SyncLogEntry[]): ResultAsync<AppendOutcome, SyncError> {
+    const row = (e: SyncLogEntry) => ({
+      user_id: e.userId,
+      sync_type: e.syncType,
+      started_at: e.startedAt,
+      completed_at: e.completedAt,
+      duration_ms: Math.round(e.durationMs),
+      records_synced: e.recordsSynced,
+      records_by_table: JSON.stringify(e.recordsByTable),
+      conflicts: e.conflicts,
+      bytes_in: e.bytesIn,
+      bytes_out: e.bytesOut,
+      status: e.status,
+      error_code: e.errorCode,
+      error_message: e.errorMessage,
+      device_id: e.deviceId,
+      app_version: e.appVersion,
+      schema_version: e.schemaVersion,
+      request_id: e.requestId,
+    });
     return fromDb(
       this.db.transaction(async (trx) => {
-        await trx('sync_logs').insert(
-          entries.map((e) => ({
-            user_id: e.userId,
-            sync_type: e.syncType,
-            started_at: e.startedAt,
-            completed_at: e.completedAt,
-            duration_ms: Math.round(e.durationMs),
-            records_synced: e.recordsSynced,
-            records_by_table: JSON.stringify(e.recordsByTable),
-            conflicts: e.conflicts,
-            bytes_in: e.bytesIn,
-            bytes_out: e.bytesOut,
-            status: e.status,
-            error_code: e.errorCode,
-            error_message: e.errorMessage,
-            device_id: e.deviceId,
-            app_version: e.appVersion,
-            schema_version: e.schemaVersion,
-            request_id: e.requestId,
-          })),
-        );
+        const rejected: Array<AppendOutcome['rejected'][number]> = [];
+        // The batch in one statement, inside a savepoint; if PostgreSQL refuses it (one value it
+        // cannot store, say), each row again in a savepoint of its own, so only the bad ones are lost.
+        try {
+          await trx.transaction((sp) => sp('sync_logs').insert(entries.map(row)));
+        } catch {
+          for (const e of entries) {
+            try {
+              await trx.transaction((sp) => sp('sync_logs').insert(row(e)));
+            } catch (cause) {
+              rejected.push({ requestId: e.requestId, userId: e.userId, cause });
+            }
+          }
+        }
         const changes: StreakChange[] = [];
         // Users in user_id order (each user's entries in their own order, which a streak follows):
         // two processes flushing at once then take the streak rows' locks in the same order instead
@@ -51,7 +63,7 @@ export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
           );
           if (failed) changes.push({ userId: e.userId, streak: num(rows[0]?.streak), errorCode: e.errorCode, at: e.completedAt });
         }
-        return changes;
+        return { streaks: changes, rejected };
       }),
     );
   }

@@ -10,6 +10,11 @@ export interface PullPage {
   readonly highWater: number;
   /** The newest stamp among the user's purged tombstones in the same snapshot (0 when none): a cursor below it may have missed a delete. */
   readonly purgedThrough: number;
+  /**
+   * Active rows of `rows` whose stored values cannot be decrypted (still in `rows`, for the
+   * cursor; their sensitive values are as stored). Absent or empty when there are none.
+   */
+  readonly undecryptable?: ReadonlyArray<{ readonly table: string; readonly id: string }>;
 }
 
 /** A receipt a push transaction will look up (see ChangeStore.inPushTransaction). */
@@ -34,6 +39,8 @@ export interface StoredRow {
   readonly lastModifiedAt: number;
   /** The device whose push wrote this version, or null (another device's merge, or any other writer). */
   readonly lastModifiedBy: string | null;
+  /** Its stored values cannot be decrypted: the sensitive ones in `values` are as stored (ciphertext or whatever is there). */
+  readonly undecryptable?: boolean;
 }
 
 export interface RowWrite {
@@ -41,6 +48,8 @@ export interface RowWrite {
   /** Every column of the table plus `created_at` (a full row: the store writes what it is given). */
   readonly values: WireRecord;
   readonly deleted: boolean;
+  /** The sensitive values are already as stored (an undecryptable row's, kept as they are): written without encrypting. */
+  readonly storedAsIs?: boolean;
 }
 
 export interface PushReceipt {

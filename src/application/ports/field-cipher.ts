@@ -1,6 +1,9 @@
 import type { Result } from 'neverthrow';
 import type { SyncError } from '../../domain';
 
+/** How every ciphertext `FieldCipher.encrypt` makes begins: a row marked encrypted whose value does not is not trusted as plaintext. */
+export const CIPHERTEXT_PREFIX = 'enc:';
+
 /** Where a value lives: its ciphertext is bound to it, so a copy anywhere else fails to decrypt. */
 export interface FieldPlace {
   readonly table: string;

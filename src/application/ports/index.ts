@@ -30,3 +30,4 @@ export const TOKENS = {
   PurgeExpiredData: Symbol.for('PurgeExpiredData'),
 } as const;
 export type * from './field-cipher';
+export { CIPHERTEXT_PREFIX } from './field-cipher';

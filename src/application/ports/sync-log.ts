@@ -43,13 +43,22 @@ export interface StreakChange {
   readonly at: number;
 }
 
+/** What `SyncLogStore.append` did with a batch. */
+export interface AppendOutcome {
+  /** The streak after each failure, users in user_id order (each user's entries in their order). */
+  readonly streaks: StreakChange[];
+  /** Entries the store could not write (the others were written); their streaks are counted all the same. */
+  readonly rejected: ReadonlyArray<{ readonly requestId: string | null; readonly userId: string; readonly cause: unknown }>;
+}
+
 /**
  * The durable side of the sync log. `append` writes entries (in order) and updates each user's
  * streak of consecutive failures (a success resets it), atomically, returning the streak after
- * each failure.
+ * each failure. One entry the store refuses is set aside (`rejected`) and never costs the others
+ * of its batch; an error means nothing of the batch was written.
  */
 export interface SyncLogStore {
-  append(entries: readonly SyncLogEntry[]): ResultAsync<StreakChange[], SyncError>;
+  append(entries: readonly SyncLogEntry[]): ResultAsync<AppendOutcome, SyncError>;
 }
 
 export interface TypeStats {

@@ -154,6 +154,14 @@ describe('validatePush: tables, counts and the envelope', () => {
       expect(error.details).to.deep.equal([{ table: 'ideas', id: 'i1', column: 'user_id', reason: "user_id is not the caller's" }]);
     });
 
+    it('refuses a user_id that is not a string (a deeply nested array) as invalid, not a crash', () => {
+      let deep: unknown = 'u1';
+      for (let i = 0; i < 10_000; i++) deep = [deep];
+      const error = validatePush({ changes: { ideas: { created: [idea('i1', { user_id: deep })] } } }, 'u1', LIMITS)._unsafeUnwrapErr();
+      expect(error.code).to.equal('VALIDATION_FAILED');
+      expect(error.details).to.deep.equal([{ table: 'ideas', id: 'i1', column: 'user_id', reason: "must be a string (the caller's own user id)" }]);
+    });
+
     it('treats a null user_id as naming someone else', () => {
       expect(validatePush({ changes: { ideas: { created: [idea('i1', { user_id: null })] } } }, 'u1', LIMITS)._unsafeUnwrapErr().code).to.equal('FORBIDDEN');
     });

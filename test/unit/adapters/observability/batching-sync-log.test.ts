@@ -3,7 +3,7 @@ import { errAsync, okAsync, ResultAsync } from 'neverthrow';
 import { pino } from 'pino';
 import sinon from 'sinon';
 import { BatchingSyncLog, type BatchingOptions } from '../../../../src/adapters/observability/batching-sync-log';
-import type { Alerts, Metrics, StreakChange, SyncLogEntry, SyncLogStore } from '../../../../src/application/ports';
+import type { Alerts, AppendOutcome, Metrics, StreakChange, SyncLogEntry, SyncLogStore } from '../../../../src/application/ports';
 import { syncError, type SyncError } from '../../../../src/domain';
 
 /**
@@ -53,7 +53,7 @@ class MemorySyncLogStore implements SyncLogStore {
     this.gate = null;
   }
 
-  append(entries: readonly SyncLogEntry[]): ResultAsync<StreakChange[], SyncError> {
+  append(entries: readonly SyncLogEntry[]): ResultAsync<AppendOutcome, SyncError> {
     const gate = this.gate;
     return ResultAsync.fromSafePromise(gate ?? Promise.resolve()).andThen(() => {
       if (this.failing) return errAsync(syncError('UNAVAILABLE', 'database down'));
@@ -64,7 +64,7 @@ class MemorySyncLogStore implements SyncLogStore {
         this.streaks.set(e.userId, streak);
         if (e.status === 'failure') changes.push({ userId: e.userId, streak, errorCode: e.errorCode, at: e.completedAt });
       }
-      return okAsync(changes);
+      return okAsync({ streaks: changes, rejected: [] });
     });
   }
 
