@@ -32,6 +32,8 @@ export interface AppConfig {
   readonly sync: SyncSettings;
   readonly logLevel: string;
   readonly rateLimits: { readonly perIpPerMinute: number; readonly perUserPerMinute: number };
+  /** The live channel (GET /api/sync/live). */
+  readonly live: { readonly heartbeatMs: number; readonly maxPerUser: number; readonly maxPerProcess: number; readonly slowClientMs: number; readonly retryMs: number };
   /** HTTPS served by this process (both files), or null. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /** A proxy in front terminates TLS (so production may run plain HTTP here). */
@@ -180,6 +182,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
     fieldKeys: fieldKeys(env, production),
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
+    live: liveConfig(env),
+  };
+}
+
+/** The live channel's limits (GET /api/sync/live; README, "Configuration"). */
+function liveConfig(env: Env): AppConfig['live'] {
+  return {
+    heartbeatMs: intVar(env, 'LIVE_HEARTBEAT_SECONDS', 20, 1, 3600) * 1000,
+    maxPerUser: intVar(env, 'LIVE_MAX_CONNECTIONS_PER_USER', 10, 0, 1_000_000),
+    maxPerProcess: intVar(env, 'LIVE_MAX_CONNECTIONS', 20_000, 0, 10_000_000),
+    slowClientMs: intVar(env, 'LIVE_SLOW_CLIENT_MS', 10_000, 100, 3_600_000),
+    retryMs: 3_000,
   };
 }
 

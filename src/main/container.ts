@@ -7,6 +7,8 @@ import { AesGcmFieldCipher } from '../adapters/crypto/aes-gcm-field-cipher';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
 import { NodeSha256Digest } from '../adapters/crypto/node-digest';
 import { createHttpApp } from '../adapters/http/app';
+import { LiveHub } from '../adapters/http/live';
+import { createLiveFeed } from '../adapters/postgres/notifier';
 import { FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
 import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/batching-sync-log';
 import { PromMetrics } from '../adapters/observability/prom-metrics';
@@ -21,6 +23,7 @@ import {
   type Clock,
   type Digest,
   type FieldCipher,
+  type LiveFeed,
   type Metrics,
   type SyncLog,
   type SyncLogStore,
@@ -37,6 +40,7 @@ export const ROOT = {
   Database: Symbol.for('Database'),
   Logger: Symbol.for('Logger'),
   HttpApp: Symbol.for('HttpApp'),
+  LiveHub: Symbol.for('LiveHub'),
   SyncLogTables: Symbol.for('SyncLogTables'),
 } as const;
 
@@ -84,9 +88,15 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   );
   c.bind(TOKENS.GetSyncStats).toResolvedValue((q: SyncStatsQuery, cl: Clock) => new GetSyncStats(q, cl), [TOKENS.SyncStatsQuery, TOKENS.Clock]);
 
+  c.bind<LiveFeed>(TOKENS.LiveFeed).toResolvedValue((d: Knex, log: Logger) => createLiveFeed(d, log), [ROOT.Database, ROOT.Logger]);
+  c.bind<LiveHub>(ROOT.LiveHub).toResolvedValue(
+    (feed: LiveFeed, metrics: Metrics, log: Logger) => new LiveHub(feed, metrics, config.live, log),
+    [TOKENS.LiveFeed, TOKENS.Metrics, ROOT.Logger],
+  );
+
   const openApiDocument = loadOpenApiDocument();
   c.bind(ROOT.HttpApp).toResolvedValue(
-    (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, getSyncStats: GetSyncStats, tokenVerifier: TokenVerifier, syncLog: SyncLog, metrics: Metrics, log: Logger) =>
+    (pullChanges: PullChanges, pushChanges: PushChanges, checkReadiness: CheckReadiness, getSyncStats: GetSyncStats, tokenVerifier: TokenVerifier, syncLog: SyncLog, metrics: Metrics, log: Logger, live: LiveHub) =>
       createHttpApp({
         pullChanges,
         pushChanges,
@@ -102,8 +112,9 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
         trustProxy: config.trustProxy,
         openApiDocument,
+        live,
       }),
-    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
+    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger, ROOT.LiveHub],
   );
   return c;
 }

@@ -42,6 +42,8 @@ const EMPTY: UserState = { lastStamp: 0, tables: new Map(), conflicts: [], recei
 
 export class MemoryChangeStore implements ChangeStore {
   private readonly users = new Map<string, UserState>();
+  /** The marks committed pushes announced (PushTransaction.announce), in commit order. */
+  readonly announced: Array<{ userId: string; mark: number; deviceId: string | null }> = [];
   private readonly locks = new Map<string, Promise<void>>();
 
   /** `now` gives the wall clock in ms; stamps are `max(now(), previous + 1)`. */
@@ -83,6 +85,8 @@ export class MemoryChangeStore implements ChangeStore {
         // Like PostgreSQL after a failed statement: the transaction can only roll back.
         if (tx.failed) throw new Error('a statement of this transaction failed; it was rolled back');
         this.users.set(userId, tx.commit());
+        // Like NOTIFY: heard at commit only.
+        if (tx.announcement) this.announced.push({ userId, ...tx.announcement });
         return result.value;
       } finally {
         tx.close();
@@ -214,6 +218,12 @@ class MemoryPushTransaction implements PushTransaction {
 
   cursor(): ResultAsync<number, SyncError> {
     return this.guard(() => Math.max(1, this.lastStamp));
+  }
+
+  announcement: { mark: number; deviceId: string | null } | null = null;
+
+  announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError> {
+    return this.guard(() => void (this.announcement = { mark, deviceId }));
   }
 
   commit(): UserState {

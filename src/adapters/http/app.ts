@@ -12,6 +12,7 @@ import type { PullChanges } from '../../application/pull-changes';
 import type { PushChanges } from '../../application/push-changes';
 import { countRecords, syncError, type SyncError } from '../../domain';
 import { readJsonBody } from './body';
+import type { LiveHub } from './live';
 import { limiter, type RateLimits } from './rate-limit';
 import { sendError, sendJson, sendResult } from './respond';
 
@@ -34,6 +35,8 @@ export interface HttpAppDeps {
   /** The OpenAPI document (docs/openapi.yaml, parsed), served as GET /api/openapi.json. */
   readonly openApiDocument: unknown;
   readonly logger: Logger;
+  /** The live channel, GET /api/sync/live (absent: the route answers 404). */
+  readonly live?: LiveHub;
 }
 
 interface State {
@@ -207,6 +210,12 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     // A successful push was valid, so its body has this shape.
     const changes = (body.value.value as { changes: Parameters<typeof countRecords>[0] }).changes;
     recordSync(ctx, 'push', started, { bytesIn: body.value.bytes, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
+  });
+
+  // Authenticated (and counted by the rate limits) like the sync routes, then held open.
+  api.get('/sync/live', authenticate, (ctx) => {
+    if (!deps.live) return void sendError(ctx, syncError('NOT_FOUND', 'This server has no live channel.'));
+    deps.live.accept(ctx, ctx.state.principal!);
   });
 
   api.get('/admin/sync/stats', authenticate, async (ctx) => {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { okAsync, ResultAsync } from 'neverthrow';
 import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
-import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, ReceiptLookup, RowWrite, StoredField, StoredRow } from '../../application/ports';
+import type { ChangeStore, FieldCipher, MarkPayload, PullPage, PullQuery, PushReceipt, PushTransaction, ReceiptLookup, RowWrite, StoredField, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
 /** Takes a user's write lock (its sync_users row, held until commit) and returns its last_ts. */
@@ -26,6 +26,12 @@ const SAVE_RECEIPT =
   'WITH expired AS (DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?) ' +
   'INSERT INTO sync_push_receipts (user_id, push_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?) ' +
   'ON CONFLICT (user_id, push_id) DO UPDATE SET body_hash = EXCLUDED.body_hash, response = EXCLUDED.response, created_at = EXCLUDED.created_at';
+/**
+ * The live poke of a push (see LiveFeed): delivered by PostgreSQL at commit, never for a rolled-back
+ * transaction. The channel is the schema's (liveChannelName), so deployments sharing a database
+ * never hear each other.
+ */
+const NOTIFY_SQL = (payload: string) => `SELECT pg_notify(left('sync_live.' || current_schema(), 63), ${payload})`;
 const FIND_RECEIPT_SELECT = 'SELECT body_hash, response, created_at FROM sync_push_receipts';
 const FIND_RECEIPT: Statement = { sql: `${FIND_RECEIPT_SELECT} WHERE user_id = ? AND push_id = ? AND created_at >= ?`, name: undefined };
 /** Named (prepared once per connection) where the connection is PostgreSQL's; PGlite's runner ignores the name. */
@@ -334,8 +340,10 @@ export class KnexChangeStore implements ChangeStore {
         const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown }> };
         const lastTs = toNumber(locked.rows[0]!.last_ts);
         const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, null));
+        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, null);
+        const result = await work(tx);
         if (result.isErr()) throw new Rollback(result.error);
+        if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
         return result.value;
       }),
     );
@@ -362,9 +370,11 @@ export class KnexChangeStore implements ChangeStore {
       const lastTs = toNumber(locked.rows[0]!['last_ts']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, known));
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, known);
+      const result = await work(tx);
       if (result.isErr()) throw new Rollback(result.error);
-      await conn.query('COMMIT');
+      // The poke goes with the COMMIT, in the same round trip.
+      await conn.query(tx.announcement ? `${NOTIFY_SQL(conn.escapeLiteral(tx.announcement))}; COMMIT` : 'COMMIT');
       return result.value;
     } catch (e) {
       // Whatever failed (a COMMIT too: then there is no transaction left, and ROLLBACK only warns).
@@ -382,6 +392,9 @@ export class KnexChangeStore implements ChangeStore {
 }
 
 class KnexPushTransaction implements PushTransaction {
+  /** The NOTIFY payload the store sends before COMMIT, if the push announced its mark. */
+  announcement: string | null = null;
+
   constructor(
     private readonly run: Run,
     private readonly userId: string,
@@ -499,6 +512,12 @@ class KnexPushTransaction implements PushTransaction {
    */
   cursor(): ResultAsync<number, SyncError> {
     return okAsync(Math.max(1, this.lastTs));
+  }
+
+  announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError> {
+    const payload: MarkPayload = { u: this.userId, m: mark, d: deviceId };
+    this.announcement = JSON.stringify(payload);
+    return okAsync(undefined);
   }
 }
 

@@ -65,6 +65,12 @@ export interface PushTransaction {
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError>;
   /** The user's newest stamp, a valid pull cursor once this transaction commits. */
   cursor(): ResultAsync<number, SyncError>;
+  /**
+   * Tells every server process, when (and only if) this transaction commits, that the user's mark
+   * is now `mark`, written by `deviceId` (live pokes, see LiveFeed). At most one per push: a later
+   * call replaces an earlier one.
+   */
+  announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError>;
 }
 
 /**

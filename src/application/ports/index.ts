@@ -4,6 +4,8 @@ export type * from './digest';
 export type * from './token-verifier';
 export type * from './sync-log';
 export type * from './metrics';
+export type * from './live-notifier';
+export { liveChannelName } from './live-notifier';
 
 /** Injection tokens, one per port or use case; only the composition root binds them. */
 export const TOKENS = {
@@ -22,5 +24,6 @@ export const TOKENS = {
   Alerts: Symbol.for('Alerts'),
   Metrics: Symbol.for('Metrics'),
   FieldCipher: Symbol.for('FieldCipher'),
+  LiveFeed: Symbol.for('LiveFeed'),
 } as const;
 export type * from './field-cipher';
