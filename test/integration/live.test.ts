@@ -111,6 +111,25 @@ describeEachDatabase('live channel', (ctx, name) => {
     expect(m.get('sync_live_dropped_total', { reason: 'per_user' })).to.be.at.least(1);
   });
 
+  it('refuses a channel beyond the per-process limit (429 RATE_LIMITED, details.limit) and takes one again once a channel closed', async () => {
+    const own = await startTestServer(ctx.database.db, { LIVE_MAX_CONNECTIONS: '2' });
+    try {
+      const first = openChannel(own.url, own.token('u1'));
+      const second = openChannel(own.url, own.token('u2'));
+      await Promise.all([first, second].map((c) => c.waitFor((e) => e.type === 'hello', 'hello')));
+      const third = await send(`${own.url}/api/sync/live`, { headers: { authorization: `Bearer ${own.token('u3')}` } });
+      expect(expectError(third, 429, 'RATE_LIMITED')).to.include({ limit: 'live_connections_per_process', max: 2 });
+      first.close();
+      await until(async () => (await scrape(own)).get('sync_live_connections') === 1, 'the closed channel forgotten');
+      const again = openChannel(own.url, own.token('u3'));
+      await again.waitFor((e) => e.type === 'hello', 'hello after a slot freed');
+      again.close();
+      second.close();
+    } finally {
+      await own.close();
+    }
+  });
+
   it('closes the channel with bye TOKEN_EXPIRED when the token expires', async function () {
     this.timeout(20_000);
     const token = signToken(server.config.jwt, 'alice', { expiresInSeconds: 2 });
