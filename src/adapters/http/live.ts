@@ -54,7 +54,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class LiveHub {
   private readonly byUser = new Map<string, Set<Channel>>();
-  private open = 0;
+  private open_ = 0;
   private closingDown = false;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
@@ -74,7 +74,7 @@ export class LiveHub {
   }
 
   get size(): number {
-    return this.open;
+    return this.open_;
   }
 
   /** Answers `GET /api/sync/live` for an authenticated principal: a refusal, or the stream. */
@@ -87,12 +87,23 @@ export class LiveHub {
       ctx.set('Retry-After', '30');
       sendError(ctx, syncError('RATE_LIMITED', message, { limit: `live_connections_${reason}`, max: limit, retry_after_seconds: 30 }));
     };
-    if (this.open >= this.settings.maxPerProcess) return refuse('per_process', 'This server holds as many live channels as it may; retry later (other triggers still sync).', this.settings.maxPerProcess);
+    if (this.open_ >= this.settings.maxPerProcess) return refuse('per_process', 'This server holds as many live channels as it may; retry later (other triggers still sync).', this.settings.maxPerProcess);
     if ((mine?.size ?? 0) >= this.settings.maxPerUser) return refuse('per_user', `At most ${this.settings.maxPerUser} live channels per user; close one first.`, this.settings.maxPerUser);
 
     ctx.respond = false;
     ctx.status = 200;
-    const res = ctx.res;
+    const hsts = ctx.response.get('Strict-Transport-Security');
+    this.open(ctx.res, userId, principal.expiresAtMs, String(ctx.state['requestId'] ?? ''), hsts ? String(hsts) : null, mine);
+    ctx.req.socket.setNoDelay(true);
+    // Koa holds the context until the response ends: what only the request needed goes now
+    // (after the request's log line, written when this handler returns).
+    setImmediate(() => {
+      ctx.state = {};
+    });
+  }
+
+  /** Starts the stream. A method of its own: closures made here must not hold the Koa context. */
+  private open(res: ServerResponse, userId: string, expiresAtMs: number | undefined, requestId: string, hsts: string | null, mine: Set<Channel> | undefined): void {
     // The stream ends only when one side closes it; the socket is not reused after.
     res.shouldKeepAlive = false;
     res.writeHead(200, {
@@ -100,20 +111,19 @@ export class LiveHub {
       'Cache-Control': 'no-cache, no-transform',
       // nginx buffers responses unless told not to.
       'X-Accel-Buffering': 'no',
-      'X-Request-Id': String(ctx.state['requestId'] ?? ''),
-      ...(ctx.response.get('Strict-Transport-Security') ? { 'Strict-Transport-Security': String(ctx.response.get('Strict-Transport-Security')) } : {}),
+      'X-Request-Id': requestId,
+      ...(hsts ? { 'Strict-Transport-Security': hsts } : {}),
     });
-    ctx.req.socket.setNoDelay(true);
     const channel: Channel = { res, userId, expiry: null, behind: 0, owed: null };
     const set = mine ?? new Set<Channel>();
     if (!mine) this.byUser.set(userId, set);
     set.add(channel);
-    this.metrics.liveConnections(++this.open);
+    this.metrics.liveConnections(++this.open_);
     res.on('close', () => this.forget(channel));
     res.on('drain', () => this.drained(channel));
-    res.write(`retry: ${this.settings.retryMs}\nevent: hello\ndata: {"heartbeat_seconds":${this.settings.heartbeatMs / 1000}${principal.expiresAtMs ? `,"expires_at":${principal.expiresAtMs}` : ''}}\n\n`);
-    if (principal.expiresAtMs !== undefined) {
-      const ms = Math.min(MAX_TIMER_MS, Math.max(0, principal.expiresAtMs - Date.now()));
+    res.write(`retry: ${this.settings.retryMs}\nevent: hello\ndata: {"heartbeat_seconds":${this.settings.heartbeatMs / 1000}${expiresAtMs ? `,"expires_at":${expiresAtMs}` : ''}}\n\n`);
+    if (expiresAtMs !== undefined) {
+      const ms = Math.min(MAX_TIMER_MS, Math.max(0, expiresAtMs - Date.now()));
       channel.expiry = setTimeout(() => this.end(channel, 'TOKEN_EXPIRED', 'The token expired; connect again with a fresh one.'), ms);
     }
   }
@@ -145,7 +155,7 @@ export class LiveHub {
     if (!set?.delete(channel)) return;
     if (set.size === 0) this.byUser.delete(channel.userId);
     if (channel.expiry) clearTimeout(channel.expiry);
-    this.metrics.liveConnections(--this.open);
+    this.metrics.liveConnections(--this.open_);
   }
 
   private deliver(event: LiveEvent): void {
