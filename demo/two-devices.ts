@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { signToken } from '../src/adapters/crypto/jwt-token-issuer';
 import { loadConfig } from '../src/main/config';
 import { startServer } from '../src/main/server';
-import { AsyncStorageCheckpointStore, createSyncClient, OpSqliteDriver, type ConflictEvent, type NetworkMonitor, type OpSqliteDatabase, type SyncClient } from '../mobile/src';
+import { AsyncStorageCheckpointStore, createSyncClient, FetchEventSource, OpSqliteDriver, type ConflictEvent, type NetworkMonitor, type OpSqliteDatabase, type SyncClient } from '../mobile/src';
 
 /** A phone's network, switched by the story. */
 class Network implements NetworkMonitor {
@@ -35,6 +35,22 @@ const memoryStorage = () => {
   return { getItem: async (k: string) => m.get(k) ?? null, setItem: async (k: string, v: string) => void m.set(k, v), removeItem: async (k: string) => void m.delete(k) };
 };
 
+/** Resolves true once `probe` holds (checked at each status the device publishes), false after `timeoutMs`. */
+function until(client: SyncClient, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      queueMicrotask(() => stop());
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    const stop = client.subscribe(() => void probe().then((ok) => ok && finish(true), () => undefined));
+  });
+}
+
 export async function runDemo(print: (line: string) => void = console.log): Promise<boolean> {
   const config = loadConfig({ PGLITE_DATA_DIR: 'memory://', PORT: '0', LOG_LEVEL: 'warn', JWT_SECRET: 'demo-secret-0123456789abcdef0123456789abcdef' });
   const server = await startServer(config, { logger: pino({ level: 'warn' }) });
@@ -45,8 +61,10 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
     print(`   ${ok ? '✔' : '✘'} ${what}`);
     if (!ok) failures++;
   };
-  const device = async (name: string, user: string, network: Network) => {
+  const device = async (name: string, user: string, network: Network, live = false) => {
     const client = await createSyncClient({
+      // Live sync: the server pokes when another device wrote (in the app: react-native-sse's EventSource).
+      ...(live ? { live: { eventSource: (url: string, o: { headers: Record<string, string> }) => new FetchEventSource(url, o) } } : {}),
       db: new OpSqliteDriver(open({ name: `${name}.db`, location: dir }) as unknown as OpSqliteDatabase),
       checkpoints: new AsyncStorageCheckpointStore(memoryStorage()),
       network,
@@ -81,7 +99,7 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
     check(online.isOk() && phone.getStatus().pending === 0, `pushed ${online.isOk() ? online.value.tables['captures']!.pushed + online.value.tables['todos']!.pushed : 0} records; nothing pending`);
 
     print('\n3. Her tablet syncs and gets them.');
-    const tablet = await device('maya-tablet', 'maya', new Network(true));
+    const tablet = await device('maya-tablet', 'maya', new Network(true), true);
     const first = await tablet.sync();
     check(first.isOk(), 'the tablet synced');
     const tabletCaptures = await show('tablet', tablet, 'captures', ['id', 'type', 'raw_content']);
@@ -117,6 +135,18 @@ export async function runDemo(print: (line: string) => void = console.log): Prom
     await eve.sync();
     const eveRows = (await eve.local.query('captures')).length + (await eve.local.query('todos')).length;
     check(eveRows === 0, 'Eve sees none of Maya\'s data');
+
+    print('\n7. The tablet is open on the table (live); Maya captures a note on her phone.');
+    tablet.start();
+    await until(tablet, async () => tablet.getStatus().live && tablet.getStatus().state === 'idle');
+    check(tablet.getStatus().live, 'the tablet holds the live channel');
+    await phone.local.create('captures', { id: 'c-keys', type: 'text', raw_content: 'Spare keys are with Ana' });
+    const syncing = Date.now();
+    const shown = until(tablet, async () => (await tablet.local.get('captures', 'c-keys')) !== null, 10_000).then((ok) => ok && Date.now() - syncing);
+    await phone.sync();
+    const ms = await shown;
+    check(ms !== false, `the tablet shows it ${ms} ms after the phone started its sync, without anyone syncing the tablet by hand`);
+    tablet.stop();
 
     print(failures === 0 ? '\nEvery step held.' : `\n${failures} step(s) did not hold.`);
     return failures === 0;

@@ -1,4 +1,4 @@
-export { createSyncClient, SyncClient, type SyncClientOptions, type SyncState, type SyncStatus } from './sync-client';
+export { createSyncClient, SyncClient, type LiveOptions, type SyncClientOptions, type SyncState, type SyncStatus } from './sync-client';
 export type { SyncOptions, SyncReport, TableReport } from './sync-engine';
 export { LocalDatabase, LocalWriteError, type ChangeEvent, type ChangeListener, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
 export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
@@ -9,3 +9,7 @@ export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-moni
 export type * from './ports';
 export { KeychainKeyStore, type KeychainLike } from './adapters/keychain-key-store';
 export { databaseKey, DATABASE_KEY_NAME, MissingDatabaseKeyError, type DatabaseKeyOptions } from './database-key';
+export { SseLiveTransport, type SseLiveTransportOptions } from './adapters/sse-live-transport';
+export { FetchEventSource } from './adapters/fetch-event-source';
+export { RnAppStateMonitor, type AppStateLike } from './adapters/rn-app-state-monitor';
+export { LiveChannel } from './live-channel';

@@ -7,9 +7,11 @@
 import { err, type Result } from 'neverthrow';
 import { MAX_RETRY_DELAY_MS, networkFailure, retryDelayMs, type SyncFailure } from '../../src/domain';
 import { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
+import { SseLiveTransport } from './adapters/sse-live-transport';
+import { LiveChannel } from './live-channel';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
 import { migrateLocalDatabase } from './local-schema';
-import { systemTimers, type CheckpointStore, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
+import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
 
 export type SyncState = 'idle' | 'syncing' | 'offline' | 'error';
@@ -25,6 +27,8 @@ export interface SyncStatus {
   readonly conflicts: number;
   /** What the latest sync did: duration, records and bytes each way, result, retries. */
   readonly lastSync: SyncMetrics | null;
+  /** The live channel is open: another device's change arrives within a second (docs/mobile.md). */
+  readonly live: boolean;
 }
 
 export interface SyncClientOptions {
@@ -44,6 +48,20 @@ export interface SyncClientOptions {
   readonly retryCapMs?: number;
   /** Receives each sync's measurements (also kept in `status.lastSync`). */
   readonly metrics?: MetricsSink;
+  /** Live sync: the server pokes, the client syncs (docs/mobile.md, "Live sync"). Off when absent. */
+  readonly live?: LiveOptions;
+}
+
+export interface LiveOptions {
+  /** An EventSource maker (React Native: react-native-sse's); the channel then uses `server`'s URL and token. */
+  readonly eventSource?: EventSourceFactory;
+  /** Or the transport itself (tests, custom stacks). */
+  readonly transport?: (deviceId: string) => LiveTransport;
+  /** Foreground or background (React Native: RnAppStateMonitor over AppState); always foreground when absent. */
+  readonly appState?: AppStateMonitor;
+  readonly pokeDelayMs?: number;
+  readonly reconnectCapMs?: number;
+  readonly random?: () => number;
 }
 
 const defaultNewId = (): string => {
@@ -53,7 +71,7 @@ const defaultNewId = (): string => {
 };
 
 export class SyncClient {
-  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0, lastSync: null };
+  private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0, lastSync: null, live: false };
   private traffic = { bytesSent: 0, bytesReceived: 0 };
   private readonly listeners = new Set<(s: SyncStatus) => void>();
   private readonly conflictListeners = new Set<(events: readonly ConflictEvent[]) => void>();
@@ -65,6 +83,8 @@ export class SyncClient {
   private debounceTimer: unknown = null;
   private pollTimer: unknown = null;
   private readonly unsubscribers: Array<() => void> = [];
+  /** Set by createSyncClient when live sync is configured. */
+  liveChannel: LiveChannel | null = null;
 
   constructor(
     readonly local: LocalDatabase,
@@ -250,11 +270,29 @@ export class SyncClient {
     };
     poll();
     void this.sync();
+    this.liveChannel?.start();
+  }
+
+  /** Called by the live channel. */
+  liveChanged(live: boolean): void {
+    if (live !== this.status.live) this.setStatus({ live });
+  }
+
+  /** The lowest pull cursor over the synced tables: the mark this device has everything up to (null: some table never pulled). */
+  async knownMark(): Promise<number | null> {
+    let low: number | null = Infinity;
+    for (const table of this.engine.tablesFor({})) {
+      const at = await this.checkpoints.getLastPulledAt(table.name);
+      if (at === null) return null;
+      low = Math.min(low, at);
+    }
+    return low;
   }
 
   /** Stops every trigger and retry; a sync under way finishes. */
   stop(): void {
     this.started = false;
+    this.liveChannel?.stop();
     for (const u of this.unsubscribers.splice(0)) u();
     this.cancel('retryTimer');
     this.cancel('debounceTimer');
@@ -321,6 +359,21 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
     pollIntervalMs: options.pollIntervalMs ?? 15 * 60 * 1000,
     retryCapMs: options.retryCapMs ?? MAX_RETRY_DELAY_MS,
   }, options.metrics);
+  const live = options.live;
+  const liveTransport = live?.transport
+    ? live.transport(deviceId)
+    : live?.eventSource && options.server
+      ? new SseLiveTransport({ baseUrl: options.server.baseUrl, getToken: options.server.getToken, deviceId, eventSource: live.eventSource })
+      : undefined;
+  if (live && !liveTransport) throw new Error('live sync needs `live.transport`, or `live.eventSource` with `server`.');
+  if (liveTransport) {
+    const c = client;
+    client.liveChannel = new LiveChannel(liveTransport, live?.appState, options.network, timers, deviceId, {
+      sync: () => void c.sync(),
+      knownMark: () => c.knownMark(),
+      liveChanged: (on) => c.liveChanged(on),
+    }, { pokeDelayMs: live?.pokeDelayMs ?? 50, reconnectCapMs: live?.reconnectCapMs ?? 60_000, random: live?.random ?? Math.random });
+  }
   await client.refreshCounts();
   return client;
 }

@@ -105,9 +105,14 @@ export class PushChanges {
       if (invalid.length) {
         return errAsync(validationFailed(`The push has ${invalid.length} invalid entr${invalid.length === 1 ? 'y' : 'ies'}; nothing was written.`, invalid));
       }
+      const wrote = plans.some((p) => p.byDevice.length > 0 || p.merged.length > 0);
+      // A merge wrote versions the pushing device has not seen: then the poke is not its echo.
+      const echoOf = plans.some((p) => p.merged.length > 0) ? null : deviceId;
       return writeSequentially(tx, plans, deviceId)
         .andThen(() => (conflicts.length ? tx.recordConflicts(conflicts, now) : okAsync(undefined)))
         .andThen(() => tx.cursor())
+        // One poke per push, sent by the database at commit (never for a rolled-back push).
+        .andThen((timestamp) => (wrote ? tx.announce(timestamp, echoOf).map(() => timestamp) : okAsync(timestamp)))
         .map((timestamp) => ({
           timestamp,
           conflicts: conflicts.map((c) => ({

@@ -37,6 +37,8 @@ export interface AppConfig {
   };
   readonly logLevel: string;
   readonly rateLimits: { readonly perIpPerMinute: number; readonly perUserPerMinute: number };
+  /** The live channel (GET /api/sync/live). */
+  readonly live: { readonly heartbeatMs: number; readonly maxPerUser: number; readonly maxPerProcess: number; readonly slowClientMs: number; readonly retryMs: number };
   /** HTTPS served by this process (both files), or null. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   /** A proxy in front terminates TLS (so production may run plain HTTP here). */
@@ -216,6 +218,18 @@ export function loadConfig(env: Env = process.env): AppConfig {
     adminUiDir: resolve(env['ADMIN_UI_DIR']?.trim() || join(packageRoot(), 'dist', 'admin')),
     ...alertWebhook(env),
     alertMaxPerUserPerHour: intVar(env, 'ALERT_MAX_PER_USER_PER_HOUR', 4, 1, 1_000_000),
+    live: liveConfig(env),
+  };
+}
+
+/** The live channel's limits (GET /api/sync/live; README, "Configuration"). */
+function liveConfig(env: Env): AppConfig['live'] {
+  return {
+    heartbeatMs: intVar(env, 'LIVE_HEARTBEAT_SECONDS', 20, 1, 3600) * 1000,
+    maxPerUser: intVar(env, 'LIVE_MAX_CONNECTIONS_PER_USER', 10, 0, 1_000_000),
+    maxPerProcess: intVar(env, 'LIVE_MAX_CONNECTIONS', 20_000, 0, 10_000_000),
+    slowClientMs: intVar(env, 'LIVE_SLOW_CLIENT_MS', 10_000, 100, 3_600_000),
+    retryMs: 3_000,
   };
 }
 

@@ -7,6 +7,8 @@ import { AesGcmFieldCipher } from '../adapters/crypto/aes-gcm-field-cipher';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
 import { NodeSha256Digest } from '../adapters/crypto/node-digest';
 import { createHttpApp } from '../adapters/http/app';
+import { LiveHub } from '../adapters/http/live';
+import { createLiveFeed } from '../adapters/postgres/notifier';
 import { BoundedAlerts, FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapters/observability/alerts';
 import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/batching-sync-log';
 import { PromMetrics } from '../adapters/observability/prom-metrics';
@@ -24,6 +26,7 @@ import {
   type Clock,
   type Digest,
   type FieldCipher,
+  type LiveFeed,
   type Metrics,
   type RetentionStore,
   type PoolFigures,
@@ -44,6 +47,7 @@ export const ROOT = {
   Database: Symbol.for('Database'),
   Logger: Symbol.for('Logger'),
   HttpApp: Symbol.for('HttpApp'),
+  LiveHub: Symbol.for('LiveHub'),
   SyncLogTables: Symbol.for('SyncLogTables'),
 } as const;
 
@@ -109,6 +113,12 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind(TOKENS.GetSyncSeries).toResolvedValue((q: SyncStatsQuery, cl: Clock) => new GetSyncSeries(q, cl), [TOKENS.SyncStatsQuery, TOKENS.Clock]);
   c.bind(TOKENS.GetRuntime).toResolvedValue((p: RuntimeProbe) => new GetRuntime(p), [TOKENS.RuntimeProbe]);
 
+  c.bind<LiveFeed>(TOKENS.LiveFeed).toResolvedValue((d: Knex, log: Logger) => createLiveFeed(d, log), [ROOT.Database, ROOT.Logger]);
+  c.bind<LiveHub>(ROOT.LiveHub).toResolvedValue(
+    (feed: LiveFeed, metrics: Metrics, log: Logger) => new LiveHub(feed, metrics, config.live, log),
+    [TOKENS.LiveFeed, TOKENS.Metrics, ROOT.Logger],
+  );
+
   const openApiDocument = loadOpenApiDocument();
   c.bind(ROOT.HttpApp).toResolvedValue(
     (
@@ -122,6 +132,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
       syncLog: SyncLog,
       metrics: Metrics,
       log: Logger,
+      live: LiveHub,
     ) =>
       createHttpApp({
         pullChanges,
@@ -141,8 +152,9 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         trustProxyHops: config.trustProxyHops,
         openApiDocument,
         adminUiDir: config.adminUiDir,
+        live,
       }),
-    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.GetSyncSeries, TOKENS.GetRuntime, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],
+    [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.GetSyncSeries, TOKENS.GetRuntime, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger, ROOT.LiveHub],
   );
   return c;
 }

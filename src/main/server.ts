@@ -11,7 +11,8 @@ import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
-import { TOKENS, type Clock, type FieldCipher, type SyncLog } from '../application/ports';
+import type { LiveHub } from '../adapters/http/live';
+import { TOKENS, type Clock, type FieldCipher, type LiveFeed, type SyncLog } from '../application/ports';
 import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
@@ -46,6 +47,9 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   }
   const container = buildContainer(config, db, logger, options.clock);
   const app = container.get<Koa>(ROOT.HttpApp);
+  const live = container.get<LiveHub>(ROOT.LiveHub);
+  const feed = container.get<LiveFeed>(TOKENS.LiveFeed);
+  await feed.start();
   const syncLog = container.get<SyncLog>(TOKENS.SyncLog);
   // Koa's default prints to stderr. A client that goes away mid-request (its body cut off) is
   // routine on mobile networks: nothing was written, so it is logged, not shouted.
@@ -90,7 +94,12 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       (closing ??= (async () => {
         if (retentionTimer) clearInterval(retentionTimer);
         stopping = true;
-        await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        const stopped = new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        // Live channels never end by themselves: each is told SHUTTING_DOWN and closed, so the
+        // server's close (which waits for every connection) can complete.
+        await live.closeAll();
+        await stopped;
+        await feed.close();
         await purging?.catch(() => undefined);
         await syncLog.flush();
         const cipher = container.get<FieldCipher>(TOKENS.FieldCipher);

@@ -44,6 +44,8 @@ const EMPTY: UserState = { lastStamp: 0, purgedThrough: 0, tables: new Map(), co
 
 export class MemoryChangeStore implements ChangeStore {
   private readonly users = new Map<string, UserState>();
+  /** The marks committed pushes announced (PushTransaction.announce), in commit order. */
+  readonly announced: Array<{ userId: string; mark: number; deviceId: string | null }> = [];
   private readonly locks = new Map<string, Promise<void>>();
   /** Calls waiting for a user's lock now. */
   waiting = 0;
@@ -87,6 +89,8 @@ export class MemoryChangeStore implements ChangeStore {
         // Like PostgreSQL after a failed statement: the transaction can only roll back.
         if (tx.failed) throw new Error('a statement of this transaction failed; it was rolled back');
         this.users.set(userId, tx.commit());
+        // Like NOTIFY: heard at commit only.
+        if (tx.announcement) this.announced.push({ userId, ...tx.announcement });
         return result.value;
       } finally {
         tx.close();
@@ -249,6 +253,12 @@ class MemoryPushTransaction implements PushTransaction {
 
   purgedThrough(): number {
     return this.purged;
+  }
+
+  announcement: { mark: number; deviceId: string | null } | null = null;
+
+  announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError> {
+    return this.guard(() => void (this.announcement = { mark, deviceId }));
   }
 
   commit(): UserState {

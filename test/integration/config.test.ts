@@ -170,6 +170,7 @@ describe('configuration from the environment', () => {
           intervalMs: 60 * 60 * 1000,
         },
         logLevel: 'info',
+        live: { heartbeatMs: 20_000, maxPerUser: 10, maxPerProcess: 20_000, slowClientMs: 10_000, retryMs: 3_000 },
       });
     });
 
@@ -184,6 +185,14 @@ describe('configuration from the environment', () => {
     it('ADMIN_UI_DIR: where the dashboard is served from, resolved from the working directory', () => {
       expect(loadConfig({ ...base, ADMIN_UI_DIR: 'build/admin' }).adminUiDir).to.equal(resolve('build/admin'));
       expect(loadConfig({ ...base, ADMIN_UI_DIR: '/srv/admin' }).adminUiDir).to.equal('/srv/admin');
+    });
+
+    it('reads the live channel variables, and refuses one out of range', () => {
+      const live = loadConfig({ JWT_SECRET: SECRET, LIVE_HEARTBEAT_SECONDS: '15', LIVE_MAX_CONNECTIONS_PER_USER: '0', LIVE_MAX_CONNECTIONS: '500', LIVE_SLOW_CLIENT_MS: '2500' }).live;
+      expect(live).to.deep.equal({ heartbeatMs: 15_000, maxPerUser: 0, maxPerProcess: 500, slowClientMs: 2_500, retryMs: 3_000 });
+      // Bad input: a heartbeat of 0 s (proxies would cut the stream) and a negative limit.
+      expect(() => loadConfig({ JWT_SECRET: SECRET, LIVE_HEARTBEAT_SECONDS: '0' })).to.throw(/LIVE_HEARTBEAT_SECONDS/);
+      expect(() => loadConfig({ JWT_SECRET: SECRET, LIVE_MAX_CONNECTIONS: '-1' })).to.throw(/LIVE_MAX_CONNECTIONS/);
     });
 
     it('blank variables count as unset', () => {

@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type Koa from 'koa';
 import { pino } from 'pino';
 import { openDatabase } from '../../src/adapters/postgres/connection';
+import { signToken } from '../../src/adapters/crypto/jwt-token-issuer';
 import { TABLES, tableSpec, type TableSpec, type WireRecord } from '../../src/domain/schema';
 import { loadConfig } from '../../src/main/config';
 import { buildContainer, ROOT } from '../../src/main/container';
@@ -357,6 +358,16 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
     // A token, even a bad one, changes nothing: the route does not read it.
     expect((await call('GET', '/api/openapi.json')).body).to.deep.equal(answer.body);
     expect((await call('GET', '/api/openapi.json', { token: 'not-a-token' })).status).to.equal(200);
+  });
+
+  it('GET /api/sync/live: the event stream to its bye (a token that expires at once), and its refusals', async function () {
+    this.timeout(20_000);
+    const token = signToken(server.config.jwt, 'alice', { expiresInSeconds: 1 });
+    const answer = await call('GET', '/api/sync/live', { token, headers: { 'x-device-id': 'phone' } });
+    expect(answer.status).to.equal(200);
+    expect(answer.headers.get('content-type')).to.match(/^text\/event-stream/);
+    expect(answer.text).to.match(/event: bye\ndata: \{"code":"TOKEN_EXPIRED"/);
+    expect((await call('GET', '/api/sync/live', { token: null })).status).to.equal(401);
   });
 
   it('documents every route of the app, and every documented operation was called above', () => {

@@ -59,6 +59,6 @@ export class JwtTokenVerifier implements TokenVerifier {
     if (typeof payload.sub !== 'string' || !/^[^\u0000-\u001f\u007f]{1,255}$/.test(payload.sub) || !isWellFormedUtf16(payload.sub)) {
       return err(unauthenticated('token has no usable sub'));
     }
-    return ok({ userId: payload.sub, isAdmin: (payload as { role?: unknown }).role === 'admin' });
+    return ok({ userId: payload.sub, isAdmin: (payload as { role?: unknown }).role === 'admin', expiresAtMs: payload.exp * 1000 });
   }
 }

@@ -15,6 +15,7 @@ import type { PushChanges } from '../../application/push-changes';
 import { countRecords, syncError, type SyncError } from '../../domain';
 import { adminDashboard } from './admin-dashboard';
 import { readJsonBody } from './body';
+import type { LiveHub } from './live';
 import { limiter, type RateLimits } from './rate-limit';
 import { sendError, sendJson, sendResult } from './respond';
 
@@ -44,6 +45,8 @@ export interface HttpAppDeps {
   /** Where `npm run build:admin` puts the dashboard's files, served at /admin. */
   readonly adminUiDir: string;
   readonly logger: Logger;
+  /** The live channel, GET /api/sync/live (absent: the route answers 404). */
+  readonly live?: LiveHub;
 }
 
 interface State {
@@ -225,6 +228,12 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     // A successful push was valid, so its body has this shape.
     const changes = (body.value as { changes: Parameters<typeof countRecords>[0] }).changes;
     recordSync(ctx, 'push', started, { bytesIn, bytesOut, recordsByTable: countRecords(changes), conflicts: result.value.conflicts });
+  });
+
+  // Authenticated (and counted by the rate limits) like the sync routes, then held open.
+  api.get('/sync/live', authenticate, (ctx) => {
+    if (!deps.live) return void sendError(ctx, syncError('NOT_FOUND', 'This server has no live channel.'));
+    deps.live.accept(ctx, ctx.state.principal!);
   });
 
   api.get('/admin/sync/stats', authenticate, async (ctx) => {

@@ -27,6 +27,15 @@ export class PromMetrics implements Metrics {
   private readonly dropped = new Counter({ name: 'sync_log_dropped_total', help: 'sync_logs entries dropped (queue full or write failed).', registers: [this.registry] });
   private readonly writeFailures = new Counter({ name: 'sync_log_write_failures_total', help: 'Failed sync_logs batch writes.', registers: [this.registry] });
 
+  private readonly liveOpen = new Gauge({ name: 'sync_live_connections', help: 'Live channels (GET /api/sync/live) open in this process.', registers: [this.registry] });
+  private readonly livePokes = new Counter({ name: 'sync_live_pokes_total', help: 'Events written to live channels (pokes and check-now pokes).', registers: [this.registry] });
+  private readonly liveDrops = new Counter({
+    name: 'sync_live_dropped_total',
+    help: 'Live channels dropped (slow_client: it never read) or refused at open (per_user, per_process limits).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   constructor(poolProbe?: PoolProbe) {
     collectDefaultMetrics({ register: this.registry });
     if (poolProbe) {
@@ -63,6 +72,18 @@ export class PromMetrics implements Metrics {
 
   syncLogWriteFailed(): void {
     this.writeFailures.inc();
+  }
+
+  liveConnections(open: number): void {
+    this.liveOpen.set(open);
+  }
+
+  livePokesSent(count: number): void {
+    this.livePokes.inc(count);
+  }
+
+  liveDropped(reason: string): void {
+    this.liveDrops.inc({ reason });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

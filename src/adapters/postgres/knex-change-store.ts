@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { okAsync, ResultAsync } from 'neverthrow';
 import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
-import { CIPHERTEXT_PREFIX, type ChangeStore, type FieldCipher, type PullPage, type PullQuery, type PushReceipt, type PushTransaction, type ReceiptLookup, type RowWrite, type StoredField, type StoredRow } from '../../application/ports';
+import { CIPHERTEXT_PREFIX, type ChangeStore, type FieldCipher, type MarkPayload, type PullPage, type PullQuery, type PushReceipt, type PushTransaction, type ReceiptLookup, type RowWrite, type StoredField, type StoredRow } from '../../application/ports';
 import { usesPgDriver } from './connection';
 import { databaseError } from './errors';
 
@@ -27,6 +27,12 @@ const SAVE_RECEIPT =
   'WITH expired AS (DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?) ' +
   'INSERT INTO sync_push_receipts (user_id, push_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?) ' +
   'ON CONFLICT (user_id, push_id) DO UPDATE SET body_hash = EXCLUDED.body_hash, response = EXCLUDED.response, created_at = EXCLUDED.created_at';
+/**
+ * The live poke of a push (see LiveFeed): delivered by PostgreSQL at commit, never for a rolled-back
+ * transaction. The channel is the schema's (liveChannelName), so deployments sharing a database
+ * never hear each other.
+ */
+const NOTIFY_SQL = (payload: string) => `SELECT pg_notify(left('sync_live.' || current_schema(), 63), ${payload})`;
 const FIND_RECEIPT_SELECT = 'SELECT body_hash, response, created_at FROM sync_push_receipts';
 const FIND_RECEIPT: Statement = { sql: `${FIND_RECEIPT_SELECT} WHERE user_id = ? AND push_id = ? AND created_at >= ?`, name: undefined };
 /** Named (prepared once per connection) where the connection is PostgreSQL's; PGlite's runner ignores the name. */
@@ -371,8 +377,10 @@ export class KnexChangeStore implements ChangeStore {
         const lastTs = toNumber(locked.rows[0]!.last_ts);
         const purged = toNumber(locked.rows[0]!.purged_through);
         const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null));
+        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null);
+        const result = await work(tx);
         if (result.isErr()) throw new Rollback(result.error);
+        if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
         return result.value;
       }),
     );
@@ -400,9 +408,11 @@ export class KnexChangeStore implements ChangeStore {
       const purged = toNumber(locked.rows[0]!['purged_through']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known));
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known);
+      const result = await work(tx);
       if (result.isErr()) throw new Rollback(result.error);
-      await conn.query('COMMIT');
+      // The poke goes with the COMMIT, in the same round trip.
+      await conn.query(tx.announcement ? `${NOTIFY_SQL(conn.escapeLiteral(tx.announcement))}; COMMIT` : 'COMMIT');
       return result.value;
     } catch (e) {
       // Whatever failed (a COMMIT too: then there is no transaction left, and ROLLBACK only warns).
@@ -420,6 +430,9 @@ export class KnexChangeStore implements ChangeStore {
 }
 
 class KnexPushTransaction implements PushTransaction {
+  /** The NOTIFY payload the store sends before COMMIT, if the push announced its mark. */
+  announcement: string | null = null;
+
   constructor(
     private readonly run: Run,
     private readonly userId: string,
@@ -543,6 +556,12 @@ class KnexPushTransaction implements PushTransaction {
    */
   cursor(): ResultAsync<number, SyncError> {
     return okAsync(Math.max(1, this.lastTs));
+  }
+
+  announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError> {
+    const payload: MarkPayload = { u: this.userId, m: mark, d: deviceId };
+    this.announcement = JSON.stringify(payload);
+    return okAsync(undefined);
   }
 }
 

@@ -78,6 +78,12 @@ export interface PushTransaction {
   cursor(): ResultAsync<number, SyncError>;
   /** The newest stamp among the user's purged tombstones, as the lock found it (0 when none). */
   purgedThrough(): number;
+  /**
+   * Tells every server process, when (and only if) this transaction commits, that the user's mark
+   * is now `mark`, written by `deviceId` (live pokes, see LiveFeed). At most one per push: a later
+   * call replaces an earlier one.
+   */
+  announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError>;
 }
 
 /**

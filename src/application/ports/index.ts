@@ -5,6 +5,8 @@ export type * from './token-verifier';
 export type * from './sync-log';
 export type * from './metrics';
 export type * from './retention-store';
+export type * from './live-notifier';
+export { liveChannelName } from './live-notifier';
 
 /** Injection tokens, one per port or use case; only the composition root binds them. */
 export const TOKENS = {
@@ -28,6 +30,7 @@ export const TOKENS = {
   FieldCipher: Symbol.for('FieldCipher'),
   RetentionStore: Symbol.for('RetentionStore'),
   PurgeExpiredData: Symbol.for('PurgeExpiredData'),
+  LiveFeed: Symbol.for('LiveFeed'),
 } as const;
 export type * from './field-cipher';
 export { CIPHERTEXT_PREFIX } from './field-cipher';

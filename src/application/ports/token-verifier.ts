@@ -4,6 +4,8 @@ import type { SyncError } from '../../domain';
 export interface Principal {
   readonly userId: string;
   readonly isAdmin: boolean;
+  /** When the token expires (ms since the epoch; the JWT's `exp`): a live channel closes then. */
+  readonly expiresAtMs?: number;
 }
 
 /** Checks a bearer token; every failure is `UNAUTHENTICATED` with a reason for the log. */

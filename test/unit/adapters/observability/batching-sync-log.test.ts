@@ -79,6 +79,9 @@ function metricsSpy() {
     observeSync: sinon.spy(),
     syncLogDropped: sinon.spy(),
     syncLogWriteFailed: sinon.spy(),
+    liveConnections: sinon.spy(),
+    livePokesSent: sinon.spy(),
+    liveDropped: sinon.spy(),
     render: sinon.stub().resolves({ contentType: 'text/plain', body: '' }),
   } satisfies Metrics;
 }
