@@ -8,3 +8,5 @@ export * from './backoff';
 export * from './sync-result';
 export * from './wire';
 export * from './observability';
+export * from './push-validation';
+export * from './messages';

@@ -1,6 +1,5 @@
 import { err, ok, type Result } from 'neverthrow';
 import { gzipSync, strToU8 } from 'fflate';
-import type { z } from 'zod';
 import {
   errorResponseSchema,
   failureFromStatus,
@@ -13,6 +12,7 @@ import {
   type PushResponseBody,
   type SyncErrorCode,
   utf8Length,
+  type WireSchema,
 } from '../../../src/domain';
 import type { PullHead, PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
 
@@ -69,7 +69,7 @@ export class FetchSyncTransport implements SyncTransport {
   }
 
   /** `onHeaders` hears a 200 answer's headers as they arrive, before its body is read. */
-  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>, sendDeviceId = true, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
+  private async request<T>(path: string, init: RequestInit, schema: WireSchema<T>, sendDeviceId = true, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
     let token: string;
     try {
       token = await this.options.getToken();
