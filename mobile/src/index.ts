@@ -9,3 +9,7 @@ export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-moni
 export type * from './ports';
 export { KeychainKeyStore, type KeychainLike } from './adapters/keychain-key-store';
 export { databaseKey, DATABASE_KEY_NAME, MissingDatabaseKeyError, type DatabaseKeyOptions } from './database-key';
+export { uuidV4, NoSecureRandomSourceError, type RandomBytes } from './ids';
+// The shared domain an app may need: the synced tables and their columns, sync failures, retry delays.
+export { TABLES, TABLE_NAMES, tableSpec, columnNames, columnSpec, type TableSpec, type ColumnSpec, type ColumnType, type WireRecord, type WireValue } from '../../src/domain';
+export { MAX_RETRY_DELAY_MS, retryDelayMs, type SyncFailure, type SyncResultKind, type ErrorDetail, type SyncErrorCode, type ConflictType } from '../../src/domain';

@@ -1,0 +1,2 @@
+// The React bindings (`@note-sync/mobile/react`): SyncProvider and the hooks go here.
+export {};
