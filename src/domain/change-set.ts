@@ -4,7 +4,7 @@
  * defaults. The validation of a whole push, which only the server does, is in push-validation.ts.
  */
 import { err, ok, type Result } from 'neverthrow';
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import type { ErrorDetail } from './errors';
 import { issueReason, parseWith } from './messages';
 import { columnNames, type ColumnSpec, type TableSpec, type WireRecord, type WireValue } from './schema';

@@ -9,4 +9,3 @@ export * from './sync-result';
 export * from './wire';
 export * from './observability';
 export * from './push-validation';
-export * from './messages';

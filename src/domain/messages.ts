@@ -4,7 +4,7 @@
  * messages of an app's own zod schemas: so the English map is passed to each parse instead.
  * Only the English locale is imported, not zod's 64 (a React Native bundle keeps what it imports).
  */
-import type { z } from 'zod/mini';
+import type * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 
 const english = en().localeError;

@@ -2,7 +2,7 @@
  * The query of `GET /api/sync/pull` (spec §4.1, §4.4), parsed and checked against the schema.
  */
 import { err, ok, type Result } from 'neverthrow';
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { syncError, validationFailed, type ErrorDetail, type SyncError } from './errors';
 import { TABLES, tableSpec, type TableSpec } from './schema';
 

@@ -5,7 +5,7 @@
  * bundles the domain modules it imports, leaves it out.
  */
 import { err, ok, type Result } from 'neverthrow';
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { columnValueProblem, ID_MAX_LENGTH, isWellFormedUtf16, utf8Length, type PushedRecord, type PushedTable, type PushLimits, type ValidatedPush } from './change-set';
 import { syncError, validationFailed, type ErrorDetail, type SyncError } from './errors';
 import { issueReason, parseWith } from './messages';

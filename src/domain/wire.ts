@@ -2,7 +2,7 @@
  * The server's answers as data (spec §4.1–4.2), so a client checks what it receives against the
  * same definition the server is tested with.
  */
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import type { ChangeSet } from './change-set';
 import type { WireRecord } from './schema';
 
