@@ -66,7 +66,8 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: 'node_modules' },
+    // mobile/lib is the package's build output (git-ignored): its sources are cruised instead.
+    exclude: { path: ['node_modules', '^mobile/lib/'] },
     tsPreCompilationDeps: true,
     enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js', '.cjs', '.mjs', '.json'] },
   },

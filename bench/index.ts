@@ -5,13 +5,14 @@ import { benchDevices } from './devices';
 import { benchExampleSize } from './example-size';
 import { benchLive } from './live';
 import { benchMemory } from './memory';
+import { benchMobileSize } from './mobile-size';
 import { benchPull } from './pull';
 import { benchPush } from './push';
 import { benchRetention } from './retention';
 import { benchScaleOut } from './scale-out';
 
 /** `npm run bench`: every scenario, one JSON line per measurement. Not part of `npm test`. */
-const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts, devices: benchDevices, concurrency: benchConcurrency, memory: benchMemory, 'scale-out': benchScaleOut, retention: benchRetention, live: benchLive, 'example-size': benchExampleSize };
+const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts, devices: benchDevices, concurrency: benchConcurrency, memory: benchMemory, 'scale-out': benchScaleOut, retention: benchRetention, live: benchLive, 'mobile-size': benchMobileSize, 'example-size': benchExampleSize };
 const only = process.argv.slice(2);
 const unknown = only.filter((name) => !(name in scenarios));
 if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`);

@@ -4,6 +4,7 @@
  * exists while its key is gone is an explicit error: opening it with a new key would look like an
  * empty database and the app would silently start over, losing every unsynced note.
  */
+import { secureRandomBytes, type RandomBytes } from './ids';
 import type { KeyStore } from './ports';
 
 export const DATABASE_KEY_NAME = 'note-sync.database-key';
@@ -15,14 +16,8 @@ export interface DatabaseKeyOptions {
   /** Whether the database file is already there (e.g. react-native-fs `exists(path)`). */
   readonly databaseExists: () => Promise<boolean>;
   /** Cryptographically random bytes; the default uses `crypto.getRandomValues` (react-native-get-random-values on older engines). */
-  readonly randomBytes?: (length: number) => Uint8Array;
+  readonly randomBytes?: RandomBytes;
 }
-
-const secureRandom = (length: number): Uint8Array => {
-  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
-  if (!c?.getRandomValues) throw new Error('No secure random source: install react-native-get-random-values, or pass randomBytes.');
-  return c.getRandomValues(new Uint8Array(length));
-};
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
@@ -32,7 +27,7 @@ export async function databaseKey(options: DatabaseKeyOptions): Promise<string> 
   if (await options.databaseExists()) {
     throw new MissingDatabaseKeyError('The local database exists but its key is missing from the key store; refusing to open it with a new key (that would hide the data behind an empty database).');
   }
-  const key = hex((options.randomBytes ?? secureRandom)(32));
+  const key = hex((options.randomBytes ?? secureRandomBytes)(32));
   await options.keyStore.set(DATABASE_KEY_NAME, key);
   return key;
 }

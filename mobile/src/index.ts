@@ -13,3 +13,7 @@ export { SseLiveTransport, type SseLiveTransportOptions } from './adapters/sse-l
 export { FetchEventSource } from './adapters/fetch-event-source';
 export { RnAppStateMonitor, type AppStateLike } from './adapters/rn-app-state-monitor';
 export { LiveChannel } from './live-channel';
+export { uuidV4, NoSecureRandomSourceError, type RandomBytes } from './ids';
+// The shared domain an app may need: the synced tables and their columns, sync failures, retry delays.
+export { TABLES, TABLE_NAMES, tableSpec, columnNames, columnSpec, type TableSpec, type ColumnSpec, type ColumnType, type WireRecord, type WireValue } from '../../src/domain';
+export { MAX_RETRY_DELAY_MS, retryDelayMs, type SyncFailure, type SyncResultKind, type ErrorDetail, type SyncErrorCode, type ConflictType } from '../../src/domain';

@@ -9,6 +9,7 @@ import { MAX_RETRY_DELAY_MS, networkFailure, retryDelayMs, type SyncFailure } fr
 import { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
 import { SseLiveTransport } from './adapters/sse-live-transport';
 import { LiveChannel } from './live-channel';
+import { hasSecureRandom, NoSecureRandomSourceError, uuidV4, type RandomBytes } from './ids';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
 import { migrateLocalDatabase } from './local-schema';
 import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
@@ -39,8 +40,13 @@ export interface SyncClientOptions {
   readonly server?: Omit<FetchTransportOptions, 'deviceId'>;
   readonly transport?: (deviceId: string) => SyncTransport;
   readonly timers?: Timers;
-  /** Ids for new records and push batches; the default is random, 16 base-36 characters. */
+  /** Ids for new records and the device; the default is a random (version 4) UUID from `randomBytes`. */
   readonly newId?: () => string;
+  /**
+   * Cryptographically random bytes, for the default ids and for push ids (always UUIDs); the
+   * default is `globalThis.crypto.getRandomValues` (react-native-get-random-values on Hermes).
+   */
+  readonly randomBytes?: RandomBytes;
   readonly batchSize?: number;
   readonly pullLimit?: number;
   readonly debounceMs?: number;
@@ -63,12 +69,6 @@ export interface LiveOptions {
   readonly reconnectCapMs?: number;
   readonly random?: () => number;
 }
-
-const defaultNewId = (): string => {
-  let id = '';
-  while (id.length < 16) id += Math.random().toString(36).slice(2);
-  return id.slice(0, 16);
-};
 
 export class SyncClient {
   private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0, lastSync: null, live: false };
@@ -326,7 +326,11 @@ export class SyncClient {
 
 export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
   const timers = options.timers ?? systemTimers;
-  const newId = options.newId ?? defaultNewId;
+  // Checked before anything is opened: a missing source would otherwise surface at the first write.
+  if (!options.randomBytes && !hasSecureRandom()) throw new NoSecureRandomSourceError();
+  const randomBytes = options.randomBytes;
+  const uuid = () => uuidV4(randomBytes);
+  const newId = options.newId ?? uuid;
   await migrateLocalDatabase(options.db);
   let deviceId = await options.checkpoints.getDeviceId();
   if (!deviceId) {
@@ -348,8 +352,7 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
       : undefined;
   if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
   const local = new LocalDatabase(options.db, timers, newId);
-  const id = deviceId;
-  const engine = new SyncEngine(local, transport, options.checkpoints, () => `${id}-${newId()}`, {
+  const engine = new SyncEngine(local, transport, options.checkpoints, uuid, {
     batchSize: options.batchSize ?? 100,
     ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
     onConflicts: (events) => client?.conflictsResolved(events),

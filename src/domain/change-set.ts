@@ -1,12 +1,13 @@
 /**
- * Change sets on the wire (WatermelonDB's format, spec §4.1–4.2) and the validation of a pushed
- * one. Validation is driven by the schema in `schema.ts`; its errors name the table, record and
- * column at fault so a client can set those records aside.
+ * Change sets on the wire (WatermelonDB's format, spec §4.1–4.2) and what the server and the
+ * mobile client both check of a record: a column's value (`columnValueProblem`), a new row's
+ * defaults. The validation of a whole push, which only the server does, is in push-validation.ts.
  */
 import { err, ok, type Result } from 'neverthrow';
-import { z } from 'zod';
-import { clipReason, faultList, MAX_ERROR_DETAILS, syncError, validationFailed, type ErrorDetail, type SyncError } from './errors';
-import { columnNames, columnSpec, tableSpec, type ColumnSpec, type TableSpec, type WireRecord, type WireValue } from './schema';
+import * as z from 'zod/mini';
+import type { ErrorDetail } from './errors';
+import { issueReason, parseWith } from './messages';
+import { columnNames, type ColumnSpec, type TableSpec, type WireRecord, type WireValue } from './schema';
 
 export interface TableChanges<R = WireRecord> {
   created: R[];
@@ -65,29 +66,6 @@ export function isWellFormedUtf16(s: string): boolean {
 }
 
 export const ID_MAX_LENGTH = 128;
-const idSchema = z
-  .string()
-  .min(1)
-  .max(ID_MAX_LENGTH)
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters')
-  .refine(isWellFormedUtf16, 'must be well-formed Unicode (no lone surrogates)');
-const msSchema = z.int().nonnegative();
-
-const envelopeSchema = z
-  .object({
-    last_pulled_at: msSchema.nullable().optional(),
-    push_id: idSchema.nullable().optional(),
-    changes: z.custom<Record<string, unknown>>(isPlainObject, 'must be an object of tables'),
-  })
-  .strict();
-
-const tableChangesSchema = z
-  .object({
-    created: z.array(z.unknown()).optional(),
-    updated: z.array(z.unknown()).optional(),
-    deleted: z.array(z.unknown()).optional(),
-  })
-  .strict();
 
 function isJsonArrayString(value: string): boolean {
   try {
@@ -98,13 +76,13 @@ function isJsonArrayString(value: string): boolean {
 }
 
 /** PostgreSQL text cannot hold NUL nor a lone surrogate, so no synced text may carry one. */
-const textSchema = z
-  .string()
-  .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters')
-  .refine(isWellFormedUtf16, 'must be well-formed Unicode (no lone surrogates)');
+const textSchema = z.string().check(
+  z.refine((s) => !s.includes('\u0000'), 'must not contain NUL characters'),
+  z.refine(isWellFormedUtf16, 'must be well-formed Unicode (no lone surrogates)'),
+);
 
-function valueSchema(spec: ColumnSpec): z.ZodType<WireValue> {
-  let base: z.ZodType<WireValue>;
+function valueSchema(spec: ColumnSpec): z.ZodMiniType<WireValue> {
+  let base: z.ZodMiniType<WireValue>;
   switch (spec.type) {
     case 'text':
       base = spec.enum ? z.enum(spec.enum as [string, ...string[]]) : textSchema;
@@ -116,35 +94,27 @@ function valueSchema(spec: ColumnSpec): z.ZodType<WireValue> {
       base = z.boolean();
       break;
     case 'json_array':
-      base = textSchema.refine(isJsonArrayString, 'must be a JSON array encoded as a string');
+      base = textSchema.check(z.refine(isJsonArrayString, 'must be a JSON array encoded as a string'));
       break;
   }
-  return spec.nullable ? base.nullable() : base;
+  return spec.nullable ? z.nullable(base) : base;
 }
 
-const columnSchemas = new Map<ColumnSpec, z.ZodType<WireValue>>();
-function schemaFor(spec: ColumnSpec): z.ZodType<WireValue> {
+const columnSchemas = new Map<ColumnSpec, z.ZodMiniType<WireValue>>();
+function schemaFor(spec: ColumnSpec): z.ZodMiniType<WireValue> {
   let s = columnSchemas.get(spec);
   if (!s) columnSchemas.set(spec, (s = valueSchema(spec)));
   return s;
 }
 
-/** Why `value` does not fit the column, or null when it does (shared by push validation and the mobile data API). */
+/**
+ * Why `value` does not fit the column, or null when it does (shared by push validation and the
+ * mobile data API). A value that fits is stored as it is: no schema here transforms.
+ */
 export function columnValueProblem(spec: ColumnSpec, value: unknown): string | null {
-  const r = schemaFor(spec).safeParse(value);
+  const r = parseWith(schemaFor(spec), value);
   return r.success ? null : issueReason(r.error);
 }
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function issueReason(error: z.ZodError): string {
-  return clipReason(error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '));
-}
-
-/** One fault more than an answer lists has been found: validation stops (the answer says the list was cut). */
-const enough = (details: readonly ErrorDetail[]): boolean => details.length > MAX_ERROR_DETAILS;
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -165,178 +135,6 @@ export function utf8Length(s: string): number {
     } else bytes += 3;
   }
   return bytes;
-}
-
-interface RecordContext {
-  readonly table: TableSpec;
-  readonly userId: string;
-  readonly limits: PushLimits;
-  readonly details: ErrorDetail[];
-  readonly spoofs: ErrorDetail[];
-}
-
-function validateRecord(raw: unknown, ctx: RecordContext): PushedRecord | null {
-  const table = ctx.table.name;
-  if (!isPlainObject(raw)) {
-    ctx.details.push({ table, reason: 'record must be an object' });
-    return null;
-  }
-  const idResult = idSchema.safeParse(raw['id']);
-  if (!idResult.success) {
-    ctx.details.push({ table, column: 'id', reason: `id ${issueReason(idResult.error)}` });
-    return null;
-  }
-  const id = idResult.data;
-  const before = ctx.details.length;
-  const values: WireRecord = {};
-  let changed: string[] | null = null;
-  for (const key of Object.keys(raw)) {
-    if (enough(ctx.details) || enough(ctx.spoofs)) break;
-    const value = raw[key];
-    switch (key) {
-      case 'id':
-        continue;
-      case 'last_modified_at': // server-assigned: ignored on push
-        if (value !== null && typeof value !== 'number') ctx.details.push({ table, id, column: key, reason: 'must be a number or null (it is ignored on push)' });
-        continue;
-      case '_status': // WatermelonDB's local state: ignored on push
-        if (typeof value !== 'string') ctx.details.push({ table, id, column: key, reason: 'must be a string (it is ignored on push)' });
-        continue;
-      case 'created_at': {
-        const r = msSchema.safeParse(value);
-        if (r.success) values[key] = r.data;
-        else ctx.details.push({ table, id, column: key, reason: issueReason(r.error) });
-        continue;
-      }
-      case '_changed': {
-        if (typeof value !== 'string') {
-          ctx.details.push({ table, id, column: key, reason: 'must be a comma-separated list of column names' });
-        } else if (value !== '') {
-          changed = value
-            .split(',')
-            .map((c) => c.trim())
-            .filter((c) => columnSpec(ctx.table, c) !== undefined);
-        }
-        continue;
-      }
-      case 'user_id':
-        // An array, object, number or boolean is malformed (400), however deep; null or another
-        // user's id names someone else (403).
-        if (typeof value !== 'string' && value !== null) ctx.details.push({ table, id, column: key, reason: "must be a string (the caller's own user id)" });
-        else if (value !== ctx.userId) ctx.spoofs.push({ table, id, column: key, reason: "user_id is not the caller's" });
-        continue;
-    }
-    const spec = columnSpec(ctx.table, key);
-    if (!spec) {
-      ctx.details.push({ table, id, column: key, reason: 'unknown column' });
-      continue;
-    }
-    const r = schemaFor(spec).safeParse(value);
-    if (r.success) values[key] = r.data;
-    else ctx.details.push({ table, id, column: key, reason: issueReason(r.error) });
-  }
-  if (ctx.details.length !== before) return null;
-  // Measured once every value is known to be flat (each key above was checked to hold a string,
-  // number, boolean or null), so a deeply nested value never reaches stringify.
-  const size = utf8Length(JSON.stringify(raw));
-  if (size > ctx.limits.maxRecordBytes) {
-    ctx.details.push({ table, id, reason: `record is ${size} bytes, over the limit of ${ctx.limits.maxRecordBytes}` });
-    return null;
-  }
-  return { id, values, changed };
-}
-
-/**
- * Validates a push body for `userId`. Nothing of a push is applied unless all of it is valid:
- * 413 when it carries more records than allowed, 403 when a record names another user,
- * 400 with one detail per fault otherwise.
- */
-export function validatePush(body: unknown, userId: string, limits: PushLimits): Result<ValidatedPush, SyncError> {
-  const envelope = envelopeSchema.safeParse(body);
-  if (!envelope.success) {
-    return err(
-      validationFailed(
-        'The push body must be {"changes": {...}, "last_pulled_at": number|null, "push_id"?: string}.',
-        envelope.error.issues.map((i) => ({ column: i.path.join('.') || undefined, reason: clipReason(i.message) })).map(dropUndefined),
-      ),
-    );
-  }
-  const { changes } = envelope.data;
-  const details: ErrorDetail[] = [];
-  const spoofs: ErrorDetail[] = [];
-  const tables: PushedTable[] = [];
-  let recordCount = 0;
-
-  const raws: Array<{ table: TableSpec; created: unknown[]; updated: unknown[]; deleted: unknown[] }> = [];
-  for (const name of Object.keys(changes)) {
-    if (enough(details)) break;
-    const table = tableSpec(name);
-    if (!table) {
-      details.push({ table: name, reason: 'unknown table' });
-      continue;
-    }
-    const parsed = tableChangesSchema.safeParse(changes[name]);
-    if (!parsed.success) {
-      details.push({ table: name, reason: issueReason(parsed.error) });
-      continue;
-    }
-    const { created = [], updated = [], deleted = [] } = parsed.data;
-    recordCount += created.length + updated.length + deleted.length;
-    raws.push({ table, created, updated, deleted });
-  }
-  if (recordCount > limits.maxRecords) {
-    return err(
-      syncError('PAYLOAD_TOO_LARGE', `A push may carry at most ${limits.maxRecords} records; this one has ${recordCount}. Split it into smaller batches.`, {
-        max_records: limits.maxRecords,
-        records: recordCount,
-      }),
-    );
-  }
-
-  for (const { table, created, updated, deleted } of raws.sort((a, b) => a.table.priority - b.table.priority)) {
-    const ctx: RecordContext = { table, userId, limits, details, spoofs };
-    const seen = new Set<string>();
-    const noteId = (id: string): boolean => {
-      if (seen.has(id)) {
-        details.push({ table: table.name, id, reason: 'the same id appears more than once in this push' });
-        return false;
-      }
-      seen.add(id);
-      return true;
-    };
-    const upserts: PushedRecord[] = [];
-    for (const raw of [...created, ...updated]) {
-      if (enough(details) || enough(spoofs)) break;
-      const record = validateRecord(raw, ctx);
-      if (record && noteId(record.id)) upserts.push(record);
-    }
-    const deletes: string[] = [];
-    for (const raw of deleted) {
-      if (enough(details)) break;
-      const r = idSchema.safeParse(raw);
-      if (!r.success) details.push({ table: table.name, column: 'id', reason: `deleted id ${issueReason(r.error)}` });
-      else if (noteId(r.data)) deletes.push(r.data);
-    }
-    tables.push({ table, upserts, deletes });
-  }
-
-  if (spoofs.length > 0) {
-    return err(faultList('FORBIDDEN', 'A pushed record names another user; nothing of this push was written.', spoofs));
-  }
-  if (details.length > 0) {
-    const count = enough(details) ? `more than ${MAX_ERROR_DETAILS}` : String(details.length);
-    return err(validationFailed(`The push has ${count} invalid entr${details.length === 1 ? 'y' : 'ies'}; nothing was written.`, details));
-  }
-  return ok({
-    lastPulledAt: envelope.data.last_pulled_at ?? null,
-    pushId: envelope.data.push_id ?? null,
-    tables,
-    recordCount,
-  });
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 /**

@@ -8,3 +8,4 @@ export * from './backoff';
 export * from './sync-result';
 export * from './wire';
 export * from './observability';
+export * from './push-validation';

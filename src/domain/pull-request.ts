@@ -2,7 +2,7 @@
  * The query of `GET /api/sync/pull` (spec §4.1, §4.4), parsed and checked against the schema.
  */
 import { err, ok, type Result } from 'neverthrow';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { syncError, validationFailed, type ErrorDetail, type SyncError } from './errors';
 import { TABLES, tableSpec, type TableSpec } from './schema';
 
@@ -18,9 +18,9 @@ export interface PullRequest {
 export type QueryParams = Readonly<Record<string, string | readonly string[] | undefined>>;
 
 const migrationSchema = z.object({
-  from: z.int().optional(),
-  tables: z.array(z.string()).optional(),
-  columns: z.array(z.object({ table: z.string(), columns: z.array(z.string()).optional() })).optional(),
+  from: z.optional(z.int()),
+  tables: z.optional(z.array(z.string())),
+  columns: z.optional(z.array(z.object({ table: z.string(), columns: z.optional(z.array(z.string())) }))),
 });
 
 function single(query: QueryParams, name: string, details: ErrorDetail[]): string | undefined {

@@ -2,7 +2,7 @@
  * The server's answers as data (spec §4.1–4.2), so a client checks what it receives against the
  * same definition the server is tested with.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { ChangeSet } from './change-set';
 import type { WireRecord } from './schema';
 
@@ -22,32 +22,6 @@ function isWireRecord(r: unknown): r is WireRecord {
   }
   return true;
 }
-const wireRecord = z.custom<WireRecord>(isWireRecord, 'a record is an object with a string id and string, number, boolean or null values');
-const tableChanges = z.object({ created: z.array(wireRecord), updated: z.array(wireRecord), deleted: z.array(z.string()) });
-
-export const pullResponseSchema = z.object({
-  changes: z.record(z.string(), tableChanges),
-  timestamp: z.number().positive(),
-  has_more: z.boolean().optional(),
-});
-
-export const pushResponseSchema = z.object({
-  timestamp: z.number(),
-  conflicts: z.array(
-    z.object({
-      table: z.string(),
-      id: z.string(),
-      type: z.string(),
-      resolution: z.string(),
-      client_columns: z.array(z.string()).optional(),
-      server_columns: z.array(z.string()).optional(),
-    }),
-  ),
-});
-
-export const errorResponseSchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
-});
 
 export interface PullResponseBody {
   readonly changes: ChangeSet;
@@ -55,4 +29,53 @@ export interface PullResponseBody {
   readonly has_more?: boolean;
 }
 
-export type PushResponseBody = z.infer<typeof pushResponseSchema>;
+export interface PushResponseBody {
+  timestamp: number;
+  conflicts: Array<{
+    table: string;
+    id: string;
+    type: string;
+    resolution: string;
+    client_columns?: string[] | undefined;
+    server_columns?: string[] | undefined;
+  }>;
+}
+
+export interface ErrorResponseBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/**
+ * What a schema of this module offers its users: a check, with no zod type in its signature, so
+ * the mobile package's declarations do not need zod (its code carries the part of zod/mini it uses).
+ */
+export interface WireSchema<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false };
+}
+
+const wireRecord = z.custom<WireRecord>(isWireRecord, 'a record is an object with a string id and string, number, boolean or null values');
+const tableChanges = z.object({ created: z.array(wireRecord), updated: z.array(wireRecord), deleted: z.array(z.string()) });
+
+export const pullResponseSchema: WireSchema<PullResponseBody> = z.object({
+  changes: z.record(z.string(), tableChanges),
+  timestamp: z.number().check(z.positive()),
+  has_more: z.optional(z.boolean()),
+});
+
+export const pushResponseSchema: WireSchema<PushResponseBody> = z.object({
+  timestamp: z.number(),
+  conflicts: z.array(
+    z.object({
+      table: z.string(),
+      id: z.string(),
+      type: z.string(),
+      resolution: z.string(),
+      client_columns: z.optional(z.array(z.string())),
+      server_columns: z.optional(z.array(z.string())),
+    }),
+  ),
+});
+
+export const errorResponseSchema: WireSchema<ErrorResponseBody> = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.optional(z.unknown()) }),
+});

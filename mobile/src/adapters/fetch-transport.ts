@@ -1,6 +1,5 @@
 import { err, ok, type Result } from 'neverthrow';
 import { gzipSync, strToU8 } from 'fflate';
-import type { z } from 'zod';
 import {
   errorResponseSchema,
   failureFromStatus,
@@ -13,6 +12,7 @@ import {
   type PushResponseBody,
   type SyncErrorCode,
   utf8Length,
+  type WireSchema,
 } from '../../../src/domain';
 import type { PullHead, PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
 
@@ -44,9 +44,12 @@ export class FetchSyncTransport implements SyncTransport {
   }
 
   pull(params: PullParams): Promise<Result<PullResponseBody, TransportFailure>> {
-    const query = new URLSearchParams({ last_pulled_at: String(params.lastPulledAt ?? 0), tables: params.tables.join(',') });
-    if (params.limit !== undefined) query.set('limit', String(params.limit));
-    if (this.options.schemaVersion !== undefined) query.set('schema_version', String(this.options.schemaVersion));
+    const query = queryString({
+      last_pulled_at: String(params.lastPulledAt ?? 0),
+      tables: params.tables.join(','),
+      limit: params.limit === undefined ? undefined : String(params.limit),
+      schema_version: this.options.schemaVersion === undefined ? undefined : String(this.options.schemaVersion),
+    });
     const onHead = params.onHead;
     const tellHead = onHead
       ? (headers: Headers) => {
@@ -69,7 +72,7 @@ export class FetchSyncTransport implements SyncTransport {
   }
 
   /** `onHeaders` hears a 200 answer's headers as they arrive, before its body is read. */
-  private async request<T>(path: string, init: RequestInit, schema: z.ZodType<T>, sendDeviceId = true, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
+  private async request<T>(path: string, init: RequestInit, schema: WireSchema<T>, sendDeviceId = true, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
     let token: string;
     try {
       token = await this.options.getToken();
@@ -77,8 +80,21 @@ export class FetchSyncTransport implements SyncTransport {
       return err({ kind: 'AUTH_ERROR', retryable: false, message: `no token: ${e instanceof Error ? e.message : String(e)}` });
     }
     const doFetch = this.options.fetch ?? globalThis.fetch;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.options.timeoutMs ?? 30_000);
+    // The timeout does not depend on AbortController: the deadline settles the request either way;
+    // where the engine has AbortController (React Native has), the request is also cancelled.
+    const controller = typeof AbortController === 'function' ? new AbortController() : undefined;
+    let timedOut = false;
+    let expire: (e: Error) => void = () => undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      expire = reject;
+    });
+    deadline.catch(() => undefined); // settled by the race below, or by nobody once answered
+    const within = <V>(p: Promise<V>): Promise<V> => Promise.race([p, deadline]);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller?.abort();
+      expire(new Error('timeout'));
+    }, this.options.timeoutMs ?? 30_000);
     try {
       const headers: Record<string, string> = {
         ...(init.headers as Record<string, string> | undefined),
@@ -88,19 +104,19 @@ export class FetchSyncTransport implements SyncTransport {
       };
       let res: Response;
       try {
-        res = await doFetch(`${this.baseUrl}${path}`, { ...init, headers, signal: controller.signal });
+        res = await within(doFetch(`${this.baseUrl}${path}`, { ...init, headers, ...(controller ? { signal: controller.signal } : {}) }));
       } catch (e) {
-        return err(controller.signal.aborted ? timeoutFailure('the server did not answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
+        return err(timedOut ? timeoutFailure('the server did not answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
       }
       if (res.status === 200) onHeaders?.(res.headers);
       let text: string;
       try {
-        text = await res.text();
+        text = await within(res.text());
         const sent = init.body === undefined || init.body === null ? 0 : typeof init.body === 'string' ? utf8Length(init.body) : (init.body as Uint8Array).byteLength;
         this.options.onTraffic?.({ bytesSent: sent, bytesReceived: Number(res.headers.get('content-length')) || utf8Length(text) });
       } catch (e) {
         // The answer stalled or was cut off: as retryable as a failed request.
-        return err(controller.signal.aborted ? timeoutFailure('the server did not finish its answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
+        return err(timedOut ? timeoutFailure('the server did not finish its answer in time') : networkFailure(e instanceof Error ? e.message : 'network error'));
       }
       let json: unknown;
       try {
@@ -133,4 +149,15 @@ function pullHeadOf(headers: Headers): PullHead | null {
   const more = headers.get('x-sync-has-more');
   if (!Number.isSafeInteger(timestamp) || timestamp < 0 || (more !== 'true' && more !== 'false')) return null;
   return { timestamp, hasMore: more === 'true' };
+}
+
+/**
+ * `a=1&b=2` from the defined values, percent-encoded. Not URLSearchParams: React Native's
+ * polyfill of it lacks `set` and more on older versions, and this is all the client needs.
+ */
+function queryString(params: Readonly<Record<string, string | undefined>>): string {
+  return Object.keys(params)
+    .filter((k) => params[k] !== undefined)
+    .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(params[k]!)}`)
+    .join('&');
 }

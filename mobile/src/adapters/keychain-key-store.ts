@@ -1,17 +1,21 @@
 import type { KeyStore } from '../ports';
 
-/** The part of `react-native-keychain` this adapter uses. */
-export interface KeychainLike {
+/**
+ * The part of `react-native-keychain` this adapter uses. `Accessible` is the module's own type for
+ * `accessible` (its ACCESSIBLE enum), inferred from the module passed in, so the module is
+ * accepted as it is typed (test/types/adapters.typecheck.ts).
+ */
+export interface KeychainLike<Accessible extends string = string> {
   getGenericPassword(options: { service: string }): Promise<false | { password: string }>;
-  setGenericPassword(username: string, password: string, options: { service: string; accessible?: string }): Promise<unknown>;
+  setGenericPassword(username: string, password: string, options: { service: string; accessible?: Accessible }): Promise<unknown>;
 }
 
 /** KeyStore over react-native-keychain: one generic-password entry per name (its "service"). */
-export class KeychainKeyStore implements KeyStore {
+export class KeychainKeyStore<Accessible extends string = string> implements KeyStore {
   constructor(
-    private readonly keychain: KeychainLike,
+    private readonly keychain: KeychainLike<Accessible>,
     /** e.g. Keychain.ACCESSIBLE.AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY, so background sync can open the database. */
-    private readonly accessible?: string,
+    private readonly accessible?: Accessible,
   ) {}
 
   async get(name: string): Promise<string | null> {
