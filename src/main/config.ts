@@ -1,7 +1,7 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
+import { DEFAULT_ADMIN_CLAIM, type AdminClaim, type JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
 import type { DatabaseTarget } from '../adapters/postgres/connection';
 import type { SyncSettings } from '../application/settings';
 import { DEFAULT_SYNC_SETTINGS } from '../application/settings';
@@ -19,6 +19,8 @@ export interface JwtConfig {
   readonly keyId?: string;
   /** Set when no key was configured and a development secret was generated or reused. */
   readonly devSecretFile?: string;
+  /** Who is an admin (JWT_ADMIN_CLAIM, JWT_ADMIN_VALUE; default `role` = `admin`). */
+  readonly admin: AdminClaim;
 }
 
 export interface AppConfig {
@@ -89,6 +91,7 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   const audience = env['JWT_AUDIENCE']?.trim() || undefined;
   const common = {
     clockToleranceSeconds: intVar(env, 'JWT_CLOCK_TOLERANCE_SECONDS', 5, 0, 300),
+    admin: adminClaim(env),
     ...(env['JWT_KEY_ID']?.trim() ? { keyId: env['JWT_KEY_ID'].trim() } : {}),
   };
   if (secret && publicKey) throw new ConfigError('Set JWT_SECRET (HMAC) or JWT_PUBLIC_KEY (RS/ES), not both.');
@@ -129,6 +132,34 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   return { key: loadOrCreateDevSecret(file), algorithms: algs, issuer, audience, ...common, devSecretFile: file };
 }
 
+const CLAIM_NAME = /^[A-Za-z_][\w:-]*(\.[A-Za-z_][\w:-]*)*$/;
+/** Claims a token has for other purposes: naming one of them as the admin claim is a slip. */
+const REGISTERED_CLAIMS = ['sub', 'iss', 'aud', 'exp', 'nbf', 'iat', 'jti'];
+
+function adminClaim(env: Env): AdminClaim {
+  const claim = env['JWT_ADMIN_CLAIM']?.trim() || DEFAULT_ADMIN_CLAIM.claim;
+  const raw = env['JWT_ADMIN_VALUE'];
+  if (raw !== undefined && raw !== '' && raw.trim() === '') throw new ConfigError('JWT_ADMIN_VALUE must not be blank.');
+  if (!CLAIM_NAME.test(claim) || REGISTERED_CLAIMS.includes(claim)) {
+    throw new ConfigError(`JWT_ADMIN_CLAIM must be a claim name or a dotted path (e.g. roles, groups, realm_access.roles), not a registered claim; got "${claim}".`);
+  }
+  return { claim, value: raw?.trim() || DEFAULT_ADMIN_CLAIM.value };
+}
+
+/**
+ * In production a token must be for this service: an identity provider that signs for several
+ * apps with one key would otherwise get another app's tokens accepted here.
+ */
+function requireIssuerAndAudience(env: Env, jwt: JwtConfig): void {
+  if (boolVar(env, 'JWT_ALLOW_ANY_ISSUER')) return;
+  const missing = [...(jwt.issuer ? [] : ['JWT_ISSUER']), ...(jwt.audience ? [] : ['JWT_AUDIENCE'])];
+  if (missing.length) {
+    throw new ConfigError(
+      `In production set ${missing.join(' and ')} so that only tokens issued for this service are accepted (a key shared across apps would accept another app's tokens), or set JWT_ALLOW_ANY_ISSUER=true if this key signs for this service alone.`,
+    );
+  }
+}
+
 function readKeyFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -154,7 +185,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const logLevel = env['LOG_LEVEL']?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
   const host = env['HOST']?.trim() || '127.0.0.1';
-  return {
+  const config: AppConfig = {
     production,
     host,
     port: intVar(env, 'PORT', 3000, 0, 65535),
@@ -181,6 +212,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
   };
+  // Checked last, so the errors of a first production setup come in the order the README lists them.
+  if (production) requireIssuerAndAudience(env, config.jwt);
+  return config;
 }
 
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;

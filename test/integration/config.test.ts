@@ -111,6 +111,24 @@ describe('configuration from the environment', () => {
       expectConfigError({ NODE_ENV: 'production', PGLITE_DATA_DIR: join(dir, 'pglite') }, 'JWT_SECRET', 'JWT_PUBLIC_KEY');
     });
 
+    // Issue 20, item 7: a key shared by an identity provider across apps accepts another app's token.
+    it('NODE_ENV=production without JWT_ISSUER or JWT_AUDIENCE (unless JWT_ALLOW_ANY_ISSUER=true)', () => {
+      const prod = { ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' };
+      expectConfigError({ ...prod, JWT_AUDIENCE: 'note-sync' }, 'JWT_ISSUER', 'JWT_ALLOW_ANY_ISSUER');
+      expectConfigError({ ...prod, JWT_ISSUER: 'https://id.example' }, 'JWT_AUDIENCE', 'JWT_ALLOW_ANY_ISSUER');
+      expectConfigError(prod, 'JWT_ISSUER', 'JWT_AUDIENCE');
+      expectConfigError({ ...prod, JWT_ALLOW_ANY_ISSUER: 'yes' }, 'JWT_ALLOW_ANY_ISSUER');
+      expect(loadConfig({ ...prod, JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync' }).jwt.issuer).to.equal('https://id.example');
+      expect(loadConfig({ ...prod, JWT_ALLOW_ANY_ISSUER: 'true' }).production).to.equal(true);
+    });
+
+    it('JWT_ADMIN_CLAIM that is not a claim name, or a blank JWT_ADMIN_VALUE', () => {
+      expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'roles[0]' }, 'JWT_ADMIN_CLAIM');
+      expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'a..b' }, 'JWT_ADMIN_CLAIM');
+      expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'sub' }, 'JWT_ADMIN_CLAIM');
+      expectConfigError({ ...base, JWT_ADMIN_VALUE: '   ' }, 'JWT_ADMIN_VALUE');
+    });
+
     it('NODE_ENV=production with a blank JWT_SECRET', () => {
       expectConfigError({ NODE_ENV: 'production', JWT_SECRET: '', PGLITE_DATA_DIR: join(dir, 'pglite') }, 'JWT_SECRET');
     });
@@ -126,7 +144,7 @@ describe('configuration from the environment', () => {
         host: '127.0.0.1',
         port: 3000,
         database: { kind: 'pglite', dataDir: resolve('./.data/pglite') },
-        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceSeconds: 5 },
+        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceSeconds: 5, admin: { claim: 'role', value: 'admin' } },
         maxBodyBytes: 10 * 1024 * 1024,
         compressAboveBytes: 1024,
         syncLogQueueMax: 10000,
@@ -226,9 +244,10 @@ describe('configuration from the environment', () => {
 
     it('NODE_ENV=production with a JWT_SECRET is production (with TLS, here terminated upstream)', () => {
       const keys = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
-      expect(loadConfig({ ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys }).production).to.equal(true);
-      expect(() => loadConfig({ ...base, NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: keys })).to.throw(ConfigError, /TLS_CERT_FILE/);
-      expect(() => loadConfig({ JWT_SECRET: SECRET, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' })).to.throw(ConfigError, /FIELD_ENCRYPTION_KEYS/);
+      const ours = { JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync' };
+      expect(loadConfig({ ...base, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys }).production).to.equal(true);
+      expect(() => loadConfig({ ...base, ...ours, NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: keys })).to.throw(ConfigError, /TLS_CERT_FILE/);
+      expect(() => loadConfig({ JWT_SECRET: SECRET, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' })).to.throw(ConfigError, /FIELD_ENCRYPTION_KEYS/);
       expect(loadConfig({ ...base, NODE_ENV: 'development' }).production).to.equal(false);
     });
 
