@@ -50,6 +50,11 @@ export interface AppConfig {
   /** Most sync_logs entries held in memory before new ones are dropped (and counted). */
   readonly syncLogQueueMax: number;
   readonly alertWebhook?: { readonly url: string; readonly timeoutMs: number; readonly retries: number };
+  /**
+   * Where GET /metrics is served: its own listener (`port`, on `host`, 127.0.0.1 by default), and/or
+   * behind a bearer `token` (on the public port only when no listener of its own is set). Neither: nowhere.
+   */
+  readonly metrics: { readonly port: number | null; readonly host: string; readonly token: string | null };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -185,7 +190,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const logLevel = env['LOG_LEVEL']?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
   const host = env['HOST']?.trim() || '127.0.0.1';
-  const config: AppConfig = {
+  let config: AppConfig = {
     production,
     host,
     port: intVar(env, 'PORT', 3000, 0, 65535),
@@ -211,7 +216,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     fieldKeys: fieldKeys(env, production),
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
+    metrics: { port: null, host: '127.0.0.1', token: null },
   };
+  config = { ...config, metrics: metricsConfig(env, config.port) };
   // Checked last, so the errors of a first production setup come in the order the README lists them.
   if (production) requireIssuerAndAudience(env, config.jwt);
   return config;
@@ -269,4 +276,15 @@ function alertWebhook(env: Env): Pick<AppConfig, 'alertWebhook'> {
       retries: intVar(env, 'ALERT_WEBHOOK_RETRIES', 3, 0, 10),
     },
   };
+}
+
+/** METRICS_PORT, METRICS_HOST, METRICS_TOKEN: see AppConfig.metrics. */
+function metricsConfig(env: Env, publicPort: number): AppConfig['metrics'] {
+  const rawPort = env['METRICS_PORT']?.trim();
+  const port = rawPort ? intVar(env, 'METRICS_PORT', 0, 0, 65535) : null;
+  if (port !== null && port !== 0 && port === publicPort) throw new ConfigError(`METRICS_PORT (${port}) must differ from PORT: the metrics listener is a separate one.`);
+  const host = env['METRICS_HOST']?.trim() || '127.0.0.1';
+  const token = env['METRICS_TOKEN']?.trim() || null;
+  if (token !== null && Buffer.byteLength(token) < 16) throw new ConfigError('METRICS_TOKEN must be at least 16 bytes long (openssl rand -hex 16).');
+  return { port, host, token };
 }

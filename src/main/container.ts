@@ -101,6 +101,8 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         rateLimits: config.rateLimits,
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
         trustProxy: config.trustProxy,
+        // On the public port only behind its token, and only when it has no listener of its own.
+        metricsRoute: config.metrics.port === null && config.metrics.token !== null ? { token: config.metrics.token } : null,
         openApiDocument,
       }),
     [TOKENS.PullChanges, TOKENS.PushChanges, TOKENS.CheckReadiness, TOKENS.GetSyncStats, TOKENS.TokenVerifier, TOKENS.SyncLog, TOKENS.Metrics, ROOT.Logger],

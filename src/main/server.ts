@@ -9,15 +9,18 @@ import type { Knex } from 'knex';
 import { pino, type Logger } from 'pino';
 import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
+import { createMetricsApp } from '../adapters/http/app';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
-import { TOKENS, type Clock, type FieldCipher, type SyncLog } from '../application/ports';
+import { TOKENS, type Clock, type FieldCipher, type Metrics, type SyncLog } from '../application/ports';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
 
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
+  /** The metrics listener (METRICS_PORT), when there is one. */
+  readonly metricsUrl?: string;
   /** Stops accepting connections, lets in-flight requests finish, writes the queued sync logs, then closes the database if this server opened it. */
   close(): Promise<void>;
 }
@@ -57,13 +60,33 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const url = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  // Metrics on a listener of their own (plain HTTP, for a scraper on the host or its network).
+  let metricsServer: ReturnType<typeof createHttpServer> | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metrics.port !== null) {
+    metricsServer = createHttpServer(createMetricsApp(container.get<Metrics>(TOKENS.Metrics), config.metrics.token).callback());
+    metricsServer.listen(config.metrics.port, config.metrics.host);
+    try {
+      await once(metricsServer, 'listening');
+    } catch (e) {
+      server.close();
+      if (ownDb) await db.destroy();
+      throw e;
+    }
+    const { host } = config.metrics;
+    metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${(metricsServer.address() as AddressInfo).port}`;
+  }
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
+    ...(metricsUrl ? { metricsUrl } : {}),
     close: () =>
       (closing ??= (async () => {
+        const metricsClosed = metricsServer ? new Promise<void>((resolve) => metricsServer.close(() => resolve())) : Promise.resolve();
+        metricsServer?.closeAllConnections();
         await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
+        await metricsClosed;
         await syncLog.flush();
         const cipher = container.get<FieldCipher>(TOKENS.FieldCipher);
         if (cipher instanceof ParallelFieldCipher) await cipher.close();
@@ -87,6 +110,8 @@ async function main(): Promise<void> {
   logger.info(`database: ${describeTarget(config.database)}`);
   const running = await startServer(config, { logger });
   console.log(`listening on ${running.url}`);
+  if (running.metricsUrl) console.log(`metrics on ${running.metricsUrl}/metrics`);
+  else if (config.metrics.token === null) logger.info('metrics are off: set METRICS_PORT (a listener on 127.0.0.1) or METRICS_TOKEN (docs/operations.md)');
   if (config.fieldKeys.devKeyFile) {
     logger.warn(`no FIELD_ENCRYPTION_KEYS: private notes are encrypted with the development key in ${config.fieldKeys.devKeyFile} (never do this in production)`);
   }

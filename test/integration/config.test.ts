@@ -122,6 +122,13 @@ describe('configuration from the environment', () => {
       expect(loadConfig({ ...prod, JWT_ALLOW_ANY_ISSUER: 'true' }).production).to.equal(true);
     });
 
+    it('METRICS_PORT that is no port or equals PORT, and a METRICS_TOKEN shorter than 16 bytes', () => {
+      expectConfigError({ ...base, METRICS_PORT: 'abc' }, 'METRICS_PORT');
+      expectConfigError({ ...base, METRICS_PORT: '70000' }, 'METRICS_PORT');
+      expectConfigError({ ...base, PORT: '4400', METRICS_PORT: '4400' }, 'METRICS_PORT', 'PORT');
+      expectConfigError({ ...base, METRICS_TOKEN: 'short' }, 'METRICS_TOKEN');
+    });
+
     it('JWT_ADMIN_CLAIM that is not a claim name, or a blank JWT_ADMIN_VALUE', () => {
       expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'roles[0]' }, 'JWT_ADMIN_CLAIM');
       expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'a..b' }, 'JWT_ADMIN_CLAIM');
@@ -154,6 +161,7 @@ describe('configuration from the environment', () => {
         trustProxy: false,
         fieldKeys: { ring: [{ id: 'dev', key: config.fieldKeys.ring[0]!.key }], devKeyFile: config.fieldKeys.devKeyFile },
         decryptThreads: 0,
+        metrics: { port: null, host: '127.0.0.1', token: null },
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
