@@ -231,6 +231,13 @@ function fieldKeys(env: Env, production: boolean): AppConfig['fieldKeys'] {
   const raw = env['FIELD_ENCRYPTION_KEYS']?.trim();
   if (!raw) {
     if (production) throw new ConfigError('Set FIELD_ENCRYPTION_KEYS (id:base64-32-byte-key,…): production never stores private notes with a generated key.');
+    // A PostgreSQL server outlives this machine's files and is shared by replicas: each would
+    // generate its own key under the same id, and rows written under another could never be read.
+    if (env['DATABASE_URL']?.trim() && !boolVar(env, 'ALLOW_GENERATED_FIELD_KEY')) {
+      throw new ConfigError(
+        'Set FIELD_ENCRYPTION_KEYS (id:base64-32-byte-key,…, e.g. main:$(openssl rand -base64 32)) when DATABASE_URL is set: a key generated on this machine differs on every replica and redeploy, and what one wrote the others can never decrypt. For a throwaway development database only, set ALLOW_GENERATED_FIELD_KEY=true.',
+      );
+    }
     const file = join(dirname(devSecretPath(env)), 'dev-field-key');
     return { ring: [{ id: 'dev', key: Buffer.from(loadOrCreateDevSecret(file), 'hex') }], devKeyFile: file };
   }

@@ -12,6 +12,8 @@ import { migrateToLatest } from '../adapters/postgres/migrations';
 import { createMetricsApp } from '../adapters/http/app';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
+import { keyFingerprint } from '../adapters/crypto/aes-gcm-field-cipher';
+import { checkKeyFingerprints } from '../adapters/postgres/field-key-fingerprints';
 import { TOKENS, type Clock, type FieldCipher, type Metrics, type SyncLog } from '../application/ports';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
@@ -32,6 +34,22 @@ export interface StartOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Refuses a key ring that gives a key id another key than the one this database first saw under
+ * it: rows encrypted under the first could never be decrypted again.
+ */
+async function checkFieldKeys(db: Knex, config: AppConfig): Promise<void> {
+  const keys = config.fieldKeys.ring.map((k) => ({ id: k.id, fingerprint: keyFingerprint(k.key) }));
+  const mismatches = await checkKeyFingerprints(db, keys, Date.now());
+  if (mismatches.length === 0) return;
+  const ids = mismatches.map((m) => `"${m.id}"`).join(', ');
+  const generated = config.fieldKeys.devKeyFile ? ` The key came from ${config.fieldKeys.devKeyFile}, generated on this machine: another replica or an earlier deployment generated another one.` : '';
+  throw new ConfigError(
+    `FIELD_ENCRYPTION_KEYS gives key id ${ids} a different key than the one this database was written with (fingerprint ${mismatches[0]!.given.slice(0, 12)}…, stored ${mismatches[0]!.stored.slice(0, 12)}…).${generated} ` +
+      'Rows encrypted under the stored key could not be decrypted. Configure the original key under that id (a new key needs a new id, first in the ring, then npm run reencrypt).',
+  );
+}
+
 export async function startServer(config: AppConfig, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel });
   const ownDb = options.db === undefined;
@@ -39,6 +57,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
+    await checkFieldKeys(db, config);
   } catch (e) {
     if (ownDb) await db.destroy();
     throw e;
@@ -108,7 +127,16 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: config.logLevel });
   logger.info(`database: ${describeTarget(config.database)}`);
-  const running = await startServer(config, { logger });
+  let running: RunningServer;
+  try {
+    running = await startServer(config, { logger });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`Configuration error: ${e.message}`);
+      process.exit(1);
+    }
+    throw e;
+  }
   console.log(`listening on ${running.url}`);
   if (running.metricsUrl) console.log(`metrics on ${running.metricsUrl}/metrics`);
   else if (config.metrics.token === null) logger.info('metrics are off: set METRICS_PORT (a listener on 127.0.0.1) or METRICS_TOKEN (docs/operations.md)');

@@ -129,6 +129,17 @@ describe('configuration from the environment', () => {
       expectConfigError({ ...base, METRICS_TOKEN: 'short' }, 'METRICS_TOKEN');
     });
 
+    // Issue 20, item 2: each replica or redeploy would make its own key under the id "dev".
+    it('DATABASE_URL without FIELD_ENCRYPTION_KEYS, unless ALLOW_GENERATED_FIELD_KEY=true', () => {
+      const pg = { JWT_SECRET: SECRET, DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', PGLITE_DATA_DIR: join(dir, 'pglite') };
+      expectConfigError(pg, 'FIELD_ENCRYPTION_KEYS', 'ALLOW_GENERATED_FIELD_KEY');
+      expectConfigError({ ...pg, NODE_ENV: 'development' }, 'FIELD_ENCRYPTION_KEYS');
+      expectConfigError({ ...pg, ALLOW_GENERATED_FIELD_KEY: 'yes' }, 'ALLOW_GENERATED_FIELD_KEY');
+      const allowed = loadConfig({ ...pg, ALLOW_GENERATED_FIELD_KEY: 'true' });
+      expect(allowed.fieldKeys.devKeyFile).to.equal(join(dir, 'dev-field-key'));
+      expect(loadConfig({ ...pg, FIELD_ENCRYPTION_KEYS: base.FIELD_ENCRYPTION_KEYS }).fieldKeys.devKeyFile).to.equal(undefined);
+    });
+
     it('JWT_ADMIN_CLAIM that is not a claim name, or a blank JWT_ADMIN_VALUE', () => {
       expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'roles[0]' }, 'JWT_ADMIN_CLAIM');
       expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'a..b' }, 'JWT_ADMIN_CLAIM');
