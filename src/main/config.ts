@@ -203,6 +203,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxPushRecords: intVar(env, 'SYNC_MAX_PUSH_RECORDS', DEFAULT_SYNC_SETTINGS.maxPushRecords, 1, 1_000_000),
       maxRecordBytes: intVar(env, 'SYNC_MAX_RECORD_BYTES', DEFAULT_SYNC_SETTINGS.maxRecordBytes, 256, 1024 * 1024 * 1024),
       pullLimit: intVar(env, 'SYNC_PULL_LIMIT', DEFAULT_SYNC_SETTINGS.pullLimit, 1, 1_000_000),
+      pullMaxBytes: intVar(env, 'SYNC_PULL_MAX_BYTES', DEFAULT_SYNC_SETTINGS.pullMaxBytes, 1024, 1024 * 1024 * 1024),
       schemaVersions: { min, max },
     },
     logLevel,

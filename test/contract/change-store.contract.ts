@@ -368,6 +368,34 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
         expect(rest.hasMore).to.equal(false);
       });
 
+      // Issue 20, item 1: pages were cut by rows only, so a page of large rows could exhaust the heap.
+      it('cuts by maxBytes too: with a cap below any row every page holds exactly one row, and resuming walks every row once', async () => {
+        const walked: string[] = [];
+        let since: number | null = null;
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await pull('u1', { maxBytes: 1, since });
+          expect(page.rows, 'a page always holds one row').to.have.length(1);
+          walked.push(...ids(page.rows));
+          if (!page.hasMore) break;
+          since = page.rows[0]!.lastModifiedAt;
+        }
+        expect(walked).to.deep.equal(['ideas/i1', 'todos/t1', 'ideas/i2', 'todos/t2', 'ideas/i3']);
+      });
+
+      it('a row far larger than maxBytes goes alone on its page, and the rows after it follow', async () => {
+        await write('u1', TODOS, [todo('big', 'x'.repeat(20_000))]);
+        await write('u1', IDEAS, [idea('i4', 'after')]);
+        const first = await pull('u1', { maxBytes: 10_000, since: cursors[4] });
+        expect(ids(first.rows)).to.deep.equal(['todos/big']);
+        expect(first.hasMore).to.equal(true);
+        const rest = await pull('u1', { maxBytes: 10_000, since: first.rows[0]!.lastModifiedAt });
+        expect(ids(rest.rows)).to.deep.equal(['ideas/i4']);
+        expect(rest.hasMore).to.equal(false);
+        const all = await pull('u1', { maxBytes: 1_000_000 });
+        expect(all.rows).to.have.length(7);
+        expect(all.hasMore).to.equal(false);
+      });
+
       it('says no more when the rows fit the limit exactly', async () => {
         const page = await pull('u1', { limit: 5 });
         expect(page.rows).to.have.length(5);

@@ -1,5 +1,5 @@
 import { errAsync, okAsync, ResultAsync } from 'neverthrow';
-import { columnNames, syncError, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../src/domain';
+import { columnNames, cutPage, syncError, utf8Length, type Conflict, type PageCandidate, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../src/domain';
 import type { ChangeStore, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../src/application/ports';
 
 /**
@@ -50,7 +50,9 @@ export class MemoryChangeStore implements ChangeStore {
   pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
     const state = this.users.get(userId) ?? EMPTY;
     const highWater = state.lastStamp;
-    const rows: PulledRow[] = [];
+    const maxBytes = query.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    const candidates: PageCandidate<PulledRow>[] = [];
+    let openBelow = Infinity;
     for (const table of query.tables) {
       const from = query.fullTables.has(table.name) ? 0 : (query.since ?? 0);
       const found = [...(state.tables.get(table.name)?.values() ?? [])]
@@ -58,20 +60,33 @@ export class MemoryChangeStore implements ChangeStore {
         .filter((r) => (from === 0 ? !r.deleted : query.excludeDevice === null || r.lastModifiedBy !== query.excludeDevice))
         .sort((a, b) => a.lastModifiedAt - b.lastModifiedAt)
         .slice(0, query.limit + 1);
+      // As the SQL store reads a table: its rows up to the one that crosses maxBytes (a row's
+      // size here: its values as JSON).
+      let upto = 0;
+      let taken = 0;
       for (const r of found) {
-        rows.push({
-          table: table.name,
-          values: { ...r.values, last_modified_at: r.lastModifiedAt },
-          deleted: r.deleted,
-          lastModifiedAt: r.lastModifiedAt,
-          firstWrittenAt: r.firstWrittenAt,
-          firstWrittenBy: r.firstWrittenBy,
+        if (upto >= maxBytes) break;
+        const bytes = utf8Length(JSON.stringify(r.values));
+        upto += bytes;
+        taken++;
+        candidates.push({
+          row: {
+            table: table.name,
+            values: { ...r.values, last_modified_at: r.lastModifiedAt },
+            deleted: r.deleted,
+            lastModifiedAt: r.lastModifiedAt,
+            firstWrittenAt: r.firstWrittenAt,
+            firstWrittenBy: r.firstWrittenBy,
+          },
+          stamp: r.lastModifiedAt,
+          bytes,
         });
       }
+      if (taken > 0 && (taken === query.limit + 1 || taken < found.length)) openBelow = Math.min(openBelow, found[taken - 1]!.lastModifiedAt);
     }
-    rows.sort((a, b) => a.lastModifiedAt - b.lastModifiedAt);
-    const hasMore = rows.length > query.limit;
-    return okAsync({ rows: hasMore ? rows.slice(0, query.limit) : rows, hasMore, highWater });
+    candidates.sort((a, b) => a.stamp - b.stamp);
+    const { rows, hasMore } = cutPage(candidates, openBelow, query.limit, maxBytes);
+    return okAsync({ rows, hasMore, highWater });
   }
 
   inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>): ResultAsync<T, SyncError> {

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { okAsync, ResultAsync } from 'neverthrow';
-import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
+import { columnNames, cutPage, hasSensitiveColumns, sensitiveColumns, type ColumnType, type PageCandidate, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
 import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTransaction, ReceiptLookup, RowWrite, StoredField, StoredRow } from '../../application/ports';
 import { databaseError } from './errors';
 
@@ -156,6 +156,21 @@ function toNumber(v: unknown): number {
 const COMMON_COLUMNS = ['id', 'created_at', 'last_modified_at', 'first_written_at', 'first_written_by', 'last_modified_by', '_status'];
 const COMMON_TYPES: Record<string, string> = { id: 'text', created_at: 'int8', last_modified_at: 'int8', first_written_at: 'int8', first_written_by: 'text', last_modified_by: 'text', _status: 'text' };
 
+/**
+ * A row's size as a pull page counts it, in SQL: its text as stored (octet_length reads a stored
+ * value's length without decompressing or detoasting it; encrypted values count with their
+ * base64 overhead, about 4/3), plus a fixed allowance for the other columns and the JSON around
+ * them. An estimate of what the row costs to send, good enough to bound a page.
+ */
+function rowSizeSql(table: TableSpec): string {
+  const parts = ['64::int8', 'octet_length(id)'];
+  for (const c of columnNames(table)) {
+    const type = table.columns[c]!.type;
+    parts.push(type === 'text' || type === 'json_array' ? `coalesce(octet_length(${quote(c)}), 0)` : '8');
+  }
+  return `(${parts.join(' + ')})`;
+}
+
 function selectColumns(table: TableSpec): string[] {
   return [...COMMON_COLUMNS, ...columnNames(table)];
 }
@@ -239,8 +254,12 @@ export class KnexChangeStore implements ChangeStore {
     const read = async (): Promise<PullPage> => {
       const { sql, bindings, slots } = this.pullStatement(userId, query);
       const result = (await this.db.raw(sql, bindings as Knex.ValueDict[])) as { rows: Array<Record<string, unknown>> };
+      const maxBytes = query.maxBytes ?? Number.MAX_SAFE_INTEGER;
       let highWater = 0;
-      let rows: PulledRow[] = [];
+      const candidates: PageCandidate<PulledRow>[] = [];
+      // Per table read: how many rows it gave, and whether more followed its last one.
+      const count = new Array<number>(query.tables.length).fill(0);
+      const last = new Array<{ stamp: number; more: boolean } | undefined>(query.tables.length);
       for (const row of result.rows) {
         const t = row['t'] as number;
         if (t < 0) {
@@ -248,18 +267,31 @@ export class KnexChangeStore implements ChangeStore {
           continue;
         }
         const table = query.tables[t]!;
-        rows.push({
-          table: table.name,
-          values: wireValues(table, row, slots[t]),
-          deleted: row['_status'] === 'deleted',
-          lastModifiedAt: toNumber(row['last_modified_at']),
-          firstWrittenAt: toNumber(row['first_written_at']),
-          firstWrittenBy: (row['first_written_by'] as string | null) ?? null,
+        const lastModifiedAt = toNumber(row['last_modified_at']);
+        candidates.push({
+          row: {
+            table: table.name,
+            values: wireValues(table, row, slots[t]),
+            deleted: row['_status'] === 'deleted',
+            lastModifiedAt,
+            firstWrittenAt: toNumber(row['first_written_at']),
+            firstWrittenBy: (row['first_written_by'] as string | null) ?? null,
+          },
+          stamp: lastModifiedAt,
+          bytes: toNumber(row['pull_size']),
         });
+        count[t]!++;
+        last[t] = { stamp: lastModifiedAt, more: row['pull_next'] !== null && row['pull_next'] !== undefined };
       }
-      if (query.tables.length > 1) rows.sort((x, y) => x.lastModifiedAt - y.lastModifiedAt);
-      const hasMore = rows.length > query.limit;
-      if (hasMore) rows = rows.slice(0, query.limit);
+      if (query.tables.length > 1) candidates.sort((x, y) => x.stamp - y.stamp);
+      // A table read stopped short when it gave limit + 1 rows or the byte cap left rows out: its
+      // rows above the last it gave are unknown.
+      let openBelow = Infinity;
+      for (let t = 0; t < query.tables.length; t++) {
+        const l = last[t];
+        if (l && (count[t] === query.limit + 1 || l.more)) openBelow = Math.min(openBelow, l.stamp);
+      }
+      const { rows, hasMore } = cutPage(candidates, openBelow, query.limit, maxBytes);
       // Decrypt only what the page sends: of limit + 1 rows read per table, up to
       // (tables - 1) × limit + 1 are cut off.
       if (this.cipher) await decryptRows(query.tables, rows, userId, this.cipher);
@@ -299,10 +331,18 @@ export class KnexChangeStore implements ChangeStore {
         filter = ' AND last_modified_by IS DISTINCT FROM ?';
         bindings.push(query.excludeDevice);
       }
-      bindings.push(query.limit + 1);
+      bindings.push(query.limit + 1, query.maxBytes ?? Number.MAX_SAFE_INTEGER);
+      // The rows up to the one that crosses the byte cap (pull_upto is the running total, this
+      // row included): the database, not this process, drops the rest, so a page of large rows
+      // never reaches the heap whole. pull_next, the next row's stamp, tells whether the read
+      // stopped short. The window streams under the LIMIT (one index scan).
+      const size = rowSizeSql(table);
       return (
-        `(SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), ...columns].join(', ')} FROM ${quote(table.name)} ` +
-        `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ORDER BY last_modified_at LIMIT ?)`
+        `(SELECT * FROM (SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), ...columns].join(', ')}, ${size} AS pull_size, ` +
+        `sum(${size}) OVER w AS pull_upto, lead(last_modified_at) OVER w AS pull_next FROM ${quote(table.name)} ` +
+        `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ` +
+        'WINDOW w AS (ORDER BY last_modified_at ROWS UNBOUNDED PRECEDING) ORDER BY last_modified_at LIMIT ?) AS b ' +
+        'WHERE pull_upto - pull_size < ?)'
       );
     });
     // The mark is a row of its own (t = -1, in last_modified_at), not a column of every row.
@@ -310,6 +350,9 @@ export class KnexChangeStore implements ChangeStore {
     const mark = [
       ...COMMON_COLUMNS.map((c) => `${c === 'last_modified_at' ? 'hw' : `NULL::${COMMON_TYPES[c]}`} AS ${quote(c)}`),
       ...[...width].map(([slot, type]) => `NULL::${type} AS ${slot}`),
+      'NULL::int8 AS pull_size',
+      'NULL::int8 AS pull_upto',
+      'NULL::int8 AS pull_next',
     ];
     const sql =
       `WITH h AS MATERIALIZED (SELECT ${this.highWaterSql()} AS hw FROM (SELECT ?::text AS user_id) AS u) ` +

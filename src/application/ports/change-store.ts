@@ -22,6 +22,11 @@ export interface PullQuery {
   /** Tables read from the beginning (tombstones left out), whatever `since` is. */
   readonly fullTables: ReadonlySet<string>;
   readonly limit: number;
+  /**
+   * A page stops at the row that brings it to this many bytes (as the store counts a row, about
+   * its stored size); a page always holds at least one row. Absent: no byte cap.
+   */
+  readonly maxBytes?: number;
   /** Leave out row versions this device wrote itself (echo suppression); null sends everything. */
   readonly excludeDevice: string | null;
 }
