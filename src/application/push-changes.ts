@@ -4,6 +4,7 @@ import {
   checkSchemaVersion,
   completeNewRow,
   decide,
+  storedRecordBytes,
   syncError,
   validatePush,
   validationFailed,
@@ -99,6 +100,28 @@ export class PushChanges {
       if (invalid.length) {
         return errAsync(validationFailed(`The push has ${invalid.length} invalid entr${invalid.length === 1 ? 'y' : 'ies'}; nothing was written.`, invalid));
       }
+      // The quota: what the push adds to the user's stored bytes (a new row its size, a rewrite
+      // its growth; a tombstone keeps its row's values, so a delete adds nothing), checked under
+      // the user's lock before anything is written.
+      let growth = 0;
+      loaded.forEach(({ rows }, i) => {
+        for (const w of [...plans[i]!.byDevice, ...plans[i]!.merged]) {
+          const old = rows.get(w.id);
+          growth += storedRecordBytes(w.values) - (old ? storedRecordBytes(old.values) : 0);
+        }
+      });
+      const quota = this.settings.userQuotaBytes;
+      const used = tx.storedBytes();
+      if (quota > 0 && growth > 0 && used + growth > quota) {
+        return errAsync(
+          syncError('QUOTA_EXCEEDED', `This push needs ${growth} bytes more; ${used} of your ${quota} bytes of storage are used. Nothing was written: delete or shorten records, then push again.`, {
+            quota_bytes: quota,
+            used_bytes: used,
+            needed_bytes: growth,
+          }),
+        );
+      }
+      if (growth !== 0) tx.addStoredBytes(growth);
       return writeSequentially(tx, plans, deviceId)
         .andThen(() => (conflicts.length ? tx.recordConflicts(conflicts, now) : okAsync(undefined)))
         .andThen(() => tx.cursor())

@@ -11,6 +11,8 @@ export interface SyncSettings {
    * row). Bounds the memory a pull holds: a page read costs about 3.5× its bytes of heap.
    */
   readonly pullMaxBytes: number;
+  /** Most bytes one user may store (storedRecordBytes of every row, tombstones included); 0: no quota. */
+  readonly userQuotaBytes: number;
   readonly schemaVersions: SchemaVersionRange;
   /** How long a `push_id` is remembered (spec §4.2: 24 hours). */
   readonly pushReceiptTtlMs: number;
@@ -21,6 +23,7 @@ export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
   maxRecordBytes: 1024 * 1024,
   pullLimit: 10_000,
   pullMaxBytes: 4 * 1024 * 1024,
+  userQuotaBytes: 1024 * 1024 * 1024,
   schemaVersions: { min: 1, max: 1 },
   pushReceiptTtlMs: 24 * 60 * 60 * 1000,
 };

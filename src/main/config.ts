@@ -204,6 +204,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxRecordBytes: intVar(env, 'SYNC_MAX_RECORD_BYTES', DEFAULT_SYNC_SETTINGS.maxRecordBytes, 256, 1024 * 1024 * 1024),
       pullLimit: intVar(env, 'SYNC_PULL_LIMIT', DEFAULT_SYNC_SETTINGS.pullLimit, 1, 1_000_000),
       pullMaxBytes: intVar(env, 'SYNC_PULL_MAX_BYTES', DEFAULT_SYNC_SETTINGS.pullMaxBytes, 1024, 1024 * 1024 * 1024),
+      userQuotaBytes: intVar(env, 'SYNC_USER_QUOTA_BYTES', DEFAULT_SYNC_SETTINGS.userQuotaBytes, 0, Number.MAX_SAFE_INTEGER),
       schemaVersions: { min, max },
     },
     logLevel,

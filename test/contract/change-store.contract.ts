@@ -90,6 +90,22 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
       expect((await tx('u1', (t) => t.loadRows(TODOS, ['i1']))).size).to.equal(0);
     });
 
+    it("keeps each user's stored bytes: added with a commit, discarded with a rollback", async () => {
+      expect(await tx('q1', (t) => okAsync(t.storedBytes()))).to.equal(0);
+      await tx('q1', (t) => {
+        t.addStoredBytes(500);
+        t.addStoredBytes(-100);
+        return okAsync(t.storedBytes());
+      });
+      const failed = await store.inPushTransaction('q1', (t) => {
+        t.addStoredBytes(10_000);
+        return errAsync(syncError('VALIDATION_FAILED', 'no'));
+      });
+      expect(failed.isErr()).to.equal(true);
+      expect(await tx('q1', (t) => okAsync(t.storedBytes()))).to.equal(400);
+      expect(await tx('q2', (t) => okAsync(t.storedBytes())), 'another user').to.equal(0);
+    });
+
     describe('stamps', () => {
       it('are unique and strictly increasing per user, across tables and transactions, and bounded by the cursor', async () => {
         const c1 = await tx('u1', (t) =>

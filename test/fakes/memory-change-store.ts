@@ -32,6 +32,7 @@ export interface MemorySnapshot {
 
 interface UserState {
   readonly lastStamp: number;
+  readonly storedBytes?: number;
   /** table name → id → row */
   readonly tables: ReadonlyMap<string, ReadonlyMap<string, MemoryRow>>;
   readonly conflicts: readonly RecordedConflict[];
@@ -153,6 +154,7 @@ class Rollback extends Error {
 /** Works on copies of the user's maps; `commit()` hands them back to the store in one assignment. */
 class MemoryPushTransaction implements PushTransaction {
   private lastStamp: number;
+  private stored: number;
   private readonly tables: Map<string, Map<string, MemoryRow>>;
   private readonly conflicts: RecordedConflict[];
   private readonly receipts: Map<string, { receipt: PushReceipt; createdAt: number }>;
@@ -165,6 +167,7 @@ class MemoryPushTransaction implements PushTransaction {
     private readonly now: () => number,
   ) {
     this.lastStamp = state.lastStamp;
+    this.stored = state.storedBytes ?? 0;
     this.tables = new Map([...state.tables].map(([name, rows]) => [name, new Map(rows)]));
     this.conflicts = [...state.conflicts];
     this.receipts = new Map(state.receipts);
@@ -231,8 +234,16 @@ class MemoryPushTransaction implements PushTransaction {
     return this.guard(() => Math.max(1, this.lastStamp));
   }
 
+  storedBytes(): number {
+    return this.stored;
+  }
+
+  addStoredBytes(delta: number): void {
+    this.stored = Math.max(0, this.stored + delta);
+  }
+
   commit(): UserState {
-    return { lastStamp: this.lastStamp, tables: this.tables, conflicts: this.conflicts, receipts: this.receipts };
+    return { lastStamp: this.lastStamp, storedBytes: this.stored, tables: this.tables, conflicts: this.conflicts, receipts: this.receipts };
   }
 
   close(): void {

@@ -5,7 +5,9 @@ import type { ChangeStore, FieldCipher, PullPage, PullQuery, PushReceipt, PushTr
 import { databaseError } from './errors';
 
 /** Takes a user's write lock (its sync_users row, held until commit) and returns its last_ts. */
-const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
+const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.stored_bytes';
+/** A push's change of the user's stored bytes, sent with its COMMIT (the user's row is locked). */
+const ADD_STORED_BYTES = 'UPDATE sync_users SET stored_bytes = greatest(stored_bytes + ?, 0) WHERE user_id = ?';
 /**
  * The same, and in the same round trip the push's statements are set to run with their
  * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
@@ -16,7 +18,7 @@ const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) 
  */
 const LOCK_USER_GENERIC_PLANS =
   "WITH plans AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true)) " +
-  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts';
+  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.stored_bytes';
 /** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
@@ -374,11 +376,13 @@ export class KnexChangeStore implements ChangeStore {
     return fromDb(
       this.db.transaction(async (trx) => {
         // Take the user's write lock first: concurrent pushes of one user queue here.
-        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown }> };
+        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; stored_bytes: unknown }> };
         const lastTs = toNumber(locked.rows[0]!.last_ts);
         const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, null));
+        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, null, toNumber(locked.rows[0]!.stored_bytes));
+        const result = await work(tx);
         if (result.isErr()) throw new Rollback(result.error);
+        if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
         return result.value;
       }),
     );
@@ -405,9 +409,12 @@ export class KnexChangeStore implements ChangeStore {
       const lastTs = toNumber(locked.rows[0]!['last_ts']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const result = await work(new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, known));
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, known, toNumber(locked.rows[0]!['stored_bytes']));
+      const result = await work(tx);
       if (result.isErr()) throw new Rollback(result.error);
-      await conn.query('COMMIT');
+      // The stored bytes in the COMMIT's round trip (a simple query of two statements).
+      const delta = tx.storedBytesDelta;
+      await conn.query(delta !== 0 && Number.isSafeInteger(delta) ? `${ADD_STORED_BYTES.replace('?', String(delta)).replace('?', () => user)}; COMMIT` : 'COMMIT');
       return result.value;
     } catch (e) {
       // Whatever failed (a COMMIT too: then there is no transaction left, and ROLLBACK only warns).
@@ -433,7 +440,20 @@ class KnexPushTransaction implements PushTransaction {
     /** The user's newest stamp: sync_users.last_ts as the lock found it, then each write's highest. */
     private lastTs: number,
     private readonly known: KnownReceipt | null,
+    /** sync_users.stored_bytes as the lock found it. */
+    private readonly storedAtLock: number,
   ) {}
+
+  /** What this transaction adds to the user's stored bytes (written with its commit). */
+  storedBytesDelta = 0;
+
+  storedBytes(): number {
+    return this.storedAtLock + this.storedBytesDelta;
+  }
+
+  addStoredBytes(delta: number): void {
+    this.storedBytesDelta += delta;
+  }
 
   findReceipt(pushId: string, notBeforeMs: number): ResultAsync<PushReceipt | null, SyncError> {
     // Read with the lock (no other push of this user can have saved one since), for this id and

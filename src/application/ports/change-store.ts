@@ -70,6 +70,10 @@ export interface PushTransaction {
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError>;
   /** The user's newest stamp, a valid pull cursor once this transaction commits. */
   cursor(): ResultAsync<number, SyncError>;
+  /** The user's stored bytes (for the quota) as this transaction found them under the lock, plus its own additions. */
+  storedBytes(): number;
+  /** Adds `delta` (may be negative) to the user's stored bytes, written with the transaction's commit. */
+  addStoredBytes(delta: number): void;
 }
 
 /**

@@ -5,6 +5,7 @@ import * as m003 from './003-reencrypt-without-stamp';
 import * as m004 from './004-first-written-by';
 import * as m005 from './005-stamp-once-per-statement';
 import * as m006 from './006-field-key-fingerprints';
+import * as m007 from './007-stored-bytes';
 
 /** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
 const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
@@ -14,6 +15,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['004-first-written-by', m004],
   ['005-stamp-once-per-statement', m005],
   ['006-field-key-fingerprints', m006],
+  ['007-stored-bytes', m007],
 ];
 
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
