@@ -1,4 +1,4 @@
-import { errAsync, okAsync, ResultAsync } from 'neverthrow';
+import { err, errAsync, okAsync, ResultAsync, type Result } from 'neverthrow';
 import {
   canonicalJson,
   checkSchemaVersion,
@@ -18,6 +18,7 @@ import {
   type ValidatedPush,
 } from '../domain';
 import type { ChangeStore, Clock, Digest, PushTransaction, RowWrite, StoredRow } from './ports';
+import { PerKeyQueue } from './per-key-queue';
 import type { SyncSettings } from './settings';
 
 export interface PushInput {
@@ -57,7 +58,12 @@ export class PushChanges {
     private readonly clock: Clock,
     private readonly digest: Digest,
     private readonly settings: SyncSettings,
-  ) {}
+  ) {
+    this.perUser = new PerKeyQueue(settings.pushQueuePerUser);
+  }
+
+  /** One push per user in flight in this process (see SyncSettings.pushQueuePerUser). */
+  private readonly perUser: PerKeyQueue;
 
   execute(input: PushInput): ResultAsync<PushResponse, SyncError> {
     const limits = { maxRecords: this.settings.maxPushRecords, maxRecordBytes: this.settings.maxRecordBytes };
@@ -68,7 +74,7 @@ export class PushChanges {
         // The store may read the receipt with the lock, in one round trip (findReceipt below then
         // needs no query of its own).
         const lookup = push.pushId === null ? undefined : { pushId: push.pushId, notBeforeMs: this.clock.now() - this.settings.pushReceiptTtlMs };
-        return this.store.inPushTransaction(input.userId, (tx) => {
+        const transaction = () => this.store.inPushTransaction(input.userId, (tx) => {
           const now = this.clock.now();
           if (push.pushId === null || bodyHash === null) return this.apply(tx, push, input.deviceId, now);
           const pushId = push.pushId;
@@ -84,6 +90,11 @@ export class PushChanges {
             );
           });
         }, lookup);
+        const queued = this.perUser.run(input.userId, async () => await transaction());
+        return ResultAsync.fromSafePromise(queued).andThen(
+          (ran): Result<PushResponse, SyncError> =>
+            ran ? ran.value : err(syncError('RATE_LIMITED', 'Other pushes of this user are in progress; retry in 1 s.', { retry_after_seconds: 1 })),
+        );
       });
   }
 

@@ -13,6 +13,11 @@ export interface SyncSettings {
   readonly pullMaxBytes: number;
   /** Most bytes one user may store (storedRecordBytes of every row, tombstones included); 0: no quota. */
   readonly userQuotaBytes: number;
+  /**
+   * Pushes of one user that wait, without a database connection, while one of theirs is in
+   * flight in this process; more get 429 RATE_LIMITED with Retry-After.
+   */
+  readonly pushQueuePerUser: number;
   readonly schemaVersions: SchemaVersionRange;
   /** How long a `push_id` is remembered (spec §4.2: 24 hours). */
   readonly pushReceiptTtlMs: number;
@@ -24,6 +29,7 @@ export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
   pullLimit: 10_000,
   pullMaxBytes: 4 * 1024 * 1024,
   userQuotaBytes: 1024 * 1024 * 1024,
+  pushQueuePerUser: 4,
   schemaVersions: { min: 1, max: 1 },
   pushReceiptTtlMs: 24 * 60 * 60 * 1000,
 };

@@ -55,6 +55,8 @@ export interface AppConfig {
    * behind a bearer `token` (on the public port only when no listener of its own is set). Neither: nowhere.
    */
   readonly metrics: { readonly port: number | null; readonly host: string; readonly token: string | null };
+  /** lock_timeout and statement_timeout of a push transaction, in ms (0: none). */
+  readonly transactionTimeouts: { readonly lockMs: number; readonly statementMs: number };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -205,6 +207,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       pullLimit: intVar(env, 'SYNC_PULL_LIMIT', DEFAULT_SYNC_SETTINGS.pullLimit, 1, 1_000_000),
       pullMaxBytes: intVar(env, 'SYNC_PULL_MAX_BYTES', DEFAULT_SYNC_SETTINGS.pullMaxBytes, 1024, 1024 * 1024 * 1024),
       userQuotaBytes: intVar(env, 'SYNC_USER_QUOTA_BYTES', DEFAULT_SYNC_SETTINGS.userQuotaBytes, 0, Number.MAX_SAFE_INTEGER),
+      pushQueuePerUser: intVar(env, 'SYNC_PUSH_QUEUE_PER_USER', DEFAULT_SYNC_SETTINGS.pushQueuePerUser, 0, 1000),
       schemaVersions: { min, max },
     },
     logLevel,
@@ -219,6 +222,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
     metrics: { port: null, host: '127.0.0.1', token: null },
+    transactionTimeouts: {
+      lockMs: intVar(env, 'SYNC_LOCK_TIMEOUT_MS', 5000, 0, 3_600_000),
+      statementMs: intVar(env, 'SYNC_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    },
   };
   config = { ...config, metrics: metricsConfig(env, config.port) };
   // Checked last, so the errors of a first production setup come in the order the README lists them.

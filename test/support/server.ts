@@ -51,8 +51,9 @@ export class ApiClient {
     return { status: res.status, body: await res.json(), headers: res.headers };
   }
 
-  async push(body: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  async push(body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<HttpAnswer> {
     const res = await fetch(`${this.baseUrl}/api/sync/push`, {
+      ...(signal ? { signal } : {}),
       method: 'POST',
       headers: this.headers({ 'content-type': 'application/json', ...headers }),
       body: typeof body === 'string' ? body : JSON.stringify(body),

@@ -234,10 +234,20 @@ export class KnexChangeStore implements ChangeStore {
   private readonly prepared: boolean;
 
   /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
+  /** `SELECT set_config(lock_timeout), set_config(statement_timeout)` for the push transaction, or null. */
+  private readonly timeouts: string | null;
+
   constructor(
     private readonly db: Knex,
     private readonly cipher: FieldCipher | null = null,
+    /** lock_timeout and statement_timeout of a push transaction in ms (0: none): a push never waits without end. */
+    timeouts: { readonly lockMs: number; readonly statementMs: number } = { lockMs: 0, statementMs: 0 },
   ) {
+    const set = [
+      ...(timeouts.lockMs > 0 ? [`set_config('lock_timeout', '${Math.floor(timeouts.lockMs)}', true)`] : []),
+      ...(timeouts.statementMs > 0 ? [`set_config('statement_timeout', '${Math.floor(timeouts.statementMs)}', true)`] : []),
+    ];
+    this.timeouts = set.length ? `SELECT ${set.join(', ')}` : null;
     this.prepared = (db.client as { config?: { client?: unknown } }).config?.client === 'pg';
   }
 
@@ -375,6 +385,7 @@ export class KnexChangeStore implements ChangeStore {
     if (this.prepared) return fromDb(this.pgPushTransaction(userId, work, receipt));
     return fromDb(
       this.db.transaction(async (trx) => {
+        if (this.timeouts) await trx.raw(this.timeouts);
         // Take the user's write lock first: concurrent pushes of one user queue here.
         const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; stored_bytes: unknown }> };
         const lastTs = toNumber(locked.rows[0]!.last_ts);
@@ -403,9 +414,11 @@ export class KnexChangeStore implements ChangeStore {
     try {
       const user = conn.escapeLiteral(userId);
       const ask = receipt && Number.isSafeInteger(receipt.notBeforeMs) ? receipt : null;
-      const first = [`BEGIN`, LOCK_USER_GENERIC_PLANS.replace('?', () => user)];
+      // The timeouts are transaction-local (SET LOCAL), set in the same round trip, before the lock.
+      const first = [`BEGIN`, ...(this.timeouts ? [this.timeouts] : []), LOCK_USER_GENERIC_PLANS.replace('?', () => user)];
       if (ask) first.push(`${FIND_RECEIPT_SELECT} WHERE user_id = ${user} AND push_id = ${conn.escapeLiteral(ask.pushId)} AND created_at >= ${ask.notBeforeMs}`);
-      const [, locked, found] = (await conn.query(first.join('; '))) as unknown as [unknown, StatementResult, StatementResult?];
+      const answers = (await conn.query(first.join('; '))) as unknown as StatementResult[];
+      const [locked, found] = answers.slice(this.timeouts ? 2 : 1) as [StatementResult, StatementResult?];
       const lastTs = toNumber(locked.rows[0]!['last_ts']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
