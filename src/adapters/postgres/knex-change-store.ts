@@ -351,7 +351,7 @@ export class KnexChangeStore implements ChangeStore {
       const size = rowSizeSql(table);
       return (
         `(SELECT * FROM (SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), ...columns].join(', ')}, ${size} AS pull_size, ` +
-        `sum(${size}) OVER w AS pull_upto, lead(last_modified_at) OVER w AS pull_next FROM ${quote(table.name)} ` +
+        `(sum(${size}) OVER w)::int8 AS pull_upto, lead(last_modified_at) OVER w AS pull_next FROM ${quote(table.name)} ` +
         `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ` +
         'WINDOW w AS (ORDER BY last_modified_at ROWS UNBOUNDED PRECEDING) ORDER BY last_modified_at LIMIT ?) AS b ' +
         'WHERE pull_upto - pull_size < ?)'
