@@ -10,11 +10,13 @@ const SYNCED = ['captures', 'todos', 'thoughts', 'ideas', 'projects'] as const;
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('sync_users', (t) => t.bigInteger('stored_bytes').notNullable().defaultTo(0));
+  // A new database has no users to count (and PGlite's catalog queries cost a fresh start seconds).
+  if (!(await knex('sync_users').first('user_id'))) return;
   for (const table of SYNCED) {
     // Every text column of the table as it stands now, from the catalog.
     const columns = (
       (await knex.raw(
-        `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND data_type = 'text' AND column_name NOT IN ('user_id', 'id', '_status', 'last_modified_by', 'first_written_by')`,
+        `SELECT attname AS column_name FROM pg_attribute WHERE attrelid = ?::regclass AND atttypid = 'text'::regtype AND attnum > 0 AND NOT attisdropped AND attname NOT IN ('user_id', 'id', '_status', 'last_modified_by', 'first_written_by')`,
         [table],
       )) as { rows: Array<{ column_name: string }> }
     ).rows.map((r) => r.column_name);
