@@ -45,6 +45,8 @@ export async function startBenchServer(env: Record<string, string> = {}): Promis
     LOG_LEVEL: 'warn',
     RATE_LIMIT_IP_PER_MINUTE: '0',
     RATE_LIMIT_USER_PER_MINUTE: '0',
+    // A fixed key unless one is given: on DATABASE_URL a generated one is refused (docs/security.md).
+    FIELD_ENCRYPTION_KEYS: process.env['FIELD_ENCRYPTION_KEYS'] || `bench:${Buffer.alloc(32, 11).toString('base64')}`,
     ...env,
   });
   const db = openDatabase(config.database);

@@ -13,7 +13,7 @@ export class GetSyncStats {
   ) {}
 
   execute(input: { principal: Principal; query: QueryParams }): ResultAsync<SyncStats, SyncError> {
-    if (!input.principal.isAdmin) return errAsync(syncError('FORBIDDEN', 'Sync statistics are for admins (a token with role "admin").'));
+    if (!input.principal.isAdmin) return errAsync(syncError('FORBIDDEN', 'Sync statistics are for admins (a token with the admin claim: role "admin" unless the server sets JWT_ADMIN_CLAIM).'));
     const read = (name: string): number | undefined | null => {
       const v = input.query[name];
       if (v === undefined || v === '') return undefined;

@@ -39,6 +39,7 @@ export class PullChanges {
             tables: req.tables,
             fullTables: req.fullTables,
             limit: req.limit,
+            maxBytes: this.settings.pullMaxBytes,
             // A first sync sends everything: the device may have lost what it once pushed.
             excludeDevice: req.since === null ? null : input.deviceId,
           })

@@ -1,4 +1,4 @@
-import { errAsync, okAsync, ResultAsync } from 'neverthrow';
+import { err, errAsync, okAsync, ResultAsync, type Result } from 'neverthrow';
 import {
   canonicalJson,
   checkSchemaVersion,
@@ -6,6 +6,7 @@ import {
   CURSOR_EXPIRED_MESSAGE,
   cursorExpired,
   decide,
+  storedRecordBytes,
   syncError,
   validatePush,
   validationFailed,
@@ -19,6 +20,7 @@ import {
   type ValidatedPush,
 } from '../domain';
 import type { ChangeStore, Clock, Digest, PushTransaction, RowWrite, StoredRow } from './ports';
+import { PerKeyQueue } from './per-key-queue';
 import type { SyncSettings } from './settings';
 
 export interface PushInput {
@@ -58,7 +60,12 @@ export class PushChanges {
     private readonly clock: Clock,
     private readonly digest: Digest,
     private readonly settings: SyncSettings,
-  ) {}
+  ) {
+    this.perUser = new PerKeyQueue(settings.pushQueuePerUser);
+  }
+
+  /** One push per user in flight in this process (see SyncSettings.pushQueuePerUser). */
+  private readonly perUser: PerKeyQueue;
 
   execute(input: PushInput): ResultAsync<PushResponse, SyncError> {
     const limits = { maxRecords: this.settings.maxPushRecords, maxRecordBytes: this.settings.maxRecordBytes };
@@ -69,7 +76,7 @@ export class PushChanges {
         // The store may read the receipt with the lock, in one round trip (findReceipt below then
         // needs no query of its own).
         const lookup = push.pushId === null ? undefined : { pushId: push.pushId, notBeforeMs: this.clock.now() - this.settings.pushReceiptTtlMs };
-        return this.store.inPushTransaction(input.userId, (tx) => {
+        const transaction = () => this.store.inPushTransaction(input.userId, (tx) => {
           const now = this.clock.now();
           // Merged against rows it never saw (a delete purged since its last pull): refused, so
           // the client syncs from the start first. A replay with a receipt is answered as before.
@@ -89,6 +96,11 @@ export class PushChanges {
             );
           });
         }, lookup);
+        const queued = this.perUser.run(input.userId, async () => await transaction());
+        return ResultAsync.fromSafePromise(queued).andThen(
+          (ran): Result<PushResponse, SyncError> =>
+            ran ? ran.value : err(syncError('RATE_LIMITED', 'Other pushes of this user are in progress; retry in 1 s.', { retry_after_seconds: 1 })),
+        );
       });
   }
 
@@ -105,6 +117,28 @@ export class PushChanges {
       if (invalid.length) {
         return errAsync(validationFailed(`The push has ${invalid.length} invalid entr${invalid.length === 1 ? 'y' : 'ies'}; nothing was written.`, invalid));
       }
+      // The quota: what the push adds to the user's stored bytes (a new row its size, a rewrite
+      // its growth; a tombstone keeps its row's values, so a delete adds nothing), checked under
+      // the user's lock before anything is written.
+      let growth = 0;
+      loaded.forEach(({ rows }, i) => {
+        for (const w of [...plans[i]!.byDevice, ...plans[i]!.merged]) {
+          const old = rows.get(w.id);
+          growth += storedRecordBytes(w.values) - (old ? storedRecordBytes(old.values) : 0);
+        }
+      });
+      const quota = this.settings.userQuotaBytes;
+      const used = tx.storedBytes();
+      if (quota > 0 && growth > 0 && used + growth > quota) {
+        return errAsync(
+          syncError('QUOTA_EXCEEDED', `This push needs ${growth} bytes more; ${used} of your ${quota} bytes of storage are used. Nothing was written: delete or shorten records, then push again.`, {
+            quota_bytes: quota,
+            used_bytes: used,
+            needed_bytes: growth,
+          }),
+        );
+      }
+      if (growth !== 0) tx.addStoredBytes(growth);
       const wrote = plans.some((p) => p.byDevice.length > 0 || p.merged.length > 0);
       // A merge wrote versions the pushing device has not seen: then the poke is not its echo.
       const echoOf = plans.some((p) => p.merged.length > 0) ? null : deviceId;

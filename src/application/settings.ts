@@ -6,6 +6,18 @@ export interface SyncSettings {
   readonly maxRecordBytes: number;
   /** Default and maximum number of rows in one pull response. */
   readonly pullLimit: number;
+  /**
+   * Most bytes in one pull page (the row that crosses it ends the page; a page always holds one
+   * row). Bounds the memory a pull holds: a page read costs about 3.5× its bytes of heap.
+   */
+  readonly pullMaxBytes: number;
+  /** Most bytes one user may store (storedRecordBytes of every row, tombstones included); 0: no quota. */
+  readonly userQuotaBytes: number;
+  /**
+   * Pushes of one user that wait, without a database connection, while one of theirs is in
+   * flight in this process; more get 429 RATE_LIMITED with Retry-After.
+   */
+  readonly pushQueuePerUser: number;
   readonly schemaVersions: SchemaVersionRange;
   /** How long a `push_id` is remembered (spec §4.2: 24 hours). */
   readonly pushReceiptTtlMs: number;
@@ -26,6 +38,9 @@ export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
   maxPushRecords: 1000,
   maxRecordBytes: 1024 * 1024,
   pullLimit: 10_000,
+  pullMaxBytes: 4 * 1024 * 1024,
+  userQuotaBytes: 1024 * 1024 * 1024,
+  pushQueuePerUser: 4,
   schemaVersions: { min: 1, max: 1 },
   pushReceiptTtlMs: 24 * 60 * 60 * 1000,
 };

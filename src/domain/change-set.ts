@@ -119,6 +119,19 @@ export function columnValueProblem(spec: ColumnSpec, value: unknown): string | n
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /** UTF-8 byte length of a string, without TextEncoder (not everywhere in React Native). */
+/**
+ * A record's size as the storage quota counts it: its id and string values in UTF-8, 8 bytes for
+ * any other value, and 64 for the row's own columns (stamps, status).
+ */
+export function storedRecordBytes(values: Readonly<Record<string, unknown>>): number {
+  let n = 64;
+  for (const [column, v] of Object.entries(values)) {
+    if (column === 'created_at' || column === 'last_modified_at') continue;
+    n += typeof v === 'string' ? utf8Length(v) : v === null || v === undefined ? 0 : 8;
+  }
+  return n;
+}
+
 export function utf8Length(s: string): number {
   // Most text is ASCII, one byte a character: a native scan finds the first that is not (a pull
   // page's 3 MB in under 1 ms, a third of the loop's time), and the loop counts from there.

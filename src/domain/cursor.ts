@@ -31,6 +31,34 @@ export function nextCursor(since: number | null, rows: readonly PulledRow[], has
   return Math.max(since ?? 0, highWater, MIN_CURSOR);
 }
 
+/** A row read for a page, its size as the store counts it, and the table read it came from. */
+export interface PageCandidate<R> {
+  readonly row: R;
+  readonly stamp: number;
+  readonly bytes: number;
+}
+
+/**
+ * Cuts a pull page out of rows read per table (each table's next rows above the cursor, in stamp
+ * order), merged and sorted by stamp. A table read that may have stopped short (`openBelow`: the
+ * lowest last stamp among such reads, Infinity when none did) leaves rows above its last stamp
+ * unknown, so the page ends there at the latest. Within that, the page takes rows in stamp order
+ * while it has fewer than `limit` rows and fewer than `maxBytes` bytes: the row that crosses
+ * `maxBytes` is the page's last, so a page always holds at least one row and a single row larger
+ * than `maxBytes` still goes. The page is a prefix of the stamp order with no two rows of one
+ * stamp, so resuming after its last row skips nothing (see nextCursor).
+ */
+export function cutPage<R>(sorted: readonly PageCandidate<R>[], openBelow: number, limit: number, maxBytes: number): { rows: R[]; hasMore: boolean } {
+  const rows: R[] = [];
+  let bytes = 0;
+  for (const c of sorted) {
+    if (c.stamp > openBelow || rows.length >= limit || (rows.length > 0 && bytes >= maxBytes)) return { rows, hasMore: true };
+    rows.push(c.row);
+    bytes += c.bytes;
+  }
+  return { rows, hasMore: openBelow !== Infinity };
+}
+
 /**
  * Sorts pulled rows into WatermelonDB's buckets. `fullTables` are sent as for a first sync
  * (no `since`): their rows are all `created` and their tombstones are left out. On an incremental

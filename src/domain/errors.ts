@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   RATE_LIMITED: { status: 429, retryable: true },
   INTERNAL: { status: 500, retryable: true },
   UNAVAILABLE: { status: 503, retryable: true },
+  /** The user's storage quota (SYNC_USER_QUOTA_BYTES) would be exceeded: free space first. */
+  QUOTA_EXCEEDED: { status: 507, retryable: false },
 } as const;
 
 export type SyncErrorCode = keyof typeof ERROR_CODES;

@@ -22,6 +22,8 @@ export function failureFromStatus(status: number, code: SyncErrorCode | undefine
   if (status === 409) return { kind: 'CONFLICT', retryable: false, ...base };
   if (status === 426) return { kind: 'SCHEMA_MISMATCH', retryable: false, ...base };
   if (status === 429) return { kind: 'SERVER_ERROR', retryable: true, ...base };
+  // The user's storage is full: the same push would fail again until they free some.
+  if (status === 507) return { kind: 'SERVER_ERROR', retryable: false, ...base };
   if (status === 408 || status === 504) return { kind: 'TIMEOUT', retryable: true, ...base };
   if (status >= 500) return { kind: 'SERVER_ERROR', retryable: true, ...base };
   return { kind: 'SERVER_ERROR', retryable: false, ...base };

@@ -1,7 +1,7 @@
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
+import { DEFAULT_ADMIN_CLAIM, type AdminClaim, type JwtAlgorithm } from '../adapters/crypto/jwt-token-verifier';
 import type { DatabaseTarget } from '../adapters/postgres/connection';
 import type { SyncSettings } from '../application/settings';
 import { DEFAULT_SYNC_SETTINGS, type RetentionSettings } from '../application/settings';
@@ -20,6 +20,8 @@ export interface JwtConfig {
   readonly keyId?: string;
   /** Set when no key was configured and a development secret was generated or reused. */
   readonly devSecretFile?: string;
+  /** Who is an admin (JWT_ADMIN_CLAIM, JWT_ADMIN_VALUE; default `role` = `admin`). */
+  readonly admin: AdminClaim;
 }
 
 export interface AppConfig {
@@ -64,6 +66,13 @@ export interface AppConfig {
   readonly adminUiDir: string;
   /** Alerts one user may raise per hour (per process); more are held back. */
   readonly alertMaxPerUserPerHour: number;
+  /**
+   * Where GET /metrics is served: its own listener (`port`, on `host`, 127.0.0.1 by default), and/or
+   * behind a bearer `token` (on the public port only when no listener of its own is set). Neither: nowhere.
+   */
+  readonly metrics: { readonly port: number | null; readonly host: string; readonly token: string | null };
+  /** lock_timeout and statement_timeout of a push transaction, in ms (0: none). */
+  readonly transactionTimeouts: { readonly lockMs: number; readonly statementMs: number };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -105,6 +114,7 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   const audience = env['JWT_AUDIENCE']?.trim() || undefined;
   const common = {
     clockToleranceSeconds: intVar(env, 'JWT_CLOCK_TOLERANCE_SECONDS', 5, 0, 300),
+    admin: adminClaim(env),
     ...(env['JWT_KEY_ID']?.trim() ? { keyId: env['JWT_KEY_ID'].trim() } : {}),
   };
   if (secret && publicKey) throw new ConfigError('Set JWT_SECRET (HMAC) or JWT_PUBLIC_KEY (RS/ES), not both.');
@@ -143,6 +153,34 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   if (production) throw new ConfigError('Set JWT_SECRET or JWT_PUBLIC_KEY: production never runs with a generated secret.');
   const file = devSecretPath(env);
   return { key: loadOrCreateDevSecret(file), algorithms: algs, issuer, audience, ...common, devSecretFile: file };
+}
+
+const CLAIM_NAME = /^[A-Za-z_][\w:-]*(\.[A-Za-z_][\w:-]*)*$/;
+/** Claims a token has for other purposes: naming one of them as the admin claim is a slip. */
+const REGISTERED_CLAIMS = ['sub', 'iss', 'aud', 'exp', 'nbf', 'iat', 'jti'];
+
+function adminClaim(env: Env): AdminClaim {
+  const claim = env['JWT_ADMIN_CLAIM']?.trim() || DEFAULT_ADMIN_CLAIM.claim;
+  const raw = env['JWT_ADMIN_VALUE'];
+  if (raw !== undefined && raw !== '' && raw.trim() === '') throw new ConfigError('JWT_ADMIN_VALUE must not be blank.');
+  if (!CLAIM_NAME.test(claim) || REGISTERED_CLAIMS.includes(claim)) {
+    throw new ConfigError(`JWT_ADMIN_CLAIM must be a claim name or a dotted path (e.g. roles, groups, realm_access.roles), not a registered claim; got "${claim}".`);
+  }
+  return { claim, value: raw?.trim() || DEFAULT_ADMIN_CLAIM.value };
+}
+
+/**
+ * In production a token must be for this service: an identity provider that signs for several
+ * apps with one key would otherwise get another app's tokens accepted here.
+ */
+function requireIssuerAndAudience(env: Env, jwt: JwtConfig): void {
+  if (boolVar(env, 'JWT_ALLOW_ANY_ISSUER')) return;
+  const missing = [...(jwt.issuer ? [] : ['JWT_ISSUER']), ...(jwt.audience ? [] : ['JWT_AUDIENCE'])];
+  if (missing.length) {
+    throw new ConfigError(
+      `In production set ${missing.join(' and ')} so that only tokens issued for this service are accepted (a key shared across apps would accept another app's tokens), or set JWT_ALLOW_ANY_ISSUER=true if this key signs for this service alone.`,
+    );
+  }
 }
 
 function readKeyFile(path: string): string {
@@ -188,7 +226,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const logLevel = env['LOG_LEVEL']?.trim() || 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
   const host = env['HOST']?.trim() || '127.0.0.1';
-  return {
+  let config: AppConfig = {
     production,
     host,
     port: intVar(env, 'PORT', 3000, 0, 65535),
@@ -201,6 +239,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxPushRecords: intVar(env, 'SYNC_MAX_PUSH_RECORDS', DEFAULT_SYNC_SETTINGS.maxPushRecords, 1, 1_000_000),
       maxRecordBytes: intVar(env, 'SYNC_MAX_RECORD_BYTES', DEFAULT_SYNC_SETTINGS.maxRecordBytes, 256, 1024 * 1024 * 1024),
       pullLimit: intVar(env, 'SYNC_PULL_LIMIT', DEFAULT_SYNC_SETTINGS.pullLimit, 1, 1_000_000),
+      pullMaxBytes: intVar(env, 'SYNC_PULL_MAX_BYTES', DEFAULT_SYNC_SETTINGS.pullMaxBytes, 1024, 1024 * 1024 * 1024),
+      userQuotaBytes: intVar(env, 'SYNC_USER_QUOTA_BYTES', DEFAULT_SYNC_SETTINGS.userQuotaBytes, 0, Number.MAX_SAFE_INTEGER),
+      pushQueuePerUser: intVar(env, 'SYNC_PUSH_QUEUE_PER_USER', DEFAULT_SYNC_SETTINGS.pushQueuePerUser, 0, 1000),
       schemaVersions: { min, max },
     },
     retention: retentionConfig(env),
@@ -218,8 +259,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
     adminUiDir: resolve(env['ADMIN_UI_DIR']?.trim() || join(packageRoot(), 'dist', 'admin')),
     ...alertWebhook(env),
     alertMaxPerUserPerHour: intVar(env, 'ALERT_MAX_PER_USER_PER_HOUR', 4, 1, 1_000_000),
+    metrics: { port: null, host: '127.0.0.1', token: null },
+    transactionTimeouts: {
+      lockMs: intVar(env, 'SYNC_LOCK_TIMEOUT_MS', 5000, 0, 3_600_000),
+      statementMs: intVar(env, 'SYNC_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    },
     live: liveConfig(env),
   };
+  config = { ...config, metrics: metricsConfig(env, config.port) };
+  // Checked last, so the errors of a first production setup come in the order the README lists them.
+  if (production) requireIssuerAndAudience(env, config.jwt);
+  return config;
 }
 
 /** The live channel's limits (GET /api/sync/live; README, "Configuration"). */
@@ -240,6 +290,13 @@ function fieldKeys(env: Env, production: boolean): AppConfig['fieldKeys'] {
   const raw = env['FIELD_ENCRYPTION_KEYS']?.trim();
   if (!raw) {
     if (production) throw new ConfigError('Set FIELD_ENCRYPTION_KEYS (id:base64-32-byte-key,…): production never stores private notes with a generated key.');
+    // A PostgreSQL server outlives this machine's files and is shared by replicas: each would
+    // generate its own key under the same id, and rows written under another could never be read.
+    if (env['DATABASE_URL']?.trim() && !boolVar(env, 'ALLOW_GENERATED_FIELD_KEY')) {
+      throw new ConfigError(
+        'Set FIELD_ENCRYPTION_KEYS (id:base64-32-byte-key,…, e.g. main:$(openssl rand -base64 32)) when DATABASE_URL is set: a key generated on this machine differs on every replica and redeploy, and what one wrote the others can never decrypt. For a throwaway development database only, set ALLOW_GENERATED_FIELD_KEY=true.',
+      );
+    }
     const file = join(dirname(devSecretPath(env)), 'dev-field-key');
     return { ring: [{ id: 'dev', key: Buffer.from(loadOrCreateDevSecret(file), 'hex') }], devKeyFile: file };
   }
@@ -295,4 +352,15 @@ function alertWebhook(env: Env): Pick<AppConfig, 'alertWebhook'> {
       retries: intVar(env, 'ALERT_WEBHOOK_RETRIES', 3, 0, 10),
     },
   };
+}
+
+/** METRICS_PORT, METRICS_HOST, METRICS_TOKEN: see AppConfig.metrics. */
+function metricsConfig(env: Env, publicPort: number): AppConfig['metrics'] {
+  const rawPort = env['METRICS_PORT']?.trim();
+  const port = rawPort ? intVar(env, 'METRICS_PORT', 0, 0, 65535) : null;
+  if (port !== null && port !== 0 && port === publicPort) throw new ConfigError(`METRICS_PORT (${port}) must differ from PORT: the metrics listener is a separate one.`);
+  const host = env['METRICS_HOST']?.trim() || '127.0.0.1';
+  const token = env['METRICS_TOKEN']?.trim() || null;
+  if (token !== null && Buffer.byteLength(token) < 16) throw new ConfigError('METRICS_TOKEN must be at least 16 bytes long (openssl rand -hex 16).');
+  return { port, host, token };
 }

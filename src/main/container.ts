@@ -65,7 +65,10 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind<FieldCipher>(TOKENS.FieldCipher).toResolvedValue(() =>
     config.decryptThreads > 0 ? new ParallelFieldCipher(config.fieldKeys.ring, { threads: config.decryptThreads }) : new AesGcmFieldCipher(config.fieldKeys.ring),
   );
-  c.bind<ChangeStore>(TOKENS.ChangeStore).toResolvedValue((d: Knex, cipher: FieldCipher) => new KnexChangeStore(d, cipher), [ROOT.Database, TOKENS.FieldCipher]);
+  c.bind<ChangeStore>(TOKENS.ChangeStore).toResolvedValue(
+    (d: Knex, cipher: FieldCipher) => new KnexChangeStore(d, cipher, config.transactionTimeouts),
+    [ROOT.Database, TOKENS.FieldCipher],
+  );
   c.bind(TOKENS.PullChanges).toResolvedValue((s: ChangeStore, st: SyncSettings) => new PullChanges(s, st), [TOKENS.ChangeStore, TOKENS.SyncSettings]);
   c.bind(TOKENS.PushChanges).toResolvedValue(
     (s: ChangeStore, cl: Clock, d: Digest, st: SyncSettings) => new PushChanges(s, cl, d, st),
@@ -73,7 +76,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   );
   c.bind<RetentionStore>(TOKENS.RetentionStore).toResolvedValue((d: Knex) => new KnexRetentionStore(d), [ROOT.Database]);
   c.bind(TOKENS.PurgeExpiredData).toResolvedValue((s: RetentionStore, cl: Clock) => new PurgeExpiredData(s, cl, config.retention), [TOKENS.RetentionStore, TOKENS.Clock]);
-  c.bind(TOKENS.CheckReadiness).toResolvedValue((s: ChangeStore) => new CheckReadiness(s), [TOKENS.ChangeStore]);
+  c.bind(TOKENS.CheckReadiness).toResolvedValue((s: ChangeStore, cl: Clock) => new CheckReadiness(s, cl), [TOKENS.ChangeStore, TOKENS.Clock]);
 
   c.bind<KnexSyncLogStore>(ROOT.SyncLogTables).toResolvedValue((d: Knex) => new KnexSyncLogStore(d), [ROOT.Database]);
   c.bind<SyncLogStore>(TOKENS.SyncLogStore).toResolvedValue((t: KnexSyncLogStore) => t, [ROOT.SyncLogTables]);
@@ -150,6 +153,8 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         rateLimits: config.rateLimits,
         hsts: config.tls !== null || config.tlsTerminatedUpstream,
         trustProxyHops: config.trustProxyHops,
+        // On the public port only behind its token, and only when it has no listener of its own.
+        metricsRoute: config.metrics.port === null && config.metrics.token !== null ? { token: config.metrics.token } : null,
         openApiDocument,
         adminUiDir: config.adminUiDir,
         live,

@@ -9,10 +9,13 @@ import type { Knex } from 'knex';
 import { pino, type Logger } from 'pino';
 import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
+import { createMetricsApp } from '../adapters/http/app';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
 import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
+import { keyFingerprint } from '../adapters/crypto/aes-gcm-field-cipher';
 import type { LiveHub } from '../adapters/http/live';
-import { TOKENS, type Clock, type FieldCipher, type LiveFeed, type SyncLog } from '../application/ports';
+import { checkKeyFingerprints } from '../adapters/postgres/field-key-fingerprints';
+import { TOKENS, type Clock, type FieldCipher, type LiveFeed, type Metrics, type SyncLog } from '../application/ports';
 import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
@@ -22,6 +25,8 @@ export interface RunningServer {
   readonly port: number;
   /** Runs the retention job now (it also runs every RETENTION_INTERVAL_MINUTES). */
   purgeExpired(): Promise<PurgeReport>;
+  /** The metrics listener (METRICS_PORT), when there is one. */
+  readonly metricsUrl?: string;
   /** Stops accepting connections, lets in-flight requests finish, writes the queued sync logs, then closes the database if this server opened it. */
   close(): Promise<void>;
 }
@@ -33,6 +38,22 @@ export interface StartOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Refuses a key ring that gives a key id another key than the one this database first saw under
+ * it: rows encrypted under the first could never be decrypted again.
+ */
+async function checkFieldKeys(db: Knex, config: AppConfig): Promise<void> {
+  const keys = config.fieldKeys.ring.map((k) => ({ id: k.id, fingerprint: keyFingerprint(k.key) }));
+  const mismatches = await checkKeyFingerprints(db, keys, Date.now());
+  if (mismatches.length === 0) return;
+  const ids = mismatches.map((m) => `"${m.id}"`).join(', ');
+  const generated = config.fieldKeys.devKeyFile ? ` The key came from ${config.fieldKeys.devKeyFile}, generated on this machine: another replica or an earlier deployment generated another one.` : '';
+  throw new ConfigError(
+    `FIELD_ENCRYPTION_KEYS gives key id ${ids} a different key than the one this database was written with (fingerprint ${mismatches[0]!.given.slice(0, 12)}…, stored ${mismatches[0]!.stored.slice(0, 12)}…).${generated} ` +
+      'Rows encrypted under the stored key could not be decrypted. Configure the original key under that id (a new key needs a new id, first in the ring, then npm run reencrypt).',
+  );
+}
+
 export async function startServer(config: AppConfig, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel });
   const ownDb = options.db === undefined;
@@ -41,6 +62,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   try {
     const applied = await migrateToLatest(db);
     if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
+    await checkFieldKeys(db, config);
   } catch (e) {
     if (ownDb) await db.destroy();
     throw e;
@@ -65,6 +87,22 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   const url = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  // Metrics on a listener of their own (plain HTTP, for a scraper on the host or its network).
+  let metricsServer: ReturnType<typeof createHttpServer> | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metrics.port !== null) {
+    metricsServer = createHttpServer(createMetricsApp(container.get<Metrics>(TOKENS.Metrics), config.metrics.token).callback());
+    metricsServer.listen(config.metrics.port, config.metrics.host);
+    try {
+      await once(metricsServer, 'listening');
+    } catch (e) {
+      server.close();
+      if (ownDb) await db.destroy();
+      throw e;
+    }
+    const { host } = config.metrics;
+    metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${(metricsServer.address() as AddressInfo).port}`;
+  }
   const purge = container.get<PurgeExpiredData>(TOKENS.PurgeExpiredData);
   let purging: Promise<PurgeReport> | null = null;
   let stopping = false;
@@ -89,16 +127,20 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   return {
     url,
     port,
+    ...(metricsUrl ? { metricsUrl } : {}),
     purgeExpired,
     close: () =>
       (closing ??= (async () => {
         if (retentionTimer) clearInterval(retentionTimer);
         stopping = true;
+        const metricsClosed = metricsServer ? new Promise<void>((resolve) => metricsServer.close(() => resolve())) : Promise.resolve();
+        metricsServer?.closeAllConnections();
         const stopped = new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
         // Live channels never end by themselves: each is told SHUTTING_DOWN and closed, so the
         // server's close (which waits for every connection) can complete.
         await live.closeAll();
         await stopped;
+        await metricsClosed;
         await feed.close();
         await purging?.catch(() => undefined);
         await syncLog.flush();
@@ -122,8 +164,19 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: config.logLevel });
   logger.info(`database: ${describeTarget(config.database)}`);
-  const running = await startServer(config, { logger });
+  let running: RunningServer;
+  try {
+    running = await startServer(config, { logger });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`Configuration error: ${e.message}`);
+      process.exit(1);
+    }
+    throw e;
+  }
   console.log(`listening on ${running.url}`);
+  if (running.metricsUrl) console.log(`metrics on ${running.metricsUrl}/metrics`);
+  else if (config.metrics.token === null) logger.info('metrics are off: set METRICS_PORT (a listener on 127.0.0.1) or METRICS_TOKEN (docs/operations.md)');
   if (config.fieldKeys.devKeyFile) {
     logger.warn(`no FIELD_ENCRYPTION_KEYS: private notes are encrypted with the development key in ${config.fieldKeys.devKeyFile} (never do this in production)`);
   }

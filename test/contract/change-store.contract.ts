@@ -114,6 +114,22 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
       expect((await tx('u1', (t) => t.loadRows(TODOS, ['i1']))).size).to.equal(0);
     });
 
+    it("keeps each user's stored bytes: added with a commit, discarded with a rollback", async () => {
+      expect(await tx('q1', (t) => okAsync(t.storedBytes()))).to.equal(0);
+      await tx('q1', (t) => {
+        t.addStoredBytes(500);
+        t.addStoredBytes(-100);
+        return okAsync(t.storedBytes());
+      });
+      const failed = await store.inPushTransaction('q1', (t) => {
+        t.addStoredBytes(10_000);
+        return errAsync(syncError('VALIDATION_FAILED', 'no'));
+      });
+      expect(failed.isErr()).to.equal(true);
+      expect(await tx('q1', (t) => okAsync(t.storedBytes()))).to.equal(400);
+      expect(await tx('q2', (t) => okAsync(t.storedBytes())), 'another user').to.equal(0);
+    });
+
     describe('stamps', () => {
       it('are unique and strictly increasing per user, across tables and transactions, and bounded by the cursor', async () => {
         const c1 = await tx('u1', (t) =>
@@ -392,6 +408,34 @@ export function runChangeStoreContract(name: string, makeStore: () => Promise<Ch
         const rest = await pull('u1', { limit: 3, since: first.rows[2]!.lastModifiedAt });
         expect(ids(rest.rows)).to.deep.equal(['todos/t2', 'ideas/i3']);
         expect(rest.hasMore).to.equal(false);
+      });
+
+      // Issue 20, item 1: pages were cut by rows only, so a page of large rows could exhaust the heap.
+      it('cuts by maxBytes too: with a cap below any row every page holds exactly one row, and resuming walks every row once', async () => {
+        const walked: string[] = [];
+        let since: number | null = null;
+        for (let pages = 0; pages < 20; pages++) {
+          const page = await pull('u1', { maxBytes: 1, since });
+          expect(page.rows, 'a page always holds one row').to.have.length(1);
+          walked.push(...ids(page.rows));
+          if (!page.hasMore) break;
+          since = page.rows[0]!.lastModifiedAt;
+        }
+        expect(walked).to.deep.equal(['ideas/i1', 'todos/t1', 'ideas/i2', 'todos/t2', 'ideas/i3']);
+      });
+
+      it('a row far larger than maxBytes goes alone on its page, and the rows after it follow', async () => {
+        await write('u1', TODOS, [todo('big', 'x'.repeat(20_000))]);
+        await write('u1', IDEAS, [idea('i4', 'after')]);
+        const first = await pull('u1', { maxBytes: 10_000, since: cursors[4] });
+        expect(ids(first.rows)).to.deep.equal(['todos/big']);
+        expect(first.hasMore).to.equal(true);
+        const rest = await pull('u1', { maxBytes: 10_000, since: first.rows[0]!.lastModifiedAt });
+        expect(ids(rest.rows)).to.deep.equal(['ideas/i4']);
+        expect(rest.hasMore).to.equal(false);
+        const all = await pull('u1', { maxBytes: 1_000_000 });
+        expect(all.rows).to.have.length(7);
+        expect(all.hasMore).to.equal(false);
       });
 
       it('says no more when the rows fit the limit exactly', async () => {

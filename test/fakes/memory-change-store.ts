@@ -1,5 +1,5 @@
 import { errAsync, okAsync, ResultAsync } from 'neverthrow';
-import { columnNames, syncError, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../src/domain';
+import { columnNames, cutPage, syncError, utf8Length, type Conflict, type PageCandidate, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../src/domain';
 import type { ChangeStore, PullPage, PullQuery, PushReceipt, PushTransaction, RowWrite, StoredRow } from '../../src/application/ports';
 
 /**
@@ -34,6 +34,7 @@ interface UserState {
   readonly lastStamp: number;
   /** The newest stamp among purged tombstones. */
   readonly purgedThrough: number;
+  readonly storedBytes?: number;
   /** table name → id → row */
   readonly tables: ReadonlyMap<string, ReadonlyMap<string, MemoryRow>>;
   readonly conflicts: readonly RecordedConflict[];
@@ -56,7 +57,9 @@ export class MemoryChangeStore implements ChangeStore {
   pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
     const state = this.users.get(userId) ?? EMPTY;
     const highWater = state.lastStamp;
-    const rows: PulledRow[] = [];
+    const maxBytes = query.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    const candidates: PageCandidate<PulledRow>[] = [];
+    let openBelow = Infinity;
     for (const table of query.tables) {
       const from = query.fullTables.has(table.name) ? 0 : (query.since ?? 0);
       const found = [...(state.tables.get(table.name)?.values() ?? [])]
@@ -64,20 +67,33 @@ export class MemoryChangeStore implements ChangeStore {
         .filter((r) => (from === 0 ? !r.deleted : query.excludeDevice === null || r.lastModifiedBy !== query.excludeDevice))
         .sort((a, b) => a.lastModifiedAt - b.lastModifiedAt)
         .slice(0, query.limit + 1);
+      // As the SQL store reads a table: its rows up to the one that crosses maxBytes (a row's
+      // size here: its values as JSON).
+      let upto = 0;
+      let taken = 0;
       for (const r of found) {
-        rows.push({
-          table: table.name,
-          values: { ...r.values, last_modified_at: r.lastModifiedAt },
-          deleted: r.deleted,
-          lastModifiedAt: r.lastModifiedAt,
-          firstWrittenAt: r.firstWrittenAt,
-          firstWrittenBy: r.firstWrittenBy,
+        if (upto >= maxBytes) break;
+        const bytes = utf8Length(JSON.stringify(r.values));
+        upto += bytes;
+        taken++;
+        candidates.push({
+          row: {
+            table: table.name,
+            values: { ...r.values, last_modified_at: r.lastModifiedAt },
+            deleted: r.deleted,
+            lastModifiedAt: r.lastModifiedAt,
+            firstWrittenAt: r.firstWrittenAt,
+            firstWrittenBy: r.firstWrittenBy,
+          },
+          stamp: r.lastModifiedAt,
+          bytes,
         });
       }
+      if (taken > 0 && (taken === query.limit + 1 || taken < found.length)) openBelow = Math.min(openBelow, found[taken - 1]!.lastModifiedAt);
     }
-    rows.sort((a, b) => a.lastModifiedAt - b.lastModifiedAt);
-    const hasMore = rows.length > query.limit;
-    return okAsync({ rows: hasMore ? rows.slice(0, query.limit) : rows, hasMore, highWater, purgedThrough: state.purgedThrough });
+    candidates.sort((a, b) => a.stamp - b.stamp);
+    const { rows, hasMore } = cutPage(candidates, openBelow, query.limit, maxBytes);
+    return okAsync({ rows, hasMore, highWater, purgedThrough: state.purgedThrough });
   }
 
   inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>): ResultAsync<T, SyncError> {
@@ -172,6 +188,7 @@ class Rollback extends Error {
 class MemoryPushTransaction implements PushTransaction {
   private lastStamp: number;
   private readonly purged: number;
+  private stored: number;
   private readonly tables: Map<string, Map<string, MemoryRow>>;
   private readonly conflicts: RecordedConflict[];
   private readonly receipts: Map<string, { receipt: PushReceipt; createdAt: number }>;
@@ -185,6 +202,7 @@ class MemoryPushTransaction implements PushTransaction {
   ) {
     this.lastStamp = state.lastStamp;
     this.purged = state.purgedThrough;
+    this.stored = state.storedBytes ?? 0;
     this.tables = new Map([...state.tables].map(([name, rows]) => [name, new Map(rows)]));
     this.conflicts = [...state.conflicts];
     this.receipts = new Map(state.receipts);
@@ -261,8 +279,16 @@ class MemoryPushTransaction implements PushTransaction {
     return this.guard(() => void (this.announcement = { mark, deviceId }));
   }
 
+  storedBytes(): number {
+    return this.stored;
+  }
+
+  addStoredBytes(delta: number): void {
+    this.stored = Math.max(0, this.stored + delta);
+  }
+
   commit(): UserState {
-    return { lastStamp: this.lastStamp, purgedThrough: this.purged, tables: this.tables, conflicts: this.conflicts, receipts: this.receipts };
+    return { lastStamp: this.lastStamp, purgedThrough: this.purged, storedBytes: this.stored, tables: this.tables, conflicts: this.conflicts, receipts: this.receipts };
   }
 
   close(): void {

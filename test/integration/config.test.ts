@@ -55,6 +55,13 @@ describe('configuration from the environment', () => {
       ['SYNC_MAX_RECORD_BYTES', 'big'],
       ['SYNC_PULL_LIMIT', '0'],
       ['SYNC_PULL_LIMIT', '1.5'],
+      ['SYNC_PULL_MAX_BYTES', '1023'],
+      ['SYNC_PULL_MAX_BYTES', '4MB'],
+      ['SYNC_USER_QUOTA_BYTES', '-1'],
+      ['SYNC_USER_QUOTA_BYTES', '1GB'],
+      ['SYNC_PUSH_QUEUE_PER_USER', '1001'],
+      ['SYNC_LOCK_TIMEOUT_MS', '5s'],
+      ['SYNC_STATEMENT_TIMEOUT_MS', '-1'],
       ['DECRYPT_THREADS', '-1'],
       ['DECRYPT_THREADS', 'two'],
       ['DECRYPT_THREADS', '65'],
@@ -125,6 +132,42 @@ describe('configuration from the environment', () => {
       expectConfigError({ NODE_ENV: 'production', PGLITE_DATA_DIR: join(dir, 'pglite') }, 'JWT_SECRET', 'JWT_PUBLIC_KEY');
     });
 
+    // Issue 20, item 7: a key shared by an identity provider across apps accepts another app's token.
+    it('NODE_ENV=production without JWT_ISSUER or JWT_AUDIENCE (unless JWT_ALLOW_ANY_ISSUER=true)', () => {
+      const prod = { ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' };
+      expectConfigError({ ...prod, JWT_AUDIENCE: 'note-sync' }, 'JWT_ISSUER', 'JWT_ALLOW_ANY_ISSUER');
+      expectConfigError({ ...prod, JWT_ISSUER: 'https://id.example' }, 'JWT_AUDIENCE', 'JWT_ALLOW_ANY_ISSUER');
+      expectConfigError(prod, 'JWT_ISSUER', 'JWT_AUDIENCE');
+      expectConfigError({ ...prod, JWT_ALLOW_ANY_ISSUER: 'yes' }, 'JWT_ALLOW_ANY_ISSUER');
+      expect(loadConfig({ ...prod, JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync' }).jwt.issuer).to.equal('https://id.example');
+      expect(loadConfig({ ...prod, JWT_ALLOW_ANY_ISSUER: 'true' }).production).to.equal(true);
+    });
+
+    it('METRICS_PORT that is no port or equals PORT, and a METRICS_TOKEN shorter than 16 bytes', () => {
+      expectConfigError({ ...base, METRICS_PORT: 'abc' }, 'METRICS_PORT');
+      expectConfigError({ ...base, METRICS_PORT: '70000' }, 'METRICS_PORT');
+      expectConfigError({ ...base, PORT: '4400', METRICS_PORT: '4400' }, 'METRICS_PORT', 'PORT');
+      expectConfigError({ ...base, METRICS_TOKEN: 'short' }, 'METRICS_TOKEN');
+    });
+
+    // Issue 20, item 2: each replica or redeploy would make its own key under the id "dev".
+    it('DATABASE_URL without FIELD_ENCRYPTION_KEYS, unless ALLOW_GENERATED_FIELD_KEY=true', () => {
+      const pg = { JWT_SECRET: SECRET, DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', PGLITE_DATA_DIR: join(dir, 'pglite') };
+      expectConfigError(pg, 'FIELD_ENCRYPTION_KEYS', 'ALLOW_GENERATED_FIELD_KEY');
+      expectConfigError({ ...pg, NODE_ENV: 'development' }, 'FIELD_ENCRYPTION_KEYS');
+      expectConfigError({ ...pg, ALLOW_GENERATED_FIELD_KEY: 'yes' }, 'ALLOW_GENERATED_FIELD_KEY');
+      const allowed = loadConfig({ ...pg, ALLOW_GENERATED_FIELD_KEY: 'true' });
+      expect(allowed.fieldKeys.devKeyFile).to.equal(join(dir, 'dev-field-key'));
+      expect(loadConfig({ ...pg, FIELD_ENCRYPTION_KEYS: base.FIELD_ENCRYPTION_KEYS }).fieldKeys.devKeyFile).to.equal(undefined);
+    });
+
+    it('JWT_ADMIN_CLAIM that is not a claim name, or a blank JWT_ADMIN_VALUE', () => {
+      expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'roles[0]' }, 'JWT_ADMIN_CLAIM');
+      expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'a..b' }, 'JWT_ADMIN_CLAIM');
+      expectConfigError({ ...base, JWT_ADMIN_CLAIM: 'sub' }, 'JWT_ADMIN_CLAIM');
+      expectConfigError({ ...base, JWT_ADMIN_VALUE: '   ' }, 'JWT_ADMIN_VALUE');
+    });
+
     it('NODE_ENV=production with a blank JWT_SECRET', () => {
       expectConfigError({ NODE_ENV: 'production', JWT_SECRET: '', PGLITE_DATA_DIR: join(dir, 'pglite') }, 'JWT_SECRET');
     });
@@ -140,7 +183,7 @@ describe('configuration from the environment', () => {
         host: '127.0.0.1',
         port: 3000,
         database: { kind: 'pglite', dataDir: resolve('./.data/pglite') },
-        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceSeconds: 5 },
+        jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceSeconds: 5, admin: { claim: 'role', value: 'admin' } },
         maxBodyBytes: 10 * 1024 * 1024,
         compressAboveBytes: 1024,
         syncLogQueueMax: 10000,
@@ -154,10 +197,15 @@ describe('configuration from the environment', () => {
         decryptThreads: 0,
         // The project's own build of the dashboard, wherever the server is started from.
         adminUiDir: fileURLToPath(new URL('../../dist/admin', import.meta.url)),
+        metrics: { port: null, host: '127.0.0.1', token: null },
+        transactionTimeouts: { lockMs: 5000, statementMs: 30_000 },
         sync: {
           maxPushRecords: 1000,
           maxRecordBytes: 1024 * 1024,
           pullLimit: 10_000,
+          pullMaxBytes: 4 * 1024 * 1024,
+          userQuotaBytes: 1024 * 1024 * 1024,
+          pushQueuePerUser: 4,
           schemaVersions: { min: 1, max: 1 },
           pushReceiptTtlMs: 24 * 60 * 60 * 1000,
         },
@@ -276,9 +324,10 @@ describe('configuration from the environment', () => {
 
     it('NODE_ENV=production with a JWT_SECRET is production (with TLS, here terminated upstream)', () => {
       const keys = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
-      expect(loadConfig({ ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys }).production).to.equal(true);
-      expect(() => loadConfig({ ...base, NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: keys })).to.throw(ConfigError, /TLS_CERT_FILE/);
-      expect(() => loadConfig({ JWT_SECRET: SECRET, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' })).to.throw(ConfigError, /FIELD_ENCRYPTION_KEYS/);
+      const ours = { JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync' };
+      expect(loadConfig({ ...base, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys }).production).to.equal(true);
+      expect(() => loadConfig({ ...base, ...ours, NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: keys })).to.throw(ConfigError, /TLS_CERT_FILE/);
+      expect(() => loadConfig({ JWT_SECRET: SECRET, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' })).to.throw(ConfigError, /FIELD_ENCRYPTION_KEYS/);
       expect(loadConfig({ ...base, NODE_ENV: 'development' }).production).to.equal(false);
     });
 

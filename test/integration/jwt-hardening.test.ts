@@ -34,4 +34,52 @@ describeEachDatabase('JWT hardening', (ctx) => {
     server = await startTestServer(ctx.database.db, { JWT_CLOCK_TOLERANCE_SECONDS: '0' });
     expect(await pull(server, expiredBy(2)), 'no leeway').to.equal(401);
   });
+
+  // Issue 20, item 7: an identity provider that signs for several apps with one key.
+  it("refuses another app's token (other aud or iss) when JWT_ISSUER and JWT_AUDIENCE are set", async () => {
+    server = await startTestServer(ctx.database.db, { JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync' });
+    const sign = (claims: object) => jwt.sign({ sub: 'app-user', exp: now() + 60, ...claims }, TEST_SECRET, { algorithm: 'HS256' });
+    expect(await pull(server, sign({ iss: 'https://id.example', aud: 'note-sync' }))).to.equal(200);
+    expect(await pull(server, sign({ iss: 'https://id.example', aud: 'other-app' })), 'another audience').to.equal(401);
+    expect(await pull(server, sign({ iss: 'https://evil.example', aud: 'note-sync' })), 'another issuer').to.equal(401);
+    expect(await pull(server, sign({})), 'neither').to.equal(401);
+  });
+
+  describe('a configurable admin claim (JWT_ADMIN_CLAIM, JWT_ADMIN_VALUE)', () => {
+    const stats = (s: TestServer, claims: object) =>
+      fetch(`${s.url}/api/admin/sync/stats`, { headers: { authorization: `Bearer ${jwt.sign({ sub: 'ops', exp: now() + 60, ...claims }, TEST_SECRET, { algorithm: 'HS256' })}` } }).then((r) => r.status);
+
+    it('by default `role: admin` is admin and nothing else is', async () => {
+      server = await startTestServer(ctx.database.db);
+      expect(await stats(server, { role: 'admin' })).to.equal(200);
+      expect(await stats(server, { role: 'user' })).to.equal(403);
+      expect(await stats(server, { roles: ['admin'] })).to.equal(403);
+      expect(await stats(server, { role: ['admin'] }), 'an array under the default claim also holds the value').to.equal(200);
+    });
+
+    it('a claim holding an array (roles) names admins; the default claim no longer does', async () => {
+      server = await startTestServer(ctx.database.db, { JWT_ADMIN_CLAIM: 'roles', JWT_ADMIN_VALUE: 'sync-admin' });
+      expect(await stats(server, { roles: ['reader', 'sync-admin'] })).to.equal(200);
+      expect(await stats(server, { roles: 'sync-admin' }), 'a single string also works').to.equal(200);
+      expect(await stats(server, { roles: ['reader'] })).to.equal(403);
+      expect(await stats(server, { role: 'admin' }), 'a plain user with the default claim name').to.equal(403);
+      expect(await stats(server, { roles: ['admin'] }), 'the default value under the custom claim').to.equal(403);
+      expect(await stats(server, { roles: [{ 'sync-admin': true }] }), 'an object is not the value').to.equal(403);
+      expect(await pull(server, server.token('ops', { admin: true })), 'npm run token --admin signs the configured claim').to.equal(200);
+      expect(await stats(server, { roles: ['sync-admin'], role: 'user' })).to.equal(200);
+    });
+
+    it('a nested claim (dotted path, e.g. realm_access.roles) works', async () => {
+      server = await startTestServer(ctx.database.db, { JWT_ADMIN_CLAIM: 'realm_access.roles', JWT_ADMIN_VALUE: 'admin' });
+      expect(await stats(server, { realm_access: { roles: ['admin'] } })).to.equal(200);
+      expect(await stats(server, { realm_access: { roles: ['user'] } })).to.equal(403);
+      expect(await stats(server, { role: 'admin' })).to.equal(403);
+    });
+
+    it('the admin token npm run token signs is admin under a custom claim', async () => {
+      server = await startTestServer(ctx.database.db, { JWT_ADMIN_CLAIM: 'groups', JWT_ADMIN_VALUE: 'ops' });
+      const status = await fetch(`${server.url}/api/admin/sync/stats`, { headers: { authorization: `Bearer ${server.token('ops', { admin: true })}` } }).then((r) => r.status);
+      expect(status).to.equal(200);
+    });
+  });
 });

@@ -5,7 +5,9 @@ import { startTestServer, type TestServer } from '../support/server';
 import { parsePrometheusText, type Exposition } from './prometheus-text';
 
 /**
- * GET /metrics (spec §4.6): Prometheus text, no token, and the counters move as syncs happen.
+ * GET /metrics (spec §4.6): Prometheus text, and the counters move as syncs happen. Served on its
+ * own listener (METRICS_PORT, 127.0.0.1 by default; the test servers take a free port) or, with
+ * METRICS_TOKEN, on the public port behind that token; never on the public port without one.
  * Counters are read before and after each action and compared by difference.
  */
 
@@ -37,7 +39,7 @@ describeEachDatabase('GET /metrics', (ctx) => {
   after(() => server.close());
 
   async function scrape(target = server): Promise<Exposition> {
-    const r = await send(`${target.url}/metrics`);
+    const r = await send(`${target.metricsUrl}/metrics`);
     expect(r.status).to.equal(200);
     expect(r.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4(; charset=utf-8)?$/);
     return parsePrometheusText(r.text);
@@ -45,7 +47,7 @@ describeEachDatabase('GET /metrics', (ctx) => {
 
   const PUSH_OK = { route: '/api/sync/push', method: 'POST', status: '200' };
 
-  it('answers without a token, in the text format, with the sync, HTTP, pool and process families', async () => {
+  it('answers on the metrics listener, in the text format, with the sync, HTTP, pool and process families', async () => {
     const m = await scrape();
     const types = Object.fromEntries([...m.families].map(([name, f]) => [name, f.type]));
     expect(types).to.include({
@@ -158,5 +160,55 @@ describeEachDatabase('GET /metrics', (ctx) => {
     } finally {
       await other.close();
     }
+  });
+});
+
+// Issue 20, item 11: anyone who could reach the API could read every metric.
+describeEachDatabase('/metrics is not on the public port without auth', (ctx) => {
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('the public port answers 404 for /metrics; the metrics listener is on 127.0.0.1 and serves nothing else', async () => {
+    server = await startTestServer(ctx.database.db);
+    const publicAnswer = await send(`${server.url}/metrics`);
+    expect(publicAnswer.status).to.equal(404);
+    expect(publicAnswer.body.error.code).to.equal('NOT_FOUND');
+    expect(publicAnswer.text).not.to.include('sync_operations_total');
+    expect(server.metricsUrl).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(server.metricsUrl).not.to.equal(server.url);
+    expect((await send(`${server.metricsUrl}/metrics`)).status).to.equal(200);
+    for (const path of ['/api/sync/pull?last_pulled_at=0', '/healthz', '/nope']) expect((await send(`${server.metricsUrl}${path}`)).status, path).to.equal(404);
+  });
+
+  it('without METRICS_PORT nor METRICS_TOKEN, metrics are served nowhere', async () => {
+    server = await startTestServer(ctx.database.db, { METRICS_PORT: '' });
+    expect(server.metricsUrl).to.equal(undefined);
+    expect((await send(`${server.url}/metrics`)).status).to.equal(404);
+  });
+
+  it('with METRICS_TOKEN, the public port serves /metrics to that bearer token only (bad tokens tried: none, wrong, a prefix, the user JWT)', async () => {
+    const token = 'metrics-token-0123456789abcdef';
+    server = await startTestServer(ctx.database.db, { METRICS_PORT: '', METRICS_TOKEN: token });
+    const scrape = (authorization?: string) => send(`${server!.url}/metrics`, authorization ? { headers: { authorization } } : {});
+    for (const bad of [undefined, 'Bearer wrong', `Bearer ${token.slice(0, -1)}`, `Bearer ${token}x`, `Bearer ${server.token('alice')}`, token]) {
+      const r = await scrape(bad);
+      expect(r.status, String(bad)).to.equal(401);
+      expect(r.body.error.code).to.equal('UNAUTHENTICATED');
+      expect(r.text).not.to.include('sync_operations_total');
+    }
+    const ok = await scrape(`Bearer ${token}`);
+    expect(ok.status).to.equal(200);
+    expect(ok.text).to.include('sync_operations_total');
+  });
+
+  it('with both, the metrics listener asks for the token too, and the public port still answers 404', async () => {
+    const token = 'metrics-token-0123456789abcdef';
+    server = await startTestServer(ctx.database.db, { METRICS_TOKEN: token });
+    expect((await send(`${server.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status).to.equal(404);
+    expect((await send(`${server.metricsUrl}/metrics`)).status).to.equal(401);
+    expect((await send(`${server.metricsUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status).to.equal(200);
   });
 });

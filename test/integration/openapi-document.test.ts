@@ -121,6 +121,10 @@ describe('OpenAPI document (docs/openapi.yaml)', () => {
       } else if (path.startsWith('/api/')) {
         expect(operation['security'], op).to.equal(undefined);
         expect(Object.keys(operation['responses']), op).to.include.members(['401', '429']);
+      } else if (path === '/metrics') {
+        // No token where the metrics listener is reached, or METRICS_TOKEN (issue 20, item 11).
+        expect(operation['security'], op).to.deep.equal([{}, { metricsToken: [] }]);
+        expect(Object.keys(operation['responses']), op).to.include.members(['401', '404']);
       } else {
         expect(operation['security'], op).to.deep.equal([]);
       }

@@ -105,6 +105,13 @@ describe('the server process', function () {
     });
   }
 
+  // Issue 20, item 2: every replica or redeploy on one PostgreSQL would generate its own key.
+  it('refuses to start on a PostgreSQL server with a generated field key, naming FIELD_ENCRYPTION_KEYS and the opt-in', async () => {
+    const s = start({ PGLITE_DATA_DIR: join(dir, 'pglite'), DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', JWT_SECRET: 'x'.repeat(32) });
+    expect(await s.exited).to.equal(1);
+    expect(s.output()).to.contain('Configuration error').and.to.contain('FIELD_ENCRYPTION_KEYS').and.to.contain('ALLOW_GENERATED_FIELD_KEY');
+  });
+
   it('refuses to start in production without a JWT key', async () => {
     const s = start({ PGLITE_DATA_DIR: join(dir, 'pglite'), NODE_ENV: 'production' });
     expect(await s.exited).to.equal(1);

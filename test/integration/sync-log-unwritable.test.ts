@@ -52,7 +52,7 @@ describeEachDatabase('syncing while sync_logs cannot be written', (ctx, name) =>
   });
 
   async function counters(): Promise<{ failures: number; dropped: number }> {
-    const m = parsePrometheusText((await send(`${server!.url}/metrics`)).text);
+    const m = parsePrometheusText((await send(`${server!.metricsUrl}/metrics`)).text);
     return { failures: m.get('sync_log_write_failures_total') ?? NaN, dropped: m.get('sync_log_dropped_total') ?? NaN };
   }
 

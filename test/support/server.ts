@@ -19,8 +19,9 @@ export interface TestServer extends RunningServer {
 
 /** Starts the real composition (config, container, Koa) on 127.0.0.1, port 0, over a shared test database. */
 export async function startTestServer(db: Knex, env: Record<string, string> = {}, options: { logger?: Logger; clock?: Clock } = {}): Promise<TestServer> {
-  // Rate limits off unless a test sets them: suites send hundreds of requests per user.
-  const config = loadConfig({ JWT_SECRET: TEST_SECRET, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '0', RATE_LIMIT_USER_PER_MINUTE: '0', FIELD_ENCRYPTION_KEYS: TEST_FIELD_KEYS, ...env });
+  // Rate limits off unless a test sets them: suites send hundreds of requests per user. Metrics
+  // on a listener of their own, on a free port.
+  const config = loadConfig({ JWT_SECRET: TEST_SECRET, PORT: '0', HOST: '127.0.0.1', METRICS_PORT: '0', LOG_LEVEL: 'silent', RATE_LIMIT_IP_PER_MINUTE: '0', RATE_LIMIT_USER_PER_MINUTE: '0', FIELD_ENCRYPTION_KEYS: TEST_FIELD_KEYS, ...env });
   const running = await startServer(config, { db, logger: options.logger ?? pino({ level: 'silent' }), ...(options.clock ? { clock: options.clock } : {}) });
   const token = (userId: string, o: { admin?: boolean } = {}) => signToken(config.jwt, userId, o);
   return { ...running, config, token, client: (userId, deviceId) => new ApiClient(running.url, token(userId), deviceId) };
@@ -50,8 +51,9 @@ export class ApiClient {
     return { status: res.status, body: await res.json(), headers: res.headers };
   }
 
-  async push(body: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  async push(body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<HttpAnswer> {
     const res = await fetch(`${this.baseUrl}/api/sync/push`, {
+      ...(signal ? { signal } : {}),
       method: 'POST',
       headers: this.headers({ 'content-type': 'application/json', ...headers }),
       body: typeof body === 'string' ? body : JSON.stringify(body),

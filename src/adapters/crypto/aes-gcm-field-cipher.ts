@@ -1,4 +1,4 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { err, ok, type Result } from 'neverthrow';
 import { syncError, type SyncError } from '../../domain';
 import type { FieldCipher, FieldPlace, StoredField } from '../../application/ports';
@@ -16,6 +16,14 @@ export interface FieldKey {
 }
 
 const PREFIX = 'enc:v1:';
+
+/**
+ * A key's fingerprint: HMAC-SHA256 of a fixed label under the key, hex. It tells two keys apart
+ * without revealing either (finding the key from it is as hard as breaking HMAC-SHA256).
+ */
+export function keyFingerprint(key: Buffer): string {
+  return createHmac('sha256', key).update('note-sync field-encryption key fingerprint v1').digest('hex');
+}
 const NONCES_PER_FILL = 4096;
 const AUTH_FAILED = 'authentication failed: the value was tampered with, or copied from another place';
 

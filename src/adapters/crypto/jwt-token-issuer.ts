@@ -1,5 +1,5 @@
 import jwt from 'jsonwebtoken';
-import type { JwtAlgorithm } from './jwt-token-verifier';
+import { DEFAULT_ADMIN_CLAIM, type AdminClaim, type JwtAlgorithm } from './jwt-token-verifier';
 
 export interface SigningKey {
   readonly key: string;
@@ -7,12 +7,20 @@ export interface SigningKey {
   readonly issuer?: string;
   readonly audience?: string;
   readonly keyId?: string;
+  readonly admin?: AdminClaim;
+}
+
+/** The claims that make a token an admin's under `admin` (a dotted claim becomes nested objects). */
+function adminClaims(admin: AdminClaim): Record<string, unknown> {
+  return admin.claim
+    .split('.')
+    .reduceRight<unknown>((inner, part) => ({ [part]: inner }), admin.claim === DEFAULT_ADMIN_CLAIM.claim ? admin.value : [admin.value]) as Record<string, unknown>;
 }
 
 /** Signs a token for `userId` (development and operations only; apps get tokens from their identity provider). */
 export function signToken(signing: SigningKey, userId: string, options: { admin?: boolean; expiresInSeconds?: number } = {}): string {
   const algorithm = signing.algorithms[0] ?? 'HS256';
-  return jwt.sign({ sub: userId, ...(options.admin ? { role: 'admin' } : {}) }, signing.key, {
+  return jwt.sign({ sub: userId, ...(options.admin ? adminClaims(signing.admin ?? DEFAULT_ADMIN_CLAIM) : {}) }, signing.key, {
     algorithm,
     expiresIn: options.expiresInSeconds ?? 3600,
     ...(signing.issuer ? { issuer: signing.issuer } : {}),

@@ -16,6 +16,26 @@ export interface JwtVerifierOptions {
   readonly clockToleranceSeconds?: number;
   /** When set, a token must name this key in its `kid` header. */
   readonly keyId?: string;
+  /** Who is an admin: the claim (a dotted path reaches into objects) and the value it holds, or an array of it holds. Default `role` = `admin`. */
+  readonly admin?: AdminClaim;
+}
+
+export interface AdminClaim {
+  /** A claim name, or a dotted path such as `realm_access.roles`. */
+  readonly claim: string;
+  readonly value: string;
+}
+
+export const DEFAULT_ADMIN_CLAIM: AdminClaim = { claim: 'role', value: 'admin' };
+
+/** Whether the payload's admin claim holds the admin value: the claim is that string, or an array holding it. */
+export function holdsAdminClaim(payload: Record<string, unknown>, admin: AdminClaim): boolean {
+  let v: unknown = payload;
+  for (const part of admin.claim.split('.')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.prototype.hasOwnProperty.call(v, part)) return false;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v === admin.value || (Array.isArray(v) && v.includes(admin.value));
 }
 
 const unauthenticated = (reason: string): SyncError => ({
@@ -59,6 +79,6 @@ export class JwtTokenVerifier implements TokenVerifier {
     if (typeof payload.sub !== 'string' || !/^[^\u0000-\u001f\u007f]{1,255}$/.test(payload.sub) || !isWellFormedUtf16(payload.sub)) {
       return err(unauthenticated('token has no usable sub'));
     }
-    return ok({ userId: payload.sub, isAdmin: (payload as { role?: unknown }).role === 'admin', expiresAtMs: payload.exp * 1000 });
+    return ok({ userId: payload.sub, isAdmin: holdsAdminClaim(payload, this.options.admin ?? DEFAULT_ADMIN_CLAIM), expiresAtMs: payload.exp * 1000 });
   }
 }

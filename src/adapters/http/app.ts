@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { constants as zlib } from 'node:zlib';
 import Router, { type RouterMiddleware } from '@koa/router';
 import Koa from 'koa';
@@ -40,6 +40,12 @@ export interface HttpAppDeps {
    * from the right are trusted: anything a client wrote before them is not its IP.
    */
   readonly trustProxyHops: number;
+  /**
+   * GET /metrics on this app: never (null, the public port when metrics have a listener of their
+   * own or are off), or to a bearer token (`token`), or to anyone (`token` null: the metrics
+   * listener without a token, reachable only where it is bound).
+   */
+  readonly metricsRoute: { readonly token: string | null } | null;
   /** The OpenAPI document (docs/openapi.yaml, parsed), served as GET /api/openapi.json. */
   readonly openApiDocument: unknown;
   /** Where `npm run build:admin` puts the dashboard's files, served at /admin. */
@@ -71,6 +77,37 @@ function schemaVersionOf(ctx: Koa.Context): string | undefined {
   const q = ctx.query['schema_version'];
   if (typeof q === 'string') return q;
   return ctx.get('x-schema-version') || undefined;
+}
+
+const digestOf = (s: string) => createHash('sha256').update(s).digest();
+
+/** GET /metrics, to the bearer of `token` when one is set (compared in constant time). */
+function metricsHandler(metrics: Metrics, token: string | null): (ctx: Koa.Context) => Promise<void> {
+  const expected = token === null ? null : digestOf(token);
+  return async (ctx) => {
+    if (expected) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('authorization'));
+      if (!match || !timingSafeEqual(digestOf(match[1]!), expected)) {
+        return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>".'));
+      }
+    }
+    const { contentType, body } = await metrics.render();
+    ctx.type = contentType;
+    ctx.body = body;
+  };
+}
+
+/**
+ * The metrics listener's application (METRICS_PORT): GET /metrics and nothing else, so that
+ * port never exposes the sync API, however it is bound.
+ */
+export function createMetricsApp(metrics: Metrics, token: string | null): Koa {
+  const app = new Koa();
+  const router = new Router();
+  router.get('/metrics', metricsHandler(metrics, token));
+  app.use(router.routes());
+  app.use((ctx) => void sendError(ctx, syncError('NOT_FOUND', `No route ${ctx.method} ${ctx.path}.`)));
+  return app;
 }
 
 /** The Koa application: routes, authentication, the error shape of spec §4.5, logs and metrics. */
@@ -122,11 +159,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     if (ready.isErr()) ctx.state.log.warn({ err: ready.error.cause }, 'not ready');
     sendResult(ctx, ready.map(() => ({ status: 'ready' })), ctx.state.log);
   });
-  open.get('/metrics', async (ctx) => {
-    const { contentType, body } = await metrics.render();
-    ctx.type = contentType;
-    ctx.body = body;
-  });
+  if (deps.metricsRoute) open.get('/metrics', metricsHandler(metrics, deps.metricsRoute.token));
 
   const api = new Router<State>({ prefix: '/api' });
   // Per route rather than api.use: a router-level middleware would leave its own path in

@@ -14,6 +14,8 @@ export function sendJson(ctx: Koa.Context, status: number, value: unknown): numb
 
 /** Writes the one error shape of spec §4: `{ "error": { code, message, details? } }`. Returns the bytes. */
 export function sendError(ctx: Koa.Context, error: SyncError): number {
+  const retryAfter = (error.details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds;
+  if (typeof retryAfter === 'number') ctx.set('Retry-After', String(retryAfter));
   return sendJson(ctx, httpStatusOf(error.code), {
     error: { code: error.code, message: error.message, ...(error.details !== undefined ? { details: error.details } : {}), ...(error.detailsTruncated ? { details_truncated: true } : {}) },
   });

@@ -1,8 +1,8 @@
 import { syncError, type SyncError } from '../../domain';
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
-/** Deadlock (e.g. a push against another process updating the same row) or serialization failure: retrying succeeds. */
-const TRANSIENT = new Set(['40P01', '40001', '55P03']);
+/** Deadlock (e.g. a push against another process updating the same row), serialization failure, lock_timeout (55P03) or statement_timeout (57014): retrying succeeds. */
+const TRANSIENT = new Set(['40P01', '40001', '55P03', '57014']);
 
 /** Maps a driver failure to the protocol: the cause stays for the log, never for the client. */
 // `pg` rejects a query on a connection it already saw die with "Client has encountered a connection

@@ -1,12 +1,14 @@
 import type { Knex } from 'knex';
 import { okAsync, ResultAsync } from 'neverthrow';
-import { columnNames, hasSensitiveColumns, sensitiveColumns, type ColumnType, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
+import { columnNames, cutPage, hasSensitiveColumns, sensitiveColumns, type ColumnType, type PageCandidate, type Conflict, type PulledRow, type SyncError, type TableSpec, type WireRecord } from '../../domain';
 import { CIPHERTEXT_PREFIX, type ChangeStore, type FieldCipher, type MarkPayload, type PullPage, type PullQuery, type PushReceipt, type PushTransaction, type ReceiptLookup, type RowWrite, type StoredField, type StoredRow } from '../../application/ports';
 import { usesPgDriver } from './connection';
 import { databaseError } from './errors';
 
-/** Takes a user's write lock (its sync_users row, held until commit) and returns its last_ts. */
-const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through';
+/** Takes a user's write lock (its sync_users row, held until commit) and returns its last_ts, purge horizon and stored bytes. */
+const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through, u.stored_bytes';
+/** A push's change of the user's stored bytes, sent with its COMMIT (the user's row is locked). */
+const ADD_STORED_BYTES = 'UPDATE sync_users SET stored_bytes = greatest(stored_bytes + ?, 0) WHERE user_id = ?';
 /**
  * The same, and in the same round trip the push's statements are set to run with their
  * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
@@ -17,7 +19,7 @@ const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) 
  */
 const LOCK_USER_GENERIC_PLANS =
   "WITH plans AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true)) " +
-  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through';
+  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through, u.stored_bytes';
 /** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
@@ -165,6 +167,21 @@ function toNumber(v: unknown): number {
 const COMMON_COLUMNS = ['id', 'created_at', 'last_modified_at', 'first_written_at', 'first_written_by', 'last_modified_by', '_status'];
 const COMMON_TYPES: Record<string, string> = { id: 'text', created_at: 'int8', last_modified_at: 'int8', first_written_at: 'int8', first_written_by: 'text', last_modified_by: 'text', _status: 'text' };
 
+/**
+ * A row's size as a pull page counts it, in SQL: its text as stored (octet_length reads a stored
+ * value's length without decompressing or detoasting it; encrypted values count with their
+ * base64 overhead, about 4/3), plus a fixed allowance for the other columns and the JSON around
+ * them. An estimate of what the row costs to send, good enough to bound a page.
+ */
+function rowSizeSql(table: TableSpec): string {
+  const parts = ['64::int8', 'octet_length(id)'];
+  for (const c of columnNames(table)) {
+    const type = table.columns[c]!.type;
+    parts.push(type === 'text' || type === 'json_array' ? `coalesce(octet_length(${quote(c)}), 0)` : '8');
+  }
+  return `(${parts.join(' + ')})`;
+}
+
 function selectColumns(table: TableSpec): string[] {
   return [...COMMON_COLUMNS, ...(hasSensitiveColumns(table) ? ['encrypted'] : []), ...columnNames(table)];
 }
@@ -247,10 +264,20 @@ export class KnexChangeStore implements ChangeStore {
   private readonly prepared: boolean;
 
   /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
+  /** `SELECT set_config(lock_timeout), set_config(statement_timeout)` for the push transaction, or null. */
+  private readonly timeouts: string | null;
+
   constructor(
     private readonly db: Knex,
     private readonly cipher: FieldCipher | null = null,
+    /** lock_timeout and statement_timeout of a push transaction in ms (0: none): a push never waits without end. */
+    timeouts: { readonly lockMs: number; readonly statementMs: number } = { lockMs: 0, statementMs: 0 },
   ) {
+    const set = [
+      ...(timeouts.lockMs > 0 ? [`set_config('lock_timeout', '${Math.floor(timeouts.lockMs)}', true)`] : []),
+      ...(timeouts.statementMs > 0 ? [`set_config('statement_timeout', '${Math.floor(timeouts.statementMs)}', true)`] : []),
+    ];
+    this.timeouts = set.length ? `SELECT ${set.join(', ')}` : null;
     this.prepared = usesPgDriver(db);
   }
 
@@ -269,11 +296,15 @@ export class KnexChangeStore implements ChangeStore {
     const read = async (): Promise<PullPage> => {
       const { sql, bindings, slots } = this.pullStatement(userId, query);
       const result = (await this.db.raw(sql, bindings as Knex.ValueDict[])) as { rows: Array<Record<string, unknown>> };
+      const maxBytes = query.maxBytes ?? Number.MAX_SAFE_INTEGER;
       let highWater = 0;
       let purgedThrough = 0;
-      let rows: PulledRow[] = [];
       /** Rows the server marked encrypted (see decryptRows). */
       const sealed = new Set<PulledRow>();
+      const candidates: PageCandidate<PulledRow>[] = [];
+      // Per table read: how many rows it gave, and whether more followed its last one.
+      const count = new Array<number>(query.tables.length).fill(0);
+      const last = new Array<{ stamp: number; more: boolean } | undefined>(query.tables.length);
       for (const row of result.rows) {
         const t = row['t'] as number;
         if (t < 0) {
@@ -282,20 +313,33 @@ export class KnexChangeStore implements ChangeStore {
           continue;
         }
         const table = query.tables[t]!;
+        const lastModifiedAt = toNumber(row['last_modified_at']);
         const pulled: PulledRow = {
           table: table.name,
           values: wireValues(table, row, slots[t]),
           deleted: row['_status'] === 'deleted',
-          lastModifiedAt: toNumber(row['last_modified_at']),
+          lastModifiedAt,
           firstWrittenAt: toNumber(row['first_written_at']),
           firstWrittenBy: (row['first_written_by'] as string | null) ?? null,
         };
-        rows.push(pulled);
         if (row['encrypted'] === true) sealed.add(pulled);
+        candidates.push({
+          row: pulled,
+          stamp: lastModifiedAt,
+          bytes: toNumber(row['pull_size']),
+        });
+        count[t]!++;
+        last[t] = { stamp: lastModifiedAt, more: row['pull_next'] !== null && row['pull_next'] !== undefined };
       }
-      if (query.tables.length > 1) rows.sort((x, y) => x.lastModifiedAt - y.lastModifiedAt);
-      const hasMore = rows.length > query.limit;
-      if (hasMore) rows = rows.slice(0, query.limit);
+      if (query.tables.length > 1) candidates.sort((x, y) => x.stamp - y.stamp);
+      // A table read stopped short when it gave limit + 1 rows or the byte cap left rows out: its
+      // rows above the last it gave are unknown.
+      let openBelow = Infinity;
+      for (let t = 0; t < query.tables.length; t++) {
+        const l = last[t];
+        if (l && (count[t] === query.limit + 1 || l.more)) openBelow = Math.min(openBelow, l.stamp);
+      }
+      const { rows, hasMore } = cutPage(candidates, openBelow, query.limit, maxBytes);
       // Decrypt only what the page sends: of limit + 1 rows read per table, up to
       // (tables - 1) × limit + 1 are cut off; and of those, a tombstone sends its id alone.
       if (!this.cipher) return { rows, hasMore, highWater, purgedThrough };
@@ -338,12 +382,20 @@ export class KnexChangeStore implements ChangeStore {
         filter = ' AND last_modified_by IS DISTINCT FROM ?';
         bindings.push(query.excludeDevice);
       }
-      bindings.push(query.limit + 1);
+      bindings.push(query.limit + 1, query.maxBytes ?? Number.MAX_SAFE_INTEGER);
+      // The rows up to the one that crosses the byte cap (pull_upto is the running total, this
+      // row included): the database, not this process, drops the rest, so a page of large rows
+      // never reaches the heap whole. pull_next, the next row's stamp, tells whether the read
+      // stopped short. The window streams under the LIMIT (one index scan).
+      const size = rowSizeSql(table);
       // Tables with sensitive columns have an `encrypted` mark; the others are never encrypted.
       const encrypted = `${hasSensitiveColumns(table) ? quote('encrypted') : 'false'} AS ${quote('encrypted')}`;
       return (
-        `(SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), encrypted, ...columns].join(', ')} FROM ${quote(table.name)} ` +
-        `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ORDER BY last_modified_at LIMIT ?)`
+        `(SELECT * FROM (SELECT ${i} AS t, ${[...COMMON_COLUMNS.map(quote), encrypted, ...columns].join(', ')}, ${size} AS pull_size, ` +
+        `(sum(${size}) OVER w)::int8 AS pull_upto, lead(last_modified_at) OVER w AS pull_next FROM ${quote(table.name)} ` +
+        `WHERE user_id = ? AND last_modified_at > ? AND last_modified_at <= (SELECT hw FROM h)${filter} ` +
+        'WINDOW w AS (ORDER BY last_modified_at ROWS UNBOUNDED PRECEDING) ORDER BY last_modified_at LIMIT ?) AS b ' +
+        'WHERE pull_upto - pull_size < ?)'
       );
     });
     // The mark is a row of its own (t = -1, in last_modified_at; the purge horizon in created_at),
@@ -352,6 +404,9 @@ export class KnexChangeStore implements ChangeStore {
       ...COMMON_COLUMNS.map((c) => `${c === 'last_modified_at' ? 'hw' : c === 'created_at' ? 'purged' : `NULL::${COMMON_TYPES[c]}`} AS ${quote(c)}`),
       `NULL::bool AS ${quote('encrypted')}`,
       ...[...width].map(([slot, type]) => `NULL::${type} AS ${slot}`),
+      'NULL::int8 AS pull_size',
+      'NULL::int8 AS pull_upto',
+      'NULL::int8 AS pull_next',
     ];
     const sql =
       `WITH h AS MATERIALIZED (SELECT ${this.highWaterSql()} AS hw, coalesce((SELECT purged_through FROM sync_users WHERE user_id = u.user_id), 0) AS purged FROM (SELECT ?::text AS user_id) AS u) ` +
@@ -372,14 +427,16 @@ export class KnexChangeStore implements ChangeStore {
     if (this.prepared) return fromDb(this.pgPushTransaction(userId, work, receipt));
     return fromDb(
       this.db.transaction(async (trx) => {
+        if (this.timeouts) await trx.raw(this.timeouts);
         // Take the user's write lock first: concurrent pushes of one user queue here.
-        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown }> };
+        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown; stored_bytes: unknown }> };
         const lastTs = toNumber(locked.rows[0]!.last_ts);
         const purged = toNumber(locked.rows[0]!.purged_through);
         const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null);
+        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes));
         const result = await work(tx);
         if (result.isErr()) throw new Rollback(result.error);
+        if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
         if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
         return result.value;
       }),
@@ -401,18 +458,26 @@ export class KnexChangeStore implements ChangeStore {
     try {
       const user = conn.escapeLiteral(userId);
       const ask = receipt && Number.isSafeInteger(receipt.notBeforeMs) ? receipt : null;
-      const first = [`BEGIN`, LOCK_USER_GENERIC_PLANS.replace('?', () => user)];
+      // The timeouts are transaction-local (SET LOCAL), set in the same round trip, before the lock.
+      const first = [`BEGIN`, ...(this.timeouts ? [this.timeouts] : []), LOCK_USER_GENERIC_PLANS.replace('?', () => user)];
       if (ask) first.push(`${FIND_RECEIPT_SELECT} WHERE user_id = ${user} AND push_id = ${conn.escapeLiteral(ask.pushId)} AND created_at >= ${ask.notBeforeMs}`);
-      const [, locked, found] = (await conn.query(first.join('; '))) as unknown as [unknown, StatementResult, StatementResult?];
+      const answers = (await conn.query(first.join('; '))) as unknown as StatementResult[];
+      const [locked, found] = answers.slice(this.timeouts ? 2 : 1) as [StatementResult, StatementResult?];
       const lastTs = toNumber(locked.rows[0]!['last_ts']);
       const purged = toNumber(locked.rows[0]!['purged_through']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known);
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known, toNumber(locked.rows[0]!['stored_bytes']));
       const result = await work(tx);
       if (result.isErr()) throw new Rollback(result.error);
-      // The poke goes with the COMMIT, in the same round trip.
-      await conn.query(tx.announcement ? `${NOTIFY_SQL(conn.escapeLiteral(tx.announcement))}; COMMIT` : 'COMMIT');
+      // The stored bytes and the poke go with the COMMIT, in the same round trip (one simple query).
+      const delta = tx.storedBytesDelta;
+      const last = [
+        ...(delta !== 0 && Number.isSafeInteger(delta) ? [ADD_STORED_BYTES.replace('?', String(delta)).replace('?', () => user)] : []),
+        ...(tx.announcement ? [NOTIFY_SQL(conn.escapeLiteral(tx.announcement))] : []),
+        'COMMIT',
+      ];
+      await conn.query(last.join('; '));
       return result.value;
     } catch (e) {
       // Whatever failed (a COMMIT too: then there is no transaction left, and ROLLBACK only warns).
@@ -442,10 +507,23 @@ class KnexPushTransaction implements PushTransaction {
     private lastTs: number,
     private readonly purged: number,
     private readonly known: KnownReceipt | null,
+    /** sync_users.stored_bytes as the lock found it. */
+    private readonly storedAtLock: number,
   ) {}
 
   purgedThrough(): number {
     return this.purged;
+  }
+
+  /** What this transaction adds to the user's stored bytes (written with its commit). */
+  storedBytesDelta = 0;
+
+  storedBytes(): number {
+    return this.storedAtLock + this.storedBytesDelta;
+  }
+
+  addStoredBytes(delta: number): void {
+    this.storedBytesDelta += delta;
   }
 
   findReceipt(pushId: string, notBeforeMs: number): ResultAsync<PushReceipt | null, SyncError> {

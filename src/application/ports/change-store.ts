@@ -29,6 +29,11 @@ export interface PullQuery {
   /** Tables read from the beginning (tombstones left out), whatever `since` is. */
   readonly fullTables: ReadonlySet<string>;
   readonly limit: number;
+  /**
+   * A page stops at the row that brings it to this many bytes (as the store counts a row, about
+   * its stored size); a page always holds at least one row. Absent: no byte cap.
+   */
+  readonly maxBytes?: number;
   /** Leave out row versions this device wrote itself (echo suppression); null sends everything. */
   readonly excludeDevice: string | null;
 }
@@ -84,6 +89,10 @@ export interface PushTransaction {
    * call replaces an earlier one.
    */
   announce(mark: number, deviceId: string | null): ResultAsync<void, SyncError>;
+  /** The user's stored bytes (for the quota) as this transaction found them under the lock, plus its own additions. */
+  storedBytes(): number;
+  /** Adds `delta` (may be negative) to the user's stored bytes, written with the transaction's commit. */
+  addStoredBytes(delta: number): void;
 }
 
 /**

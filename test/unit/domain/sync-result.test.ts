@@ -14,6 +14,7 @@ describe('failureFromStatus', () => {
     [500, 'INTERNAL', 'SERVER_ERROR', true],
     [502, undefined, 'SERVER_ERROR', true],
     [503, 'UNAVAILABLE', 'SERVER_ERROR', true],
+    [507, 'QUOTA_EXCEEDED', 'SERVER_ERROR', false],
     [408, undefined, 'TIMEOUT', true],
     [504, undefined, 'TIMEOUT', true],
     [404, undefined, 'SERVER_ERROR', false],

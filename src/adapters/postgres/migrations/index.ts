@@ -6,6 +6,8 @@ import * as m004 from './004-first-written-by';
 import * as m005 from './005-stamp-once-per-statement';
 import * as m006 from './006-retention';
 import * as m007 from './007-encrypt-derived-text';
+import * as m008 from './008-field-key-fingerprints';
+import * as m009 from './009-stored-bytes';
 
 /** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
 const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
@@ -16,6 +18,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['005-stamp-once-per-statement', m005],
   ['006-retention', m006],
   ['007-encrypt-derived-text', m007],
+  ['008-field-key-fingerprints', m008],
+  ['009-stored-bytes', m009],
 ];
 
 export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
