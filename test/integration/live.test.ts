@@ -22,7 +22,7 @@ const capture = (id: string) => ({ id, type: 'text', raw_content: `note ${id}`, 
 const changes = (c: TestChannel) => c.events.filter((e) => e.type === 'change').map(dataOf);
 
 async function scrape(server: TestServer) {
-  return parsePrometheusText((await send(`${server.url}/metrics`)).text);
+  return parsePrometheusText((await send(`${server.metricsUrl}/metrics`)).text);
 }
 
 /** Waits until `probe` holds, checking after each turn of `step` (a condition, never a fixed sleep standing for one). */
