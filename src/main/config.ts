@@ -65,7 +65,8 @@ function intVar(env: Env, name: string, fallback: number, min: number, max: numb
   return n;
 }
 
-function databaseTarget(env: Env): DatabaseTarget {
+/** DATABASE_URL (with DB_POOL_MAX), else PGlite in PGLITE_DATA_DIR; knexfile.ts reads only this. */
+export function databaseTarget(env: Env = process.env): DatabaseTarget {
   const url = env['DATABASE_URL']?.trim();
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('DATABASE_URL must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/db. Unset it to use the embedded database.');

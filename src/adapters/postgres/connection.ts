@@ -43,15 +43,20 @@ function loadPgLite(): { PGlite: typeof PGlite; Client: PgLiteClient } {
  * the outer instance inside a transaction would wait forever, so stores use only the transaction.
  */
 export function openDatabase(target: DatabaseTarget): Knex {
+  return knex(databaseConfig(target));
+}
+
+/** The knex configuration openDatabase uses; knexfile.ts hands it to the knex CLI. */
+export function databaseConfig(target: DatabaseTarget): Knex.Config {
   if (target.kind === 'postgres') {
-    return knex({
+    return {
       client: 'pg',
       connection: target.url,
       pool: { min: 0, max: target.poolMax },
       // Errors name the SQL with placeholders, never the bound values (private notes).
       compileSqlOnError: false,
       ...(target.searchPath ? { searchPath: [target.searchPath] } : {}),
-    });
+    };
   }
   const inMemory = target.dataDir.startsWith('memory://');
   if (!inMemory) mkdirSync(target.dataDir, { recursive: true });
@@ -60,12 +65,12 @@ export function openDatabase(target: DatabaseTarget): Knex {
   // its pages already sit in memory (memory://) or the OS's page cache (a folder), so large
   // buffers held the same data twice. 100-130 MB less resident, reads no slower (docs/performance.md).
   const instance = new Embedded({ ...(inMemory ? {} : { dataDir: target.dataDir }), startParams: [...Embedded.defaultStartParams, '-c', 'shared_buffers=16MB'] });
-  return knex({
+  return {
     client: Client as unknown as typeof knex.Client,
     dialect: 'postgres',
     compileSqlOnError: false,
     connection: () => ({ pglite: instance }) as object,
-  } as Knex.Config);
+  } as Knex.Config;
 }
 
 export function describeTarget(target: DatabaseTarget): string {

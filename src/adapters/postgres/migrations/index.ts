@@ -5,19 +5,27 @@ import * as m003 from './003-reencrypt-without-stamp';
 import * as m004 from './004-first-written-by';
 import * as m005 from './005-stamp-once-per-statement';
 
-/** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
-const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
-  ['001-sync-tables', m001],
-  ['002-sync-logs', m002],
-  ['003-reencrypt-without-stamp', m003],
-  ['004-first-written-by', m004],
-  ['005-stamp-once-per-statement', m005],
+/**
+ * Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers.
+ * Each entry has a `file`, as knex's own folder source gives: the knex CLI prints pending
+ * migrations by that property (`npm run knex -- migrate:status`).
+ */
+interface Entry {
+  readonly file: string;
+  readonly migration: Knex.Migration;
+}
+const MIGRATIONS: readonly Entry[] = [
+  { file: '001-sync-tables', migration: m001 },
+  { file: '002-sync-logs', migration: m002 },
+  { file: '003-reencrypt-without-stamp', migration: m003 },
+  { file: '004-first-written-by', migration: m004 },
+  { file: '005-stamp-once-per-statement', migration: m005 },
 ];
 
-export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
+export const migrationSource: Knex.MigrationSource<Entry> = {
   getMigrations: async () => [...MIGRATIONS],
-  getMigrationName: ([name]) => name,
-  getMigration: async ([, migration]) => migration,
+  getMigrationName: (entry) => entry.file,
+  getMigration: async (entry) => entry.migration,
 };
 
 export async function migrateToLatest(db: Knex): Promise<string[]> {
