@@ -72,6 +72,10 @@ export function databaseTarget(env: Env = process.env): DatabaseTarget {
     if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('DATABASE_URL must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/db. Unset it to use the embedded database.');
     return { kind: 'postgres', url, poolMax: intVar(env, 'DB_POOL_MAX', 10, 1, 1000) };
   }
+  // PGlite is one connection in the server's own process, sized for development and tests.
+  if (env['NODE_ENV'] === 'production' && !boolVar(env, 'ALLOW_EMBEDDED_DATABASE_IN_PRODUCTION')) {
+    throw new ConfigError('NODE_ENV=production needs DATABASE_URL (a PostgreSQL server): the embedded database is for development. Set ALLOW_EMBEDDED_DATABASE_IN_PRODUCTION=true to run on it anyway.');
+  }
   const dir = env['PGLITE_DATA_DIR']?.trim() || './.data/pglite';
   return { kind: 'pglite', dataDir: dir.startsWith('memory://') ? dir : resolve(dir) };
 }
@@ -159,7 +163,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
     production,
     host,
     port: intVar(env, 'PORT', 3000, 0, 65535),
-    database: databaseTarget(env),
     jwt: jwtConfig(env, production),
     maxBodyBytes: intVar(env, 'SYNC_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     compressAboveBytes: intVar(env, 'HTTP_COMPRESS_ABOVE_BYTES', 1024, 0, 1024 * 1024 * 1024),
@@ -181,6 +184,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     fieldKeys: fieldKeys(env, production),
     decryptThreads: intVar(env, 'DECRYPT_THREADS', 0, 0, 64),
     ...alertWebhook(env),
+    // Last, so a production configuration missing its keys hears about those first.
+    database: databaseTarget(env),
   };
 }
 
