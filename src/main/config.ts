@@ -9,7 +9,10 @@ import { DEFAULT_SYNC_SETTINGS } from '../application/settings';
 export class ConfigError extends Error {}
 
 export interface JwtConfig {
+  /** The HMAC secret that signs (the first of JWT_SECRET's list), or the PEM public key. */
   readonly key: string;
+  /** The rest of JWT_SECRET's list: still accepted, never used to sign. */
+  readonly olderKeys?: readonly string[];
   readonly algorithms: readonly JwtAlgorithm[];
   readonly issuer?: string;
   readonly audience?: string;
@@ -126,8 +129,10 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   const algs = algorithms.length ? algorithms : (['HS256'] as JwtAlgorithm[]);
   if (algs.some((a) => !HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only HS* algorithms with JWT_SECRET; set JWT_PUBLIC_KEY for RS*/ES*.');
   if (secret) {
-    if (Buffer.byteLength(secret) < 32) throw new ConfigError('JWT_SECRET must be at least 32 bytes long.');
-    return { key: secret, algorithms: algs, issuer, audience, ...common };
+    // A comma list rotates secrets without logging anyone out: the first signs (npm run token), all verify.
+    const [first, ...older] = secret.split(',').map((k) => k.trim());
+    if ([first, ...older].some((k) => Buffer.byteLength(k ?? '') < 32)) throw new ConfigError('JWT_SECRET must be at least 32 bytes long (each secret of a comma-separated list).');
+    return { key: first!, ...(older.length ? { olderKeys: older } : {}), algorithms: algs, issuer, audience, ...common };
   }
   if (production) throw new ConfigError('Set JWT_SECRET or JWT_PUBLIC_KEY: production never runs with a generated secret.');
   const file = devSecretPath(env);

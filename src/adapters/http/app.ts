@@ -122,11 +122,18 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     // Before the token is even read: a flood of bad tokens costs little.
     if (!(await limitIp(ctx, ctx.ip))) return;
     const header = ctx.get('authorization');
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send a token as "Authorization: Bearer <JWT>".'));
-    const principal = deps.tokenVerifier.verify(match[1]!);
+    const bearer = /^Bearer(?:\s+(.*?))?\s*$/i.exec(header);
+    const token = bearer?.[1];
+    // RFC 6750 §3: a challenge on every 401; an error code only when a token was sent.
+    if (!token) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="note-sync"');
+      return void sendError(ctx, syncError('TOKEN_MISSING', 'Send a token from your identity provider as "Authorization: Bearer <JWT>".'));
+    }
+    const principal = /^\S+$/.test(token) ? deps.tokenVerifier.verify(token) : err({ ...syncError('TOKEN_INVALID', 'Send one token, as "Authorization: Bearer <JWT>".'), cause: 'more than one word after Bearer' });
     if (principal.isErr()) {
-      ctx.state.log.info({ reason: principal.error.cause, path: ctx.path }, 'token refused');
+      ctx.state.log.info({ reason: principal.error.cause, code: principal.error.code, path: ctx.path }, 'token refused');
+      const description = principal.error.code === 'TOKEN_EXPIRED' ? 'The access token expired' : 'The access token is invalid';
+      ctx.set('WWW-Authenticate', `Bearer realm="note-sync", error="invalid_token", error_description="${description}"`);
       return void sendError(ctx, principal.error);
     }
     ctx.state.principal = principal.value;
