@@ -283,7 +283,9 @@ export class SyncClient {
 export async function createSyncClient(options: SyncClientOptions): Promise<SyncClient> {
   const timers = options.timers ?? systemTimers;
   const newId = options.newId ?? defaultNewId;
-  await migrateLocalDatabase(options.db);
+  const migrated = await migrateLocalDatabase(options.db);
+  // A step that added columns: pull those tables again from the start (docs/schema.md).
+  for (const table of migrated.resync) await options.checkpoints.setLastPulledAt(table, null);
   let deviceId = await options.checkpoints.getDeviceId();
   if (!deviceId) {
     deviceId = newId();

@@ -92,7 +92,9 @@ async function main(): Promise<void> {
   }
   logger.info(`database: ${describeTarget(config.database)}`);
   const running = await startServer(config, { logger });
-  logger.info({ url: running.url }, `listening on ${running.url}`);
+  // Production: one more JSON line. Development: a plain line, shown whatever LOG_LEVEL says.
+  if (config.production) logger.info({ url: running.url }, `listening on ${running.url}`);
+  else console.log(`listening on ${running.url}`);
   if (config.fieldKeys.devKeyFile) {
     logger.warn(`no FIELD_ENCRYPTION_KEYS: private notes are encrypted with the development key in ${config.fieldKeys.devKeyFile} (never do this in production)`);
   }
