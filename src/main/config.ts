@@ -43,7 +43,7 @@ export interface AppConfig {
   readonly trustProxy: boolean;
   /**
    * Threads that decrypt large pull pages besides the request's own (0, the default: none). Each
-   * makes a large pull faster and costs 15–50 MB (docs/performance.md, fix 12).
+   * makes a large pull faster and costs 15–50 MB (docs/performance.md §12).
    */
   readonly decryptThreads: number;
   /** The field-encryption key ring (the first encrypts), and where a generated dev key lives. */

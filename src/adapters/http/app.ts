@@ -88,7 +88,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   // Brotli at quality 4 and gzip at level 5: a pull of thousands of rows shrinks several times
   // for a few milliseconds of CPU (brotli's default quality, 11, costs far more than it saves).
   // On a 10,000-row page gzip 5 takes half the time of zlib's default 6 for 6% more bytes; the
-  // compression sits on every pull's critical path (docs/performance.md, fix 11).
+  // compression sits on every pull's critical path (docs/performance.md §11).
   app.use(
     compress({
       threshold: deps.compressAboveBytes,

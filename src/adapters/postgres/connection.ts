@@ -12,7 +12,7 @@ type PgLiteClient = new (config: object) => { _query(connection: unknown, obj: u
 /**
  * PGlite and its knex client, loaded on first use: on PostgreSQL the server never loads them. Run
  * through tsx (as `npm start` runs), loading PGlite cost the process about 80 MB, as much as all
- * the rest of the server (docs/performance.md, fix 15). Required, not imported: knex-pglite
+ * the rest of the server (docs/performance.md §15). Required, not imported: knex-pglite
  * requires PGlite's CommonJS build, and an import would load its ES module build beside it.
  */
 let pglite: { PGlite: typeof PGlite; Client: PgLiteClient } | undefined;
@@ -25,7 +25,7 @@ function loadPgLite(): { PGlite: typeof PGlite; Client: PgLiteClient } {
    * let the event loop turn: one busy request held back every other request, timer and socket
    * (p95 9.8 s under 200 clients). Each query first waits one turn of the loop (setImmediate: no
    * delay when nothing else is waiting), so concurrent requests take turns: under a load near
-   * PGlite's capacity the median rises and the tail falls (docs/performance.md, fix 13).
+   * PGlite's capacity the median rises and the tail falls (docs/performance.md §13).
    */
   class YieldingPgLiteClient extends ClientPgLite {
     override async _query(connection: unknown, obj: unknown): Promise<unknown> {
