@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * The server as a user starts it (`npm start` runs `tsx src/main/server.ts`): the start-up lines,
+ * The server as `npm start` runs it (`node --import tsx src/main/server.ts`): the start-up lines,
  * the development token that works at once, fail-fast configuration, and a graceful SIGTERM that
  * lets an in-flight push finish.
  */
