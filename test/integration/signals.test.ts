@@ -11,7 +11,7 @@ import { exitWithin, portClosed, processAlive, spawnCommand, waitForOutput } fro
  * (`npm run start:prod`) is checked the same way in built-server.test.ts.
  */
 describe('signals sent to the documented start command', function () {
-  this.timeout(180_000);
+  this.timeout(400_000);
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'sync-signals-'));

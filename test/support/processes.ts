@@ -26,7 +26,7 @@ export function spawnCommand(command: string, args: readonly string[], cwd: stri
 }
 
 /** Waits until the output matches (polling the collected text), failing early if the process ends. */
-export async function waitForOutput(s: Spawned, pattern: RegExp, ms = 90_000): Promise<RegExpMatchArray> {
+export async function waitForOutput(s: Spawned, pattern: RegExp, ms = 180_000): Promise<RegExpMatchArray> {
   const until = Date.now() + ms;
   for (;;) {
     const m = pattern.exec(s.output());
