@@ -35,15 +35,26 @@ const QUARANTINE_DDL = `CREATE TABLE IF NOT EXISTS ${QUARANTINE_TABLE} (
   PRIMARY KEY (table_name, id)
 )`;
 
-/** Steps from version N-1 to N. Append only; never edit a released step. */
-const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly statements: readonly string[] }> = [];
+/**
+ * Steps from version N-1 to N. Append only; never edit a released step (docs/schema.md).
+ * `resync` names the existing tables whose rows the step changed (a new column): their pull
+ * cursors are cleared, so the next sync fetches those tables in full and fills the new column of
+ * rows changed on the server before this device upgraded. A new table needs no entry: it has no
+ * cursor yet.
+ */
+interface LocalMigration {
+  readonly version: number;
+  readonly statements: readonly string[];
+  readonly resync?: readonly string[];
+}
+const MIGRATIONS: readonly LocalMigration[] = [];
 
 export const LOCAL_SCHEMA_VERSION = 1 + MIGRATIONS.length;
 
 export class LocalSchemaTooNewError extends Error {}
 
-/** Brings the database to LOCAL_SCHEMA_VERSION in one transaction. */
-export async function migrateLocalDatabase(db: SqlDriver): Promise<{ from: number; to: number }> {
+/** Brings the database to LOCAL_SCHEMA_VERSION in one transaction; `resync`: the tables to pull again in full. */
+export async function migrateLocalDatabase(db: SqlDriver): Promise<{ from: number; to: number; resync: string[] }> {
   // WAL with synchronous=NORMAL: a write no longer waits for an fsync of the whole journal (about
   // 60x faster local writes measured in the bench). A transaction stays atomic and survives an app
   // crash; only a power loss may forget the last ones, which then sync as if never made.
@@ -55,13 +66,17 @@ export async function migrateLocalDatabase(db: SqlDriver): Promise<{ from: numbe
     if (from > LOCAL_SCHEMA_VERSION) {
       throw new LocalSchemaTooNewError(`The local database has schema version ${from}, newer than this app's ${LOCAL_SCHEMA_VERSION}.`);
     }
+    const resync = new Set<string>();
     if (from === 0) {
       for (const table of TABLES) for (const sql of createTableStatements(table)) await tx.execute(sql);
       await tx.execute(QUARANTINE_DDL);
     } else {
-      for (const step of MIGRATIONS.filter((m) => m.version > from)) for (const sql of step.statements) await tx.execute(sql);
+      for (const step of MIGRATIONS.filter((m) => m.version > from)) {
+        for (const sql of step.statements) await tx.execute(sql);
+        for (const table of step.resync ?? []) resync.add(table);
+      }
     }
     if (from !== LOCAL_SCHEMA_VERSION) await tx.execute(`PRAGMA user_version = ${LOCAL_SCHEMA_VERSION}`);
-    return { from, to: LOCAL_SCHEMA_VERSION };
+    return { from, to: LOCAL_SCHEMA_VERSION, resync: [...resync] };
   });
 }

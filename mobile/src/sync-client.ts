@@ -331,7 +331,9 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   const randomBytes = options.randomBytes;
   const uuid = () => uuidV4(randomBytes);
   const newId = options.newId ?? uuid;
-  await migrateLocalDatabase(options.db);
+  const migrated = await migrateLocalDatabase(options.db);
+  // A step that added columns: pull those tables again from the start (docs/schema.md).
+  for (const table of migrated.resync) await options.checkpoints.setLastPulledAt(table, null);
   let deviceId = await options.checkpoints.getDeviceId();
   if (!deviceId) {
     deviceId = newId();

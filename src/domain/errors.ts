@@ -5,7 +5,10 @@
 
 export const ERROR_CODES = {
   VALIDATION_FAILED: { status: 400, retryable: false },
-  UNAUTHENTICATED: { status: 401, retryable: false },
+  // 401s say what the client should do: send a token, get a fresh one, or get a proper one.
+  TOKEN_MISSING: { status: 401, retryable: false },
+  TOKEN_EXPIRED: { status: 401, retryable: false },
+  TOKEN_INVALID: { status: 401, retryable: false },
   FORBIDDEN: { status: 403, retryable: false },
   NOT_FOUND: { status: 404, retryable: false },
   PUSH_ID_REUSED: { status: 409, retryable: false },

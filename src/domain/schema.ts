@@ -1,7 +1,9 @@
 /**
  * The synced tables, as data: the one source of truth for validation of pushed records, the
  * conflict merge, column encryption, the mobile DDL and the server schema check (spec §1, §4.3).
- * Adding a table or changing who owns a column is a change to this file alone.
+ * Changing who owns a column in a conflict is a change to this file alone. Adding a column or a
+ * table also takes a migration, the OpenAPI document, the app's schemas and a rollout:
+ * docs/schema.md walks it (and test/integration/schema-guide.test.ts walks docs/schema.md).
  */
 
 export type WireValue = string | number | boolean | null;

@@ -10,7 +10,10 @@ import { packageRoot } from './package-root';
 export class ConfigError extends Error {}
 
 export interface JwtConfig {
+  /** The HMAC secret that signs (the first of JWT_SECRET's list), or the PEM public key. */
   readonly key: string;
+  /** The rest of JWT_SECRET's list: still accepted, never used to sign. */
+  readonly olderKeys?: readonly string[];
   readonly algorithms: readonly JwtAlgorithm[];
   readonly issuer?: string;
   readonly audience?: string;
@@ -54,7 +57,7 @@ export interface AppConfig {
   readonly trustProxyHops: number;
   /**
    * Threads that decrypt large pull pages besides the request's own (0, the default: none). Each
-   * makes a large pull faster and costs 15–50 MB (docs/performance.md, fix 12).
+   * makes a large pull faster and costs 15–50 MB (docs/performance.md §12).
    */
   readonly decryptThreads: number;
   /** The field-encryption key ring (the first encrypts), and where a generated dev key lives. */
@@ -90,11 +93,16 @@ function intVar(env: Env, name: string, fallback: number, min: number, max: numb
   return n;
 }
 
-function databaseTarget(env: Env): DatabaseTarget {
+/** DATABASE_URL (with DB_POOL_MAX), else PGlite in PGLITE_DATA_DIR; knexfile.ts reads only this. */
+export function databaseTarget(env: Env = process.env): DatabaseTarget {
   const url = env['DATABASE_URL']?.trim();
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) throw new ConfigError('DATABASE_URL must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/db. Unset it to use the embedded database.');
     return { kind: 'postgres', url, poolMax: intVar(env, 'DB_POOL_MAX', 10, 1, 1000), queryTimeoutMs: intVar(env, 'DB_QUERY_TIMEOUT_MS', 20_000, 100, 3_600_000) };
+  }
+  // PGlite is one connection in the server's own process, sized for development and tests.
+  if (env['NODE_ENV'] === 'production' && !boolVar(env, 'ALLOW_EMBEDDED_DATABASE_IN_PRODUCTION')) {
+    throw new ConfigError('NODE_ENV=production needs DATABASE_URL (a PostgreSQL server): the embedded database is for development. Set ALLOW_EMBEDDED_DATABASE_IN_PRODUCTION=true to run on it anyway.');
   }
   const dir = env['PGLITE_DATA_DIR']?.trim() || './.data/pglite';
   return { kind: 'pglite', dataDir: dir.startsWith('memory://') ? dir : resolve(dir) };
@@ -147,8 +155,10 @@ function jwtConfig(env: Env, production: boolean): JwtConfig {
   const algs = algorithms.length ? algorithms : (['HS256'] as JwtAlgorithm[]);
   if (algs.some((a) => !HMAC.includes(a))) throw new ConfigError('JWT_ALGORITHMS may list only HS* algorithms with JWT_SECRET; set JWT_PUBLIC_KEY for RS*/ES*.');
   if (secret) {
-    if (Buffer.byteLength(secret) < 32) throw new ConfigError('JWT_SECRET must be at least 32 bytes long.');
-    return { key: secret, algorithms: algs, issuer, audience, ...common };
+    // A comma list rotates secrets without logging anyone out: the first signs (npm run token), all verify.
+    const [first, ...older] = secret.split(',').map((k) => k.trim());
+    if ([first, ...older].some((k) => Buffer.byteLength(k ?? '') < 32)) throw new ConfigError('JWT_SECRET must be at least 32 bytes long (each secret of a comma-separated list).');
+    return { key: first!, ...(older.length ? { olderKeys: older } : {}), algorithms: algs, issuer, audience, ...common };
   }
   if (production) throw new ConfigError('Set JWT_SECRET or JWT_PUBLIC_KEY: production never runs with a generated secret.');
   const file = devSecretPath(env);
@@ -230,7 +240,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
     production,
     host,
     port: intVar(env, 'PORT', 3000, 0, 65535),
-    database: databaseTarget(env),
     jwt: jwtConfig(env, production),
     maxBodyBytes: intVar(env, 'SYNC_MAX_BODY_BYTES', 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     compressAboveBytes: intVar(env, 'HTTP_COMPRESS_ABOVE_BYTES', 1024, 0, 1024 * 1024 * 1024),
@@ -265,6 +274,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       statementMs: intVar(env, 'SYNC_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     },
     live: liveConfig(env),
+    // Last, so a production configuration missing its keys hears about those first.
+    database: databaseTarget(env),
   };
   config = { ...config, metrics: metricsConfig(env, config.port) };
   // Checked last, so the errors of a first production setup come in the order the README lists them.

@@ -1,14 +1,18 @@
 import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, databaseTarget } from './config';
 
-/** `npm run migrate`: applies pending migrations and exits. */
+/**
+ * `node dist/main/migrate.js` (the built form; `npm run migrate` runs the knex CLI with the same
+ * database and migrations): applies pending migrations and exits. It reads only the database
+ * settings, so a migration job needs no JWT or encryption keys.
+ */
 try {
-  const config = loadConfig();
-  const db = openDatabase(config.database);
+  const target = databaseTarget();
+  const db = openDatabase(target);
   try {
     const applied = await migrateToLatest(db);
-    console.log(applied.length ? `applied ${applied.join(', ')} to ${describeTarget(config.database)}` : `${describeTarget(config.database)} is up to date`);
+    console.log(applied.length ? `applied ${applied.join(', ')} to ${describeTarget(target)}` : `${describeTarget(target)} is up to date`);
   } finally {
     await db.destroy();
   }

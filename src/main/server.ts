@@ -19,6 +19,7 @@ import { TOKENS, type Clock, type FieldCipher, type LiveFeed, type Metrics, type
 import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, ROOT } from './container';
+import { chooseLogFormat, createLogger } from './logger';
 
 export interface RunningServer {
   readonly url: string;
@@ -152,17 +153,22 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
 }
 
 async function main(): Promise<void> {
+  const production = process.env['NODE_ENV'] === 'production';
   let config: AppConfig;
+  let logger: Logger;
   try {
+    const format = chooseLogFormat({ production, isTTY: process.stdout.isTTY === true, override: process.env['LOG_FORMAT'] });
     config = loadConfig();
+    logger = await createLogger(config.logLevel, format);
   } catch (e) {
     if (e instanceof ConfigError) {
-      console.error(`Configuration error: ${e.message}`);
+      // Before the logger exists: in production still one JSON line, as a log collector expects.
+      if (production) pino().fatal(`Configuration error: ${e.message}`);
+      else console.error(`Configuration error: ${e.message}`);
       process.exit(1);
     }
     throw e;
   }
-  const logger = pino({ level: config.logLevel });
   logger.info(`database: ${describeTarget(config.database)}`);
   let running: RunningServer;
   try {
@@ -174,13 +180,18 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  console.log(`listening on ${running.url}`);
-  if (running.metricsUrl) console.log(`metrics on ${running.metricsUrl}/metrics`);
-  else if (config.metrics.token === null) logger.info('metrics are off: set METRICS_PORT (a listener on 127.0.0.1) or METRICS_TOKEN (docs/operations.md)');
+  // Production: JSON lines only. Development: a plain line, shown whatever LOG_LEVEL says.
+  if (config.production) logger.info({ url: running.url, ...(running.metricsUrl ? { metrics: `${running.metricsUrl}/metrics` } : {}) }, `listening on ${running.url}`);
+  else {
+    console.log(`listening on ${running.url}`);
+    if (running.metricsUrl) console.log(`metrics on ${running.metricsUrl}/metrics`);
+  }
+  if (!running.metricsUrl && config.metrics.token === null) logger.info('metrics are off: set METRICS_PORT (a listener on 127.0.0.1) or METRICS_TOKEN (docs/operations.md)');
   if (config.fieldKeys.devKeyFile) {
     logger.warn(`no FIELD_ENCRYPTION_KEYS: private notes are encrypted with the development key in ${config.fieldKeys.devKeyFile} (never do this in production)`);
   }
   if (config.jwt.devSecretFile) {
+    // Development only (production refuses to start without a key), so plain lines a developer can copy.
     logger.warn(`no JWT_SECRET or JWT_PUBLIC_KEY: using the development secret in ${config.jwt.devSecretFile} (never do this in production)`);
     const token = signToken(config.jwt, 'demo-user', { expiresInSeconds: 24 * 3600 });
     console.log(`development token for user "demo-user" (24 h):\n${token}\n`);
@@ -190,11 +201,17 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    const started = Date.now();
     logger.info(`${signal}: finishing in-flight requests`);
     running.close().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ ms: Date.now() - started }, 'shutdown complete');
+        logger.flush();
+        process.exit(0);
+      },
       (e) => {
         logger.error({ err: e }, 'shutdown failed');
+        logger.flush();
         process.exit(1);
       },
     );
@@ -205,7 +222,9 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((e) => {
-    console.error(e instanceof Error ? e.message : e);
+    // A start-up failure (the database unreachable, the port taken): JSON in production too.
+    if (process.env['NODE_ENV'] === 'production') pino().fatal({ err: e }, `start-up failed: ${e instanceof Error ? e.message : String(e)}`);
+    else console.error(e instanceof Error ? e.message : e);
     process.exit(1);
   });
 }

@@ -209,7 +209,7 @@ describe('dashboard in headless Chromium [pglite]', function () {
     // A token the server did not sign is refused, and the page says so; so is a user's token.
     const [head, payload] = server.token('ops', { admin: true }).split('.') as [string, string];
     await signIn(page, `${head}.${payload}.forged`);
-    await expect(await page.locator('#sign-in-error').textContent({ timeout: 10_000 })).to.match(/refused this token \(UNAUTHENTICATED\)/);
+    await expect(await page.locator('#sign-in-error').textContent({ timeout: 10_000 })).to.match(/refused this token \(TOKEN_INVALID\)/);
     expect(await page.evaluate<number>('sessionStorage.length')).to.equal(0);
     const [errorFg, errorBg] = await page.evaluate<[string, string]>(`(() => { const s = getComputedStyle(document.getElementById('sign-in-error')); return [s.color, s.backgroundColor]; })()`);
     expect(contrast(errorFg, errorBg), `the error: ${errorFg} on ${errorBg}`).to.be.at.least(4.5);

@@ -259,7 +259,7 @@ export function runHttpSyncTransportContract(name: string, make: () => HttpSyncT
     it('reports a refused token as a non-retryable AUTH_ERROR (401)', async () => {
       const t = subject.create({ baseUrl: subject.baseUrl, getToken: () => 'not-a-jwt', deviceId: 'd1', schemaVersion: 1 });
       for (const r of [await t.pull({ lastPulledAt: null, tables: ['ideas'] }), await t.push(anIdea('i1'))]) {
-        expect(failure(r)).to.include({ kind: 'AUTH_ERROR', retryable: false, status: 401, code: 'UNAUTHENTICATED' });
+        expect(failure(r)).to.include({ kind: 'AUTH_ERROR', retryable: false, status: 401, code: 'TOKEN_INVALID' });
       }
     });
 

@@ -178,7 +178,7 @@ describeEachDatabase('admin sync series', (ctx) => {
 
   it('is for admins: a user token gets 403 FORBIDDEN, no token 401', async () => {
     expectError(await series('', false), 403, 'FORBIDDEN');
-    expectError(await send(`${server.url}/api/admin/sync/series`), 401, 'UNAUTHENTICATED');
+    expectError(await send(`${server.url}/api/admin/sync/series`), 401, 'TOKEN_MISSING');
   });
 
   it("runtime: this process's database pool for an admin, 403 for anyone else", async () => {
@@ -190,6 +190,6 @@ describeEachDatabase('admin sync series', (ctx) => {
     expect(r.body.pool.used + r.body.pool.free).to.be.at.most(pool.max);
     expect(r.body.pool.pending).to.be.at.least(0);
     expectError(await send(`${server.url}/api/admin/runtime`, { headers: { authorization: `Bearer ${server.token('ops')}` } }), 403, 'FORBIDDEN');
-    expectError(await send(`${server.url}/api/admin/runtime`), 401, 'UNAUTHENTICATED');
+    expectError(await send(`${server.url}/api/admin/runtime`), 401, 'TOKEN_MISSING');
   });
 });

@@ -235,8 +235,8 @@ describeEachDatabase('admin sync stats', (ctx) => {
 
   it('is for admins: a user token gets 403 FORBIDDEN, no token 401', async () => {
     expectError(await stats('', false), 403, 'FORBIDDEN');
-    expectError(await send(`${server.url}/api/admin/sync/stats`), 401, 'UNAUTHENTICATED');
-    expectError(await send(`${server.url}/api/admin/sync/stats`, { headers: { authorization: 'Bearer nonsense' } }), 401, 'UNAUTHENTICATED');
+    expectError(await send(`${server.url}/api/admin/sync/stats`), 401, 'TOKEN_MISSING');
+    expectError(await send(`${server.url}/api/admin/sync/stats`, { headers: { authorization: 'Bearer nonsense' } }), 401, 'TOKEN_INVALID');
   });
 
   for (const query of ['?since=abc', '?since=-1', '?since=1.5', '?since=1e12', '?until=yesterday', '?until=-5', '?since=1&since=2', `?since=${'9'.repeat(20)}`]) {

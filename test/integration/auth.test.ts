@@ -7,7 +7,8 @@ import { startTestServer, storedRows, TEST_SECRET, type TestServer } from '../su
 /**
  * Authentication over HTTP (spec §2): every /api route needs a bearer JWT that the server's
  * pinned algorithm verifies, with `exp`, a usable `sub`, and `iss`/`aud` when configured.
- * Every refused request gets 401 UNAUTHENTICATED in the error shape, and a refused push writes
+ * Every refused request gets 401 in the error shape with a code that says what to do
+ * (TOKEN_MISSING, TOKEN_EXPIRED, TOKEN_INVALID) and an RFC 6750 challenge, and a refused push writes
  * nothing. Tokens are built by hand, so that the forged ones are exactly what an attacker sends.
  */
 
@@ -68,17 +69,29 @@ describeEachDatabase('authentication', (ctx) => {
     return send(`${server.url}/api/sync/pull?last_pulled_at=0`, { headers: authorization === undefined ? {} : { authorization } });
   }
 
+  type Refusal = 'TOKEN_MISSING' | 'TOKEN_EXPIRED' | 'TOKEN_INVALID';
+  const CHALLENGE: Record<Refusal, string> = {
+    TOKEN_MISSING: 'Bearer realm="note-sync"',
+    TOKEN_EXPIRED: 'Bearer realm="note-sync", error="invalid_token", error_description="The access token expired"',
+    TOKEN_INVALID: 'Bearer realm="note-sync", error="invalid_token", error_description="The access token is invalid"',
+  };
+
   /** Alice has a row; the request tries to change it, add one, and read hers: 401 for both, nothing written. */
-  async function expectRefused(server: TestServer, authorization: string | undefined): Promise<void> {
+  async function expectRefused(server: TestServer, authorization: string | undefined, code: Refusal = 'TOKEN_INVALID'): Promise<void> {
     const seeded = await hs.client('alice').push({ changes: { ideas: { created: [{ id: 'i1', text: 'mine' }] } } });
     expect(seeded.status).to.equal(200);
     const before = await snapshotDb(ctx.database.db);
 
     const push = await pushAs(server, authorization);
-    expectError(push, 401, 'UNAUTHENTICATED');
+    expectError(push, 401, code);
     const pull = await pullAs(server, authorization);
-    expectError(pull, 401, 'UNAUTHENTICATED');
+    expectError(pull, 401, code);
     expect(pull.text).not.to.include('mine');
+    for (const answer of [push, pull]) {
+      expect(answer.headers.get('www-authenticate')).to.equal(CHALLENGE[code]);
+      // Nothing about the key: neither the secret nor the configured issuer or audience.
+      expect(answer.text).not.to.include(TEST_SECRET).and.not.to.include('example.com').and.not.to.match(/expected|secret/i);
+    }
 
     expect(await snapshotDb(ctx.database.db)).to.deep.equal(before);
     await expectHealthy(server.url);
@@ -108,11 +121,28 @@ describeEachDatabase('authentication', (ctx) => {
       expect(r.status, r.text).to.equal(200);
     });
 
-    const refused: Array<[string, () => string | undefined]> = [
+    const missing: Array<[string, () => string | undefined]> = [
       ['no Authorization header', () => undefined],
       ['the Basic scheme', () => `Basic ${Buffer.from('alice:password').toString('base64')}`],
       ['a good token without the Bearer scheme', () => hmacToken(claims())],
       ['"Bearer" with no token', () => 'Bearer'],
+      ['"Bearer " followed by spaces only', () => 'Bearer   '],
+    ];
+    for (const [what, header] of missing) {
+      it(`refuses ${what} with 401 TOKEN_MISSING and writes nothing`, async () => {
+        await expectRefused(hs, header(), 'TOKEN_MISSING');
+      });
+    }
+
+    it('refuses an expired token with 401 TOKEN_EXPIRED (renew it) and writes nothing', async () => {
+      await expectRefused(hs, `Bearer ${hmacToken(claims({ iat: nowSeconds() - 7200, exp: nowSeconds() - 60 }))}`, 'TOKEN_EXPIRED');
+    });
+
+    it('calls an expired token signed with another secret invalid, not expired: expiry is told only for genuine tokens', async () => {
+      await expectRefused(hs, `Bearer ${hmacToken(claims({ exp: nowSeconds() - 60 }), 'another-secret-0123456789abcdef0123456789')}`, 'TOKEN_INVALID');
+    });
+
+    const refused: Array<[string, () => string | undefined]> = [
       ['a bearer value that is not a JWT', () => 'Bearer not-a-jwt'],
       ['two tokens in one header', () => `Bearer ${hmacToken(claims())} ${hmacToken(claims())}`],
       ['a token signed with another secret', () => `Bearer ${hmacToken(claims(), 'another-secret-0123456789abcdef0123456789')}`],
@@ -135,7 +165,6 @@ describeEachDatabase('authentication', (ctx) => {
       ],
       ['an HS512 token when only HS256 is pinned', () => `Bearer ${hmacToken(claims(), TEST_SECRET, 'HS512')}`],
       ['an RS256 token when HS256 is configured', () => `Bearer ${asymmetricToken('RS256', rsa.privateKey, claims())}`],
-      ['an expired token', () => `Bearer ${hmacToken(claims({ iat: nowSeconds() - 7200, exp: nowSeconds() - 60 }))}`],
       ['a token without exp', () => `Bearer ${hmacToken(without('exp'))}`],
       ['a token whose exp is a string', () => `Bearer ${hmacToken(claims({ exp: String(nowSeconds() + 3600) }))}`],
       ['a token not valid before an hour from now (nbf)', () => `Bearer ${hmacToken(claims({ nbf: nowSeconds() + 3600 }))}`],
@@ -149,10 +178,35 @@ describeEachDatabase('authentication', (ctx) => {
       ['a token whose payload is a JSON string, not an object', () => `Bearer ${hmacToken('"alice"')}`],
     ];
     for (const [what, header] of refused) {
-      it(`refuses ${what} with 401 and writes nothing`, async () => {
+      it(`refuses ${what} with 401 TOKEN_INVALID and writes nothing`, async () => {
         await expectRefused(hs, header());
       });
     }
+  });
+
+  describe('HS256 server during a secret rotation (JWT_SECRET=new,old)', () => {
+    const NEW = 'rotated-new-secret-0123456789abcdef01234';
+    let rotating: TestServer;
+    before(async () => {
+      rotating = await startTestServer(ctx.database.db, { JWT_SECRET: `${NEW},${TEST_SECRET}` });
+    });
+    after(() => rotating?.close());
+
+    it('accepts tokens signed with the new secret and with the old one', async () => {
+      await expectAccepted(rotating, `Bearer ${hmacToken(claims(), NEW)}`);
+      const old = await pullAs(rotating, `Bearer ${hmacToken(claims(), TEST_SECRET)}`);
+      expect(old.status, old.text).to.equal(200);
+    });
+
+    it('signs with the first secret of the list (npm run token, the development token)', async () => {
+      const signed = rotating.token('alice').split('.');
+      expect(signed[2]).to.equal(createHmac('sha256', NEW).update(`${signed[0]}.${signed[1]}`).digest('base64url'));
+    });
+
+    it('still refuses a token signed with neither, and tells expired from invalid with either secret', async () => {
+      await expectRefused(rotating, `Bearer ${hmacToken(claims(), 'a-third-secret-0123456789abcdef0123456789')}`, 'TOKEN_INVALID');
+      await expectRefused(rotating, `Bearer ${hmacToken(claims({ exp: nowSeconds() - 60 }), TEST_SECRET)}`, 'TOKEN_EXPIRED');
+    });
   });
 
   describe('HS256 server with JWT_ISSUER and JWT_AUDIENCE', () => {
@@ -194,15 +248,18 @@ describeEachDatabase('authentication', (ctx) => {
       ],
       ['an ES256 token (an algorithm pinned, but not the key type)', () => `Bearer ${asymmetricToken('ES256', ec.privateKey, claims())}`],
       ['alg "none" with an empty signature', () => `Bearer ${unsignedToken(claims())}`],
-      ['an expired RS256 token', () => `Bearer ${asymmetricToken('RS256', rsa.privateKey, claims({ exp: nowSeconds() - 60 }))}`],
       ['an RS256 token without exp', () => `Bearer ${asymmetricToken('RS256', rsa.privateKey, without('exp'))}`],
       ['an RS256 token without sub', () => `Bearer ${asymmetricToken('RS256', rsa.privateKey, without('sub'))}`],
     ];
     for (const [what, header] of refused) {
-      it(`refuses ${what} with 401 and writes nothing`, async () => {
+      it(`refuses ${what} with 401 TOKEN_INVALID and writes nothing`, async () => {
         await expectRefused(rs, header());
       });
     }
+
+    it('refuses an expired RS256 token with 401 TOKEN_EXPIRED and writes nothing', async () => {
+      await expectRefused(rs, `Bearer ${asymmetricToken('RS256', rsa.privateKey, claims({ exp: nowSeconds() - 60 }))}`, 'TOKEN_EXPIRED');
+    });
   });
 
   describe('RS256/ES256 server with an EC JWT_PUBLIC_KEY', () => {

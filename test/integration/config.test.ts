@@ -325,7 +325,7 @@ describe('configuration from the environment', () => {
     it('NODE_ENV=production with a JWT_SECRET is production (with TLS, here terminated upstream)', () => {
       const keys = `k1:${Buffer.alloc(32, 1).toString('base64')}`;
       const ours = { JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync' };
-      expect(loadConfig({ ...base, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys }).production).to.equal(true);
+      expect(loadConfig({ ...base, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', FIELD_ENCRYPTION_KEYS: keys, DATABASE_URL: 'postgres://app@127.0.0.1:5432/notes' }).production).to.equal(true);
       expect(() => loadConfig({ ...base, ...ours, NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: keys })).to.throw(ConfigError, /TLS_CERT_FILE/);
       expect(() => loadConfig({ JWT_SECRET: SECRET, ...ours, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' })).to.throw(ConfigError, /FIELD_ENCRYPTION_KEYS/);
       expect(loadConfig({ ...base, NODE_ENV: 'development' }).production).to.equal(false);

@@ -96,8 +96,8 @@ describeEachDatabase('live channel', (ctx, name) => {
   });
 
   it('refuses a channel without a token, with a token in the URL, and beyond the per-user limit (429 RATE_LIMITED)', async () => {
-    expectError(await send(`${server.url}/api/sync/live`), 401, 'UNAUTHENTICATED');
-    expectError(await send(`${server.url}/api/sync/live?token=${server.token('alice')}`), 401, 'UNAUTHENTICATED');
+    expectError(await send(`${server.url}/api/sync/live`), 401, 'TOKEN_MISSING');
+    expectError(await send(`${server.url}/api/sync/live?token=${server.token('alice')}`), 401, 'TOKEN_MISSING');
     const three = [channel('alice', 'a'), channel('alice', 'b'), channel('alice', 'c')];
     await Promise.all(three.map((c) => c.waitFor((e) => e.type === 'hello', 'hello')));
     const fourth = await send(`${server.url}/api/sync/live`, { headers: { authorization: `Bearer ${server.token('alice')}` } });

@@ -100,9 +100,14 @@ describe('OpenAPI document (docs/openapi.yaml)', () => {
       for (const status of Object.keys(responses).filter((s) => Number(s) >= 400)) {
         const response = contract.deref(`/paths/${escapePointer(path)}/${method.toLowerCase()}/responses/${status}`);
         const schema = contract.deref(`${response.pointer}/content/application~1json/schema`).node;
-        const code = (schema['allOf'] as Array<Record<string, any>> | undefined)?.[1]?.['properties']?.['error']?.['properties']?.['code']?.['const'];
-        expect(code, `${op} ${status}: an error schema with a fixed code`).to.be.a('string');
-        expect(ERROR_CODES[code as keyof typeof ERROR_CODES].status, `${op} ${status} documents ${code}`).to.equal(Number(status));
+        // A fixed code, or (401) the list of codes sharing that status.
+        const codeSchema = (schema['allOf'] as Array<Record<string, any>> | undefined)?.[1]?.['properties']?.['error']?.['properties']?.['code'];
+        const codes: unknown[] = codeSchema?.['const'] !== undefined ? [codeSchema['const']] : (codeSchema?.['enum'] ?? []);
+        expect(codes, `${op} ${status}: an error schema with a fixed code (or a list of codes)`).to.not.be.empty;
+        for (const code of codes) {
+          expect(code, `${op} ${status}`).to.be.a('string');
+          expect(ERROR_CODES[code as keyof typeof ERROR_CODES]?.status, `${op} ${status} documents ${code}`).to.equal(Number(status));
+        }
       }
     }
   });

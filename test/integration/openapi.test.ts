@@ -236,7 +236,7 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
 
   it("push: 401 without a token, 403 for another user's user_id, 409 for a reused push_id, 413 for too many records or bytes, 426", async () => {
     const idea = (id: string) => ({ id, text: `idea ${id}` });
-    expect((await push({ token: null, body: { changes: {} } }, 401)).body.error.code).to.equal('UNAUTHENTICATED');
+    expect((await push({ token: null, body: { changes: {} } }, 401)).body.error.code).to.equal('TOKEN_MISSING');
 
     const spoof: Call = { body: { changes: { ideas: { created: [{ ...idea('i1'), user_id: 'mallory' }] } } } };
     expectRequest('POST', PUSH, spoof, true);

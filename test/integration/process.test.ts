@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * The server as a user starts it (`npm start` runs `tsx src/main/server.ts`): the start-up lines,
+ * The server as `npm start` runs it (`node --import tsx src/main/server.ts`): the start-up lines,
  * the development token that works at once, fail-fast configuration, and a graceful SIGTERM that
  * lets an in-flight push finish.
  */
@@ -29,7 +29,7 @@ function start(env: Record<string, string>): Started {
   return { child, output: () => out, exited };
 }
 
-async function waitFor(started: Started, pattern: RegExp, ms = 20_000): Promise<RegExpMatchArray> {
+async function waitFor(started: Started, pattern: RegExp, ms = 120_000): Promise<RegExpMatchArray> {
   const until = Date.now() + ms;
   for (;;) {
     const m = pattern.exec(started.output());
@@ -40,7 +40,7 @@ async function waitFor(started: Started, pattern: RegExp, ms = 20_000): Promise<
 }
 
 describe('the server process', function () {
-  this.timeout(60_000);
+  this.timeout(300_000);
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'sync-process-'));

@@ -52,7 +52,7 @@ describeEachDatabase('TLS', (ctx) => {
 
 describe('TLS configuration', () => {
   it('refuses production without TLS unless a proxy terminates it, naming the variables', () => {
-    const base = { JWT_SECRET: 'x'.repeat(32), JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync', NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32).toString('base64')}` };
+    const base = { JWT_SECRET: 'x'.repeat(32), JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'note-sync', NODE_ENV: 'production', FIELD_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32).toString('base64')}`, DATABASE_URL: 'postgres://app@127.0.0.1:5432/notes' };
     expect(() => loadConfig(base)).to.throw(ConfigError, /TLS_CERT_FILE.*TLS_TERMINATED_UPSTREAM/);
     expect(loadConfig({ ...base, TLS_TERMINATED_UPSTREAM: 'true' }).tlsTerminatedUpstream).to.equal(true);
   });

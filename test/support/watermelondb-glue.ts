@@ -20,6 +20,12 @@ export interface SyncGlueOptions {
   /** The schema version sent on push (pull sends the one synchronize() passes); use `database.schema.version`. */
   readonly schemaVersion: number;
   /**
+   * The synced tables of this app version's schema. Pulls then ask for these only, so a table the
+   * server gains later never reaches an app that lacks it (synchronize() fails on an unknown table).
+   * Without it, pulls ask for every table the server has.
+   */
+  readonly tables?: readonly string[];
+  /**
    * A fresh random id (a UUID) for each push. Pass one in React Native: Hermes has no `crypto`
    * global (e.g. uuid's v4 after `import 'react-native-get-random-values'`). Without it, the
    * engine's `crypto.randomUUID()`; where there is none, the glue throws a SyncSetupError.
@@ -173,6 +179,7 @@ export function serverGlue(options: SyncGlueOptions): {
       const query = new URLSearchParams({ last_pulled_at: cursor === null ? 'null' : String(cursor), schema_version: String(schemaVersion) });
       // Only the first page carries `migration`; the next ones resume after the cursor as usual.
       if (first && migration) query.set('migration', JSON.stringify(migration));
+      if (options.tables) query.set('tables', options.tables.join(','));
       const page = (await request(`/api/sync/pull?${query}`, { method: 'GET' }, !firstSync)) as PullPage;
       if (typeof page?.timestamp !== 'number' || typeof page.changes !== 'object' || page.changes === null) {
         throw new SyncHttpError(200, null, 'pull answered with an unexpected shape', true);

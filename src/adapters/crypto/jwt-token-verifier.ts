@@ -9,6 +9,8 @@ export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS
 export interface JwtVerifierOptions {
   /** The HMAC secret, or the PEM public key for RS/ES algorithms. */
   readonly key: string;
+  /** Further HMAC secrets still accepted during a rotation (JWT_SECRET=new,old). */
+  readonly olderKeys?: readonly string[];
   /** Pinned: a token signed any other way (`none` included) is refused. */
   readonly algorithms: readonly JwtAlgorithm[];
   readonly issuer?: string;
@@ -38,8 +40,15 @@ export function holdsAdminClaim(payload: Record<string, unknown>, admin: AdminCl
   return v === admin.value || (Array.isArray(v) && v.includes(admin.value));
 }
 
-const unauthenticated = (reason: string): SyncError => ({
-  ...syncError('UNAUTHENTICATED', 'A valid bearer token is required.'),
+// What the client is told: what to do, never which check failed against which key or claim
+// (that reason goes to the server's log only).
+const unauthenticated = (reason: string, code: 'TOKEN_INVALID' | 'TOKEN_EXPIRED' = 'TOKEN_INVALID'): SyncError => ({
+  ...syncError(
+    code,
+    code === 'TOKEN_EXPIRED'
+      ? 'The token has expired: get a fresh one from your identity provider and send the request again.'
+      : 'The token is not valid for this server (signature, algorithm, issuer, audience, exp or sub): get a new one from your identity provider.',
+  ),
   cause: reason,
 });
 
@@ -49,27 +58,42 @@ export class JwtTokenVerifier implements TokenVerifier {
    * The key as a KeyObject, made once: given a string, jsonwebtoken first tries (and fails) to
    * parse it as a public key on every request, which cost about 0.8 ms per request under load.
    */
-  private readonly key: KeyObject;
+  private readonly keys: readonly KeyObject[];
 
   constructor(private readonly options: JwtVerifierOptions) {
-    this.key = options.algorithms.every((a) => a.startsWith('HS')) ? createSecretKey(Buffer.from(options.key, 'utf8')) : createPublicKey(options.key);
+    const hmac = options.algorithms.every((a) => a.startsWith('HS'));
+    this.keys = hmac ? [options.key, ...(options.olderKeys ?? [])].map((k) => createSecretKey(Buffer.from(k, 'utf8'))) : [createPublicKey(options.key)];
+  }
+
+  /** Tries each key in turn: only a signature that no key matches moves on to the next. */
+  private check(token: string): jwt.Jwt {
+    const options: jwt.VerifyOptions & { complete: true } = {
+      algorithms: [...this.options.algorithms],
+      ...(this.options.issuer ? { issuer: this.options.issuer } : {}),
+      ...(this.options.audience ? { audience: this.options.audience } : {}),
+      clockTolerance: this.options.clockToleranceSeconds ?? 5,
+      complete: true,
+    };
+    for (let i = 0; ; i++) {
+      try {
+        return jwt.verify(token, this.keys[i]!, options);
+      } catch (e) {
+        if (i === this.keys.length - 1 || !(e instanceof jwt.JsonWebTokenError) || e.message !== 'invalid signature') throw e;
+      }
+    }
   }
 
   verify(token: string): Result<Principal, SyncError> {
     let payload: string | jwt.JwtPayload;
     try {
-      const verified = jwt.verify(token, this.key, {
-        algorithms: [...this.options.algorithms],
-        ...(this.options.issuer ? { issuer: this.options.issuer } : {}),
-        ...(this.options.audience ? { audience: this.options.audience } : {}),
-        clockTolerance: this.options.clockToleranceSeconds ?? 5,
-        complete: true,
-      });
+      const verified = this.check(token);
       if (this.options.keyId !== undefined && verified.header.kid !== this.options.keyId) {
         return err(unauthenticated(`unknown kid ${JSON.stringify(verified.header.kid ?? null)}`));
       }
       payload = verified.payload;
     } catch (e) {
+      // jsonwebtoken checks the signature before exp: only a genuine token is ever called expired.
+      if (e instanceof jwt.TokenExpiredError) return err(unauthenticated(e.message, 'TOKEN_EXPIRED'));
       return err(unauthenticated(e instanceof Error ? e.message : 'invalid token'));
     }
     if (typeof payload === 'string') return err(unauthenticated('payload is not a JSON object'));

@@ -125,7 +125,7 @@ export interface ParallelCipherOptions {
 /**
  * AesGcmFieldCipher whose decryptAll shares a large batch (a pull page) between the caller's
  * thread and decrypt threads, which run at once. Decryption was about 40% of the server's work
- * on a large pull and each page waits for it (docs/performance.md, fix 12). The caller's thread
+ * on a large pull and each page waits for it (docs/performance.md §12). The caller's thread
  * still takes every value apart (format, key, associated data); the threads only open them.
  * Small batches, and every other call, stay on the caller's thread. Any failure, and a thread
  * that dies, sends the batch back to the caller's thread, so results and errors are exactly

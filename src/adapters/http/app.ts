@@ -88,7 +88,7 @@ function metricsHandler(metrics: Metrics, token: string | null): (ctx: Koa.Conte
     if (expected) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('authorization'));
       if (!match || !timingSafeEqual(digestOf(match[1]!), expected)) {
-        return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>".'));
+        return void sendError(ctx, syncError(match ? 'TOKEN_INVALID' : 'TOKEN_MISSING', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>".'));
       }
     }
     const { contentType, body } = await metrics.render();
@@ -140,7 +140,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
   // Brotli at quality 4 and gzip at level 5: a pull of thousands of rows shrinks several times
   // for a few milliseconds of CPU (brotli's default quality, 11, costs far more than it saves).
   // On a 10,000-row page gzip 5 takes half the time of zlib's default 6 for 6% more bytes; the
-  // compression sits on every pull's critical path (docs/performance.md, fix 11).
+  // compression sits on every pull's critical path (docs/performance.md §11).
   app.use(
     compress({
       threshold: deps.compressAboveBytes,
@@ -170,11 +170,18 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     // Before the token is even read: a flood of bad tokens costs little.
     if (!(await limitIp(ctx, ctx.ip))) return;
     const header = ctx.get('authorization');
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) return void sendError(ctx, syncError('UNAUTHENTICATED', 'Send a token as "Authorization: Bearer <JWT>".'));
-    const principal = deps.tokenVerifier.verify(match[1]!);
+    const bearer = /^Bearer(?:\s+(.*?))?\s*$/i.exec(header);
+    const token = bearer?.[1];
+    // RFC 6750 §3: a challenge on every 401; an error code only when a token was sent.
+    if (!token) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="note-sync"');
+      return void sendError(ctx, syncError('TOKEN_MISSING', 'Send a token from your identity provider as "Authorization: Bearer <JWT>".'));
+    }
+    const principal = /^\S+$/.test(token) ? deps.tokenVerifier.verify(token) : err({ ...syncError('TOKEN_INVALID', 'Send one token, as "Authorization: Bearer <JWT>".'), cause: 'more than one word after Bearer' });
     if (principal.isErr()) {
-      ctx.state.log.info({ reason: principal.error.cause, path: ctx.path }, 'token refused');
+      ctx.state.log.info({ reason: principal.error.cause, code: principal.error.code, path: ctx.path }, 'token refused');
+      const description = principal.error.code === 'TOKEN_EXPIRED' ? 'The access token expired' : 'The access token is invalid';
+      ctx.set('WWW-Authenticate', `Bearer realm="note-sync", error="invalid_token", error_description="${description}"`);
       return void sendError(ctx, principal.error);
     }
     ctx.state.principal = principal.value;

@@ -22,7 +22,7 @@ type PgLiteClient = new (config: object) => { _query(connection: unknown, obj: u
 /**
  * PGlite and its knex client, loaded on first use: on PostgreSQL the server never loads them. Run
  * through tsx (as `npm start` runs), loading PGlite cost the process about 80 MB, as much as all
- * the rest of the server (docs/performance.md, fix 15). Required, not imported: knex-pglite
+ * the rest of the server (docs/performance.md §15). Required, not imported: knex-pglite
  * requires PGlite's CommonJS build, and an import would load its ES module build beside it.
  */
 let pglite: { PGlite: typeof PGlite; Client: PgLiteClient } | undefined;
@@ -35,7 +35,7 @@ function loadPgLite(): { PGlite: typeof PGlite; Client: PgLiteClient } {
    * let the event loop turn: one busy request held back every other request, timer and socket
    * (p95 9.8 s under 200 clients). Each query first waits one turn of the loop (setImmediate: no
    * delay when nothing else is waiting), so concurrent requests take turns: under a load near
-   * PGlite's capacity the median rises and the tail falls (docs/performance.md, fix 13).
+   * PGlite's capacity the median rises and the tail falls (docs/performance.md §13).
    */
   class YieldingPgLiteClient extends ClientPgLite {
     override async _query(connection: unknown, obj: unknown): Promise<unknown> {
@@ -60,10 +60,14 @@ export interface DatabaseLog {
 
 export function openDatabase(target: DatabaseTarget, log?: DatabaseLog): Knex {
   const logOption = log ? { log: { warn: (m: unknown) => log.warn(m), error: (m: unknown) => log.error(m), deprecate: (m: unknown) => log.warn(m), debug: () => undefined } } : {};
+  return knex({ ...databaseConfig(target), ...logOption });
+}
+
+/** The knex configuration openDatabase uses; knexfile.ts hands it to the knex CLI. */
+export function databaseConfig(target: DatabaseTarget): Knex.Config {
   if (target.kind === 'postgres') {
     const timeout = target.queryTimeoutMs;
-    return knex({
-      ...logOption,
+    return {
       client: timeout ? (timedPgClient() as unknown as typeof knex.Client) : 'pg',
       connection: timeout ? { connectionString: target.url, query_timeout: timeout, connectionTimeoutMillis: timeout } : target.url,
       pool: { min: 0, max: target.poolMax },
@@ -71,7 +75,7 @@ export function openDatabase(target: DatabaseTarget, log?: DatabaseLog): Knex {
       // Errors name the SQL with placeholders, never the bound values (private notes).
       compileSqlOnError: false,
       ...(target.searchPath ? { searchPath: [target.searchPath] } : {}),
-    });
+    };
   }
   const inMemory = target.dataDir.startsWith('memory://');
   if (!inMemory) mkdirSync(target.dataDir, { recursive: true });
@@ -80,13 +84,12 @@ export function openDatabase(target: DatabaseTarget, log?: DatabaseLog): Knex {
   // its pages already sit in memory (memory://) or the OS's page cache (a folder), so large
   // buffers held the same data twice. 100-130 MB less resident, reads no slower (docs/performance.md).
   const instance = new Embedded({ ...(inMemory ? {} : { dataDir: target.dataDir }), startParams: [...Embedded.defaultStartParams, '-c', 'shared_buffers=16MB'] });
-  return knex({
-    ...logOption,
+  return {
     client: Client as unknown as typeof knex.Client,
     dialect: 'postgres',
     compileSqlOnError: false,
     connection: () => ({ pglite: instance }) as object,
-  } as Knex.Config);
+  } as Knex.Config;
 }
 
 type RawPgConnection = {

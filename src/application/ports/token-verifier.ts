@@ -8,7 +8,7 @@ export interface Principal {
   readonly expiresAtMs?: number;
 }
 
-/** Checks a bearer token; every failure is `UNAUTHENTICATED` with a reason for the log. */
+/** Checks a bearer token; a failure is `TOKEN_EXPIRED` or `TOKEN_INVALID`, with a reason for the log. */
 export interface TokenVerifier {
   verify(token: string): Result<Principal, SyncError>;
 }

@@ -5,7 +5,9 @@ import { failureFromStatus, networkFailure, timeoutFailure, type SyncErrorCode, 
 describe('failureFromStatus', () => {
   const table: Array<[number, SyncErrorCode | undefined, SyncResultKind, boolean]> = [
     [400, 'VALIDATION_FAILED', 'SERVER_ERROR', false],
-    [401, 'UNAUTHENTICATED', 'AUTH_ERROR', false],
+    [401, 'TOKEN_MISSING', 'AUTH_ERROR', false],
+    [401, 'TOKEN_EXPIRED', 'AUTH_ERROR', false],
+    [401, 'TOKEN_INVALID', 'AUTH_ERROR', false],
     [403, 'FORBIDDEN', 'AUTH_ERROR', false],
     [409, 'PUSH_ID_REUSED', 'CONFLICT', false],
     [413, 'PAYLOAD_TOO_LARGE', 'SERVER_ERROR', false],

@@ -171,7 +171,7 @@ describe('local schema migrations', () => {
   it('creates every synced table from the domain schema, with the bookkeeping columns, and sets user_version', async () => {
     const driver = openDriver();
     try {
-      expect(await migrateLocalDatabase(driver)).to.deep.equal({ from: 0, to: LOCAL_SCHEMA_VERSION });
+      expect(await migrateLocalDatabase(driver)).to.deep.equal({ from: 0, to: LOCAL_SCHEMA_VERSION, resync: [] });
       expect(await userVersion(driver)).to.equal(LOCAL_SCHEMA_VERSION);
       expect(await tableNames(driver)).to.deep.equal([...TABLES.map((t) => t.name), 'sync_quarantine'].sort());
       for (const t of TABLES) {
@@ -194,7 +194,7 @@ describe('local schema migrations', () => {
 
     const again = openDriver(dir, 'app.db');
     try {
-      expect(await migrateLocalDatabase(again)).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION });
+      expect(await migrateLocalDatabase(again)).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, resync: [] });
       expect(await again.execute('SELECT id, text, _changed FROM ideas')).to.deep.equal([{ id: 'i1', text: 'kept', _changed: 'text' }]);
     } finally {
       await again.close();

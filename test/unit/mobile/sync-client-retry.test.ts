@@ -102,7 +102,7 @@ describe('SyncClient retries', () => {
   }
 
   const final: Array<[string, TransportFailure]> = [
-    ['AUTH_ERROR (401)', { kind: 'AUTH_ERROR', retryable: false, message: 'token expired', code: 'UNAUTHENTICATED', status: 401 }],
+    ['AUTH_ERROR (401)', { kind: 'AUTH_ERROR', retryable: false, message: 'token expired', code: 'TOKEN_EXPIRED', status: 401 }],
     ['CONFLICT (409)', { kind: 'CONFLICT', retryable: false, message: 'push_id reused', code: 'PUSH_ID_REUSED', status: 409 }],
     ['SCHEMA_MISMATCH (426)', { kind: 'SCHEMA_MISMATCH', retryable: false, message: 'update the app', code: 'SCHEMA_VERSION_UNSUPPORTED', status: 426 }],
     ['a non-retryable SERVER_ERROR (wrong shape)', { kind: 'SERVER_ERROR', retryable: false, message: 'the server answered with an unexpected shape', status: 200 }],

@@ -9,23 +9,31 @@ import * as m007 from './007-encrypt-derived-text';
 import * as m008 from './008-field-key-fingerprints';
 import * as m009 from './009-stored-bytes';
 
-/** Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers. */
-const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
-  ['001-sync-tables', m001],
-  ['002-sync-logs', m002],
-  ['003-reencrypt-without-stamp', m003],
-  ['004-first-written-by', m004],
-  ['005-stamp-once-per-statement', m005],
-  ['006-retention', m006],
-  ['007-encrypt-derived-text', m007],
-  ['008-field-key-fingerprints', m008],
-  ['009-stored-bytes', m009],
+/**
+ * Migrations in order, imported (not globbed) so they run the same under tsx, tests and bundlers.
+ * Each entry has a `file`, as knex's own folder source gives: the knex CLI prints pending
+ * migrations by that property (`npm run knex -- migrate:status`).
+ */
+interface Entry {
+  readonly file: string;
+  readonly migration: Knex.Migration;
+}
+const MIGRATIONS: readonly Entry[] = [
+  { file: '001-sync-tables', migration: m001 },
+  { file: '002-sync-logs', migration: m002 },
+  { file: '003-reencrypt-without-stamp', migration: m003 },
+  { file: '004-first-written-by', migration: m004 },
+  { file: '005-stamp-once-per-statement', migration: m005 },
+  { file: '006-retention', migration: m006 },
+  { file: '007-encrypt-derived-text', migration: m007 },
+  { file: '008-field-key-fingerprints', migration: m008 },
+  { file: '009-stored-bytes', migration: m009 },
 ];
 
-export const migrationSource: Knex.MigrationSource<readonly [string, Knex.Migration]> = {
+export const migrationSource: Knex.MigrationSource<Entry> = {
   getMigrations: async () => [...MIGRATIONS],
-  getMigrationName: ([name]) => name,
-  getMigration: async ([, migration]) => migration,
+  getMigrationName: (entry) => entry.file,
+  getMigration: async (entry) => entry.migration,
 };
 
 export async function migrateToLatest(db: Knex): Promise<string[]> {
