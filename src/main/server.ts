@@ -10,11 +10,10 @@ import { pino, type Logger } from 'pino';
 import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
-import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
-import { TOKENS, type Clock, type FieldCipher, type SyncLog } from '../application/ports';
+import { TOKENS, type Clock } from '../application/ports';
 import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
-import { buildContainer, ROOT } from './container';
+import { buildContainer, disposeContainer, ROOT } from './container';
 
 export interface RunningServer {
   readonly url: string;
@@ -46,7 +45,6 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   }
   const container = buildContainer(config, db, logger, options.clock);
   const app = container.get<Koa>(ROOT.HttpApp);
-  const syncLog = container.get<SyncLog>(TOKENS.SyncLog);
   // Koa's default prints to stderr. A client that goes away mid-request (its body cut off) is
   // routine on mobile networks: nothing was written, so it is logged, not shouted.
   app.on('error', (e: Error & { code?: string; type?: string }, ctx?: Koa.Context) => {
@@ -92,9 +90,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
         stopping = true;
         await new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
         await purging?.catch(() => undefined);
-        await syncLog.flush();
-        const cipher = container.get<FieldCipher>(TOKENS.FieldCipher);
-        if (cipher instanceof ParallelFieldCipher) await cipher.close();
+        await disposeContainer(container);
         if (ownDb) await db.destroy();
       })()),
   };
