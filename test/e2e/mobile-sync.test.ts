@@ -135,14 +135,17 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
 
   it('7. a sync cut off after 2 pushed batches finishes on reopen, resending the unanswered batch under its push_id, with nothing lost or doubled', async () => {
     let pushes = 0;
-    let release: (() => void) | undefined;
+    let dead = false;
+    // Pushes whose answer the dead app never hears (the batches in flight from the third on).
+    const unanswered: Array<() => void> = [];
     const dying = (inner: SyncTransport): SyncTransport => ({
-      pull: (p) => inner.pull(p),
+      pull: async (p) => (dead ? err(networkFailure('the process died')) : inner.pull(p)),
       push: async (b) => {
+        if (dead) return err(networkFailure('the process died'));
         if (++pushes <= 2) return inner.push(b);
         // The third batch reaches the server, but the app dies before it hears back.
         await inner.push(b);
-        await new Promise<void>((r) => (release = r));
+        await new Promise<void>((r) => unanswered.push(r));
         return err(networkFailure('the process died'));
       },
     });
@@ -152,7 +155,7 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
       for (let i = 0; i < 45; i++) await first.client.local.create('ideas', { id: `i${String(i).padStart(2, '0')}`, text: `idea ${i}` });
       void first.client.sync(); // never finishes: the process "dies"
       // The third batch was answered by the server (the dead app never hears it).
-      await waitUntil(() => release !== undefined);
+      await waitUntil(() => unanswered.length > 0);
 
       const reopened = await device('u7', { file: first.file, storage: first.storage, extra: { batchSize: 10 } });
       await syncOk(reopened);
@@ -170,8 +173,9 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
       await syncOk(d2);
       expect(await deviceRows(d2, 'ideas')).to.have.length(45);
     } finally {
+      dead = true;
       first.client.stop();
-      release?.();
+      for (const answer of unanswered) answer();
       await first.client.close();
     }
   });

@@ -306,6 +306,8 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
         const down = await call('GET', '/readyz', { token: null }, cut);
         expect([down.status, down.body.error.code]).to.deep.equal([503, 'UNAVAILABLE']);
       } finally {
+        proxy.close();
+        for (const s of sockets) s.destroy();
         await cut.close();
         await db.destroy();
       }
