@@ -10,5 +10,6 @@ module.exports = {
   reporter: 'test/support/ci-reporter.cjs',
   timeout: 30000,
   slow: 2000,
-  exit: true,
+  // No `exit: true`: it would hide handles a test leaves open. test/support/hooks.ts fails the run
+  // naming them instead, and ends the process if something still holds it.
 };

@@ -163,3 +163,10 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   );
   return c;
 }
+
+/** Releases what a container's singletons hold: writes the queued sync logs, stops the decrypt workers. The database is the caller's. */
+export async function disposeContainer(c: Container): Promise<void> {
+  await c.get<SyncLog>(TOKENS.SyncLog).flush();
+  const cipher = c.get<FieldCipher>(TOKENS.FieldCipher);
+  if (cipher instanceof ParallelFieldCipher) await cipher.close();
+}

@@ -11,14 +11,13 @@ import { describeTarget, openDatabase } from '../adapters/postgres/connection';
 import { migrateToLatest } from '../adapters/postgres/migrations';
 import { createMetricsApp } from '../adapters/http/app';
 import { signToken } from '../adapters/crypto/jwt-token-issuer';
-import { ParallelFieldCipher } from '../adapters/crypto/parallel-field-cipher';
 import { keyFingerprint } from '../adapters/crypto/aes-gcm-field-cipher';
 import type { LiveHub } from '../adapters/http/live';
 import { checkKeyFingerprints } from '../adapters/postgres/field-key-fingerprints';
-import { TOKENS, type Clock, type FieldCipher, type LiveFeed, type Metrics, type SyncLog } from '../application/ports';
+import { TOKENS, type Clock, type LiveFeed, type Metrics } from '../application/ports';
 import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
-import { buildContainer, ROOT } from './container';
+import { buildContainer, disposeContainer, ROOT } from './container';
 import { chooseLogFormat, createLogger } from './logger';
 
 export interface RunningServer {
@@ -73,7 +72,6 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   const live = container.get<LiveHub>(ROOT.LiveHub);
   const feed = container.get<LiveFeed>(TOKENS.LiveFeed);
   await feed.start();
-  const syncLog = container.get<SyncLog>(TOKENS.SyncLog);
   // Koa's default prints to stderr. A client that goes away mid-request (its body cut off) is
   // routine on mobile networks: nothing was written, so it is logged, not shouted.
   app.on('error', (e: Error & { code?: string; type?: string }, ctx?: Koa.Context) => {
@@ -144,9 +142,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
         await metricsClosed;
         await feed.close();
         await purging?.catch(() => undefined);
-        await syncLog.flush();
-        const cipher = container.get<FieldCipher>(TOKENS.FieldCipher);
-        if (cipher instanceof ParallelFieldCipher) await cipher.close();
+        await disposeContainer(container);
         if (ownDb) await db.destroy();
       })()),
   };

@@ -135,37 +135,49 @@ describeEachDatabase('mobile client ↔ server', (ctx) => {
 
   it('7. a sync cut off after 2 pushed batches finishes on reopen, resending the unanswered batch under its push_id, with nothing lost or doubled', async () => {
     let pushes = 0;
+    let dead = false;
+    // Pushes whose answer the dead app never hears (the batches in flight from the third on).
+    const unanswered: Array<() => void> = [];
     const dying = (inner: SyncTransport): SyncTransport => ({
-      pull: (p) => inner.pull(p),
+      pull: async (p) => (dead ? err(networkFailure('the process died')) : inner.pull(p)),
       push: async (b) => {
+        if (dead) return err(networkFailure('the process died'));
         if (++pushes <= 2) return inner.push(b);
         // The third batch reaches the server, but the app dies before it hears back.
         await inner.push(b);
-        return new Promise(() => undefined);
+        await new Promise<void>((r) => unanswered.push(r));
+        return err(networkFailure('the process died'));
       },
     });
-    // Not closed afterwards: it "died" with a sync in flight.
+    // It "died" with a sync in flight: only once the test is over is its answer released and its database closed.
     const first = await openDevice(server, 'u7', { wrap: dying, extra: { batchSize: 10 } });
-    for (let i = 0; i < 45; i++) await first.client.local.create('ideas', { id: `i${String(i).padStart(2, '0')}`, text: `idea ${i}` });
-    void first.client.sync(); // never finishes: the process "dies"
-    await waitUntil(() => pushes >= 3);
-    await new Promise((r) => setTimeout(r, 50));
+    try {
+      for (let i = 0; i < 45; i++) await first.client.local.create('ideas', { id: `i${String(i).padStart(2, '0')}`, text: `idea ${i}` });
+      void first.client.sync(); // never finishes: the process "dies"
+      // The third batch was answered by the server (the dead app never hears it).
+      await waitUntil(() => unanswered.length > 0);
 
-    const reopened = await device('u7', { file: first.file, storage: first.storage, extra: { batchSize: 10 } });
-    await syncOk(reopened);
-    // The batch the server applied but never answered goes again as the same body and push_id:
-    // the server answers it from its receipt instead of applying it twice.
-    const before = first.requests.filter((r) => r.kind === 'push').map((r) => r.body as { push_id: string; changes: unknown });
-    const after = reopened.requests.filter((r) => r.kind === 'push').map((r) => r.body as { push_id: string; changes: unknown });
-    expect(after[0]).to.deep.equal(before[2]);
-    expect(new Set(after.map((b) => b.push_id)).size).to.equal(after.length);
-    const rows = await serverRows('ideas', 'u7');
-    expect(rows.map((r: any) => r.id)).to.deep.equal(Array.from({ length: 45 }, (_, i) => `i${String(i).padStart(2, '0')}`));
-    expect(reopened.client.getStatus().pending).to.equal(0);
-    expect(await reopened.client.local.integrityCheck()).to.equal('ok');
-    const d2 = await device('u7');
-    await syncOk(d2);
-    expect(await deviceRows(d2, 'ideas')).to.have.length(45);
+      const reopened = await device('u7', { file: first.file, storage: first.storage, extra: { batchSize: 10 } });
+      await syncOk(reopened);
+      // The batch the server applied but never answered goes again as the same body and push_id:
+      // the server answers it from its receipt instead of applying it twice.
+      const before = first.requests.filter((r) => r.kind === 'push').map((r) => r.body as { push_id: string; changes: unknown });
+      const after = reopened.requests.filter((r) => r.kind === 'push').map((r) => r.body as { push_id: string; changes: unknown });
+      expect(after[0]).to.deep.equal(before[2]);
+      expect(new Set(after.map((b) => b.push_id)).size).to.equal(after.length);
+      const rows = await serverRows('ideas', 'u7');
+      expect(rows.map((r: any) => r.id)).to.deep.equal(Array.from({ length: 45 }, (_, i) => `i${String(i).padStart(2, '0')}`));
+      expect(reopened.client.getStatus().pending).to.equal(0);
+      expect(await reopened.client.local.integrityCheck()).to.equal('ok');
+      const d2 = await device('u7');
+      await syncOk(d2);
+      expect(await deviceRows(d2, 'ideas')).to.have.length(45);
+    } finally {
+      dead = true;
+      first.client.stop();
+      for (const answer of unanswered) answer();
+      await first.client.close();
+    }
   });
 
   it('a push applied but unanswered, then overtaken by another device\'s edit, ends with the later edit on both devices', async () => {

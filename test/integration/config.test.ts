@@ -15,6 +15,7 @@ const DAY = 24 * 60 * 60 * 1000;
  */
 
 const SECRET = 'config-test-secret-0123456789abcdef';
+const DAY_MS = 24 * 60 * 60 * 1000;
 // A field key in the base, so that loading a config writes no development key file next to relative paths.
 const base = { JWT_SECRET: SECRET, FIELD_ENCRYPTION_KEYS: `t:${Buffer.alloc(32, 9).toString('base64')}` };
 const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -118,6 +119,35 @@ describe('configuration from the environment', () => {
 
     it('an RS algorithm with JWT_SECRET', () => {
       expectConfigError({ JWT_SECRET: SECRET, JWT_ALGORITHMS: 'RS256' }, 'JWT_ALGORITHMS');
+    });
+
+    // Our own messages for a public key, word for word: an operator reads them at start-up.
+    describe('JWT_PUBLIC_KEY: the message says what is wrong', () => {
+      const ed25519Pem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const rsaPrivatePem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      const cases: Array<[string, Record<string, string>, string]> = [
+        ['both set', { JWT_SECRET: SECRET, JWT_PUBLIC_KEY: rsaPem }, 'Set JWT_SECRET (HMAC) or JWT_PUBLIC_KEY (RS/ES), not both.'],
+        ['a private key', { JWT_PUBLIC_KEY: rsaPrivatePem }, 'JWT_PUBLIC_KEY holds a private key: give the server only the public key.'],
+        ['a PEM block holding no key', { JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n' }, 'JWT_PUBLIC_KEY is not a PEM public key (-----BEGIN PUBLIC KEY----- …) nor the path of a file holding one.'],
+        ['an Ed25519 key', { JWT_PUBLIC_KEY: ed25519Pem }, 'JWT_PUBLIC_KEY is a ed25519 key; use an RSA (RS*) or EC (ES*) key.'],
+        ['an HS algorithm beside it', { JWT_PUBLIC_KEY: rsaPem, JWT_ALGORITHMS: 'RS256,HS256' }, 'JWT_ALGORITHMS may list only RS*/ES* algorithms with JWT_PUBLIC_KEY.'],
+        ['ES256 for an RSA key', { JWT_PUBLIC_KEY: rsaPem, JWT_ALGORITHMS: 'ES256' }, 'JWT_ALGORITHMS must be RS* algorithms for this RSA JWT_PUBLIC_KEY.'],
+        ['an RS algorithm with JWT_SECRET', { JWT_SECRET: SECRET, JWT_ALGORITHMS: 'RS256' }, 'JWT_ALGORITHMS may list only HS* algorithms with JWT_SECRET; set JWT_PUBLIC_KEY for RS*/ES*.'],
+      ];
+      for (const [what, env, message] of cases) {
+        it(what, () => {
+          expect(() => loadConfig(env)).to.throw(ConfigError).with.property('message', message);
+        });
+      }
+    });
+
+    it('JWT_PUBLIC_KEY pins one algorithm of its key type unless JWT_ALGORITHMS says otherwise', () => {
+      const ecPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const algorithms = (env: Record<string, string>) => loadConfig({ FIELD_ENCRYPTION_KEYS: base.FIELD_ENCRYPTION_KEYS, ...env }).jwt.algorithms;
+      expect(algorithms({ JWT_PUBLIC_KEY: rsaPem })).to.deep.equal(['RS256']);
+      expect(algorithms({ JWT_PUBLIC_KEY: ecPem })).to.deep.equal(['ES256']);
+      expect(algorithms({ JWT_PUBLIC_KEY: rsaPem, JWT_ALGORITHMS: 'rs384, RS512' })).to.deep.equal(['RS384', 'RS512']);
+      expect(algorithms({ JWT_SECRET: SECRET })).to.deep.equal(['HS256']);
     });
 
     it('JWT_PUBLIC_KEY naming a file that does not exist', () => {

@@ -197,6 +197,22 @@ describeEachDatabase('push idempotency and atomicity', (ctx) => {
       );
     });
 
+    it("a new user's first push whose last table fails once the rows of every table were loaded → 400 over HTTP, and the database is as before (no sync_users row either)", async () => {
+      // The first push of a user takes the user's lock by creating its sync_users row, then loads
+      // captures, todos and projects; only then is p2 (no such row: a create without name) refused.
+      // A store that committed on the use case's error would leave that row behind.
+      const newcomer = server.client('newcomer', 'phone');
+      const body = { push_id: 'first', changes: { captures: valid.captures, todos: { created: valid.todos.created }, projects: { created: valid.projects.created, updated: [{ id: 'p2', color: 'red' }] } } };
+      const before = await snapshotDb(ctx.database.db);
+      expectDetails(expectError(await newcomer.push(body), 400, 'VALIDATION_FAILED'), [{ table: 'projects', id: 'p2', column: 'name' }]);
+      expect(await snapshotDb(ctx.database.db)).to.deep.equal(before);
+      // The control: without p2 the same push is applied, and the user's row is made.
+      const ok = await newcomer.push({ ...body, changes: { ...body.changes, projects: valid.projects } });
+      expect(ok.status, JSON.stringify(ok.body)).to.equal(200);
+      expect(await ctx.database.db('sync_users').where({ user_id: 'newcomer' })).to.have.length(1);
+      expect(await storedRows(ctx.database.db, 'projects', 'newcomer')).to.have.length(1);
+    });
+
     it('a rejected push does not use up its push_id: the corrected push with the same id is applied', async () => {
       const bad = { push_id: 'fix-me', changes: { ...valid, captures: { created: [{ id: 'c2', type: 'audio' }] } } };
       await expectNothingWritten(bad, 400, 'VALIDATION_FAILED', { table: 'captures', id: 'c2', column: 'raw_content' });

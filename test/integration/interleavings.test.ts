@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { ResultAsync, type Result } from 'neverthrow';
+import { okAsync, ResultAsync, type Result } from 'neverthrow';
 import { NodeSha256Digest } from '../../src/adapters/crypto/node-digest';
 import { openDatabase } from '../../src/adapters/postgres/connection';
 import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
@@ -340,6 +340,8 @@ class SteppedPush implements ChangeStore {
     db: Knex,
     private readonly settings: SyncSettings,
     private readonly input: PushInput,
+    /** The control: the push never finds its receipt (a replay is applied again). */
+    private readonly blindToReceipts = false,
   ) {
     this.inner = new KnexChangeStore(db, testCipher);
   }
@@ -360,13 +362,14 @@ class SteppedPush implements ChangeStore {
           (async () => {
             this.locked.resolve();
             await this.mayWrite.promise;
-            const result = await work(tx);
+            const blind = new Proxy(tx, { get: (t, key, receiver) => (key === 'findReceipt' ? () => okAsync(null) : Reflect.get(t, key, receiver)) });
+            const result = await work(this.blindToReceipts ? blind : tx);
             this.written.resolve();
             await this.mayCommit.promise;
             return result;
           })(),
         ),
-      receipt,
+      this.blindToReceipts ? undefined : receipt,
     );
   }
 
@@ -549,6 +552,8 @@ interface Env {
    */
   readonly workers: ReadonlyArray<readonly Knex[]>;
   readonly isBlocked: IsBlocked | null;
+  /** The receipt control: pushes never find a receipt. */
+  readonly blindToReceipts?: boolean;
 }
 
 interface Outcome {
@@ -596,7 +601,7 @@ async function runInterleaving(env: Env, pushPools: readonly Knex[], scenario: S
       });
     } else {
       const db = pushPools[pool++]!;
-      const push = new SteppedPush(db, env.settings, { userId, body: session.body(seeded), schemaVersion: undefined, deviceId: session.device });
+      const push = new SteppedPush(db, env.settings, { userId, body: session.body(seeded), schemaVersion: undefined, deviceId: session.device }, env.blindToReceipts === true);
       pushes.set(session, push);
       const pid = env.isBlocked ? Number((await db.raw('select pg_backend_pid() as pid')).rows[0].pid) : undefined;
       live.push({
@@ -777,6 +782,15 @@ describeEachDatabase('push-vs-pull interleavings, every schedule', (ctx, name) =
       if (name === 'postgres' && scenario.sessions.filter((s) => s.kind === 'push').length > 1) expect(report.waited, 'steps seen waiting on the user lock').to.be.greaterThan(0);
     });
   }
+
+  it('control: with the receipt lookup blind, scenario 6 fails in every interleaving (the replay is applied again)', async function () {
+    this.timeout(60_000);
+    const scenario = SCENARIOS.find((s) => s.key === 'replay')!;
+    const all = interleavings(scenario.sessions.map((s) => stepNames(s).length));
+    const runnable = name === 'postgres' ? all : all.filter((order) => isSerial(order, scenario.sessions));
+    const report = await runAll({ ...env, blindToReceipts: true }, scenario, runnable);
+    expect(report.failures.length, 'interleavings where the blind lookup went unnoticed').to.equal(runnable.length);
+  });
 
   // PGlite: one connection, so no write is ever in flight while a pull reads, and a naive cursor
   // loses nothing there; the control needs PostgreSQL's concurrency.

@@ -46,6 +46,13 @@ describeEachDatabase('isolation between users', (ctx) => {
   }
 
   it("B's first sync, incremental pull and migration pull return none of A's rows", async () => {
+    // B writes first: with no stamp of its own B's pulls read nothing at all, so a pull that
+    // forgot user_id could not show A's rows here. B's stamp is not older than A's rows.
+    const bobsRows = Object.fromEntries(Object.entries(ALICE_ROWS).map(([t, rows]) => [t, rows.map((r) => JSON.parse(JSON.stringify({ ...r, id: `b-${r.id}` }).replaceAll('alice', 'bob')))]));
+    // From another of B's devices: an incremental pull leaves out the puller's own device's writes.
+    const written = await server.client('bob', 'bob-laptop').push({ last_pulled_at: null, changes: Object.fromEntries(Object.entries(bobsRows).map(([t, rows]) => [t, { created: rows }])) });
+    expect(written.status, JSON.stringify(written.body)).to.equal(200);
+    expect(written.body.timestamp).to.be.at.least(aliceCursor);
     const pulls = [
       await bob.pull({ last_pulled_at: null }),
       await bob.pull({ last_pulled_at: 1 }),
@@ -54,7 +61,11 @@ describeEachDatabase('isolation between users', (ctx) => {
     ];
     for (const p of pulls) {
       expect(p.status, JSON.stringify(p.body)).to.equal(200);
-      for (const [t, ch] of Object.entries<any>(p.body.changes)) expect(ch, t).to.deep.equal({ created: [], updated: [], deleted: [] });
+      expect(Object.keys(p.body.changes).sort()).to.deep.equal(Object.keys(ALICE_ROWS).sort());
+      for (const [t, ch] of Object.entries<any>(p.body.changes)) {
+        expect([...ch.created, ...ch.updated].map((r: any) => r.id), t).to.deep.equal([`b-${(ALICE_ROWS as Record<string, Array<{ id: string }>>)[t]![0]!.id}`]);
+        expect(ch.deleted, t).to.deep.equal([]);
+      }
       expect(JSON.stringify(p.body)).not.to.include('alice');
     }
     // The control: A's own first sync has them.

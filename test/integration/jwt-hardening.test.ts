@@ -1,9 +1,10 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { describeEachDatabase } from '../support/databases';
 import { startTestServer, TEST_SECRET, type TestServer } from '../support/server';
 
-/** JWT hardening beyond the basics (auth.test.ts): key ids and clock leeway. */
+/** JWT hardening beyond the basics (auth.test.ts): our own algorithm pinning, key ids and clock leeway. */
 describeEachDatabase('JWT hardening', (ctx) => {
   let server: TestServer | undefined;
   afterEach(async () => {
@@ -12,6 +13,29 @@ describeEachDatabase('JWT hardening', (ctx) => {
   });
   const pull = (s: TestServer, token: string) => fetch(`${s.url}/api/sync/pull?last_pulled_at=0`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
   const now = () => Math.floor(Date.now() / 1000);
+
+  // jsonwebtoken, given no list, accepts HS256/384/512 for a secret and RS*/PS* for an RSA key:
+  // these tokens are signed with the right key, so only the list our config passes refuses them.
+  it('accepts only the algorithms our config pins: RS256 by default for an RSA key (not RS512 or PS256), and what JWT_ALGORITHMS names', async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const signed = (algorithm: jwt.Algorithm) => jwt.sign({ sub: 'alg-user', exp: now() + 60 }, privateKey, { algorithm });
+    server = await startTestServer(ctx.database.db, { JWT_SECRET: '', JWT_PUBLIC_KEY: pem });
+    expect(server.config.jwt.algorithms).to.deep.equal(['RS256']);
+    expect(await pull(server, signed('RS256')), 'RS256, the default').to.equal(200);
+    expect(await pull(server, signed('RS512')), 'RS512, not pinned').to.equal(401);
+    expect(await pull(server, signed('PS256')), 'PS256, not pinned').to.equal(401);
+    await server.close();
+    server = await startTestServer(ctx.database.db, { JWT_SECRET: '', JWT_PUBLIC_KEY: pem, JWT_ALGORITHMS: 'RS512' });
+    expect(await pull(server, signed('RS512')), 'RS512, pinned').to.equal(200);
+    expect(await pull(server, signed('RS256')), 'RS256, no longer pinned').to.equal(401);
+    await server.close();
+    server = await startTestServer(ctx.database.db, { JWT_ALGORITHMS: 'HS512' });
+    const hmac = (algorithm: jwt.Algorithm) => jwt.sign({ sub: 'alg-user', exp: now() + 60 }, TEST_SECRET, { algorithm });
+    expect(await pull(server, hmac('HS512')), 'HS512, pinned').to.equal(200);
+    expect(await pull(server, hmac('HS256')), 'HS256, not pinned').to.equal(401);
+    expect(await pull(server, hmac('HS384')), 'HS384, not pinned').to.equal(401);
+  });
 
   it('with JWT_KEY_ID set, refuses a token naming another key or none, and accepts the right one', async () => {
     server = await startTestServer(ctx.database.db, { JWT_KEY_ID: 'k2026' });

@@ -7,7 +7,7 @@ import { openDatabase } from '../../src/adapters/postgres/connection';
 import { signToken } from '../../src/adapters/crypto/jwt-token-issuer';
 import { TABLES, tableSpec, type TableSpec, type WireRecord } from '../../src/domain/schema';
 import { loadConfig } from '../../src/main/config';
-import { buildContainer, ROOT } from '../../src/main/container';
+import { buildContainer, disposeContainer, ROOT } from '../../src/main/container';
 import { describeEachDatabase } from '../support/databases';
 import { send, type RawAnswer } from '../support/http-helpers';
 import { loadOpenApi, OpenApiContract } from '../support/openapi';
@@ -356,6 +356,8 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
         }
         expect([down.status, down.body.error.code]).to.deep.equal([503, 'UNAVAILABLE']);
       } finally {
+        proxy.close();
+        for (const s of sockets) s.destroy();
         await cut.close();
         await db.destroy();
       }
@@ -384,16 +386,48 @@ describeEachDatabase('OpenAPI contract: real answers validate against docs/opena
     expect((await call('GET', '/api/sync/live', { token: null })).status).to.equal(401);
   });
 
-  it('documents every route of the app, and every documented operation was called above', () => {
+  it('documents every route of the app, and calls every documented operation with an answer that fits it (on its own too)', async function () {
+    this.timeout(60_000);
     // With METRICS_TOKEN (and no METRICS_PORT) the public app has GET /metrics too.
-    const config = loadConfig({ JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', METRICS_TOKEN: 'metrics-token-0123456789abcdef' });
-    const app = buildContainer(config, ctx.database.db, pino({ level: 'silent' })).get<Koa>(ROOT.HttpApp);
-    const routes = (app.middleware as Array<{ router?: { stack: Array<{ path: string; methods: string[] }> } }>)
-      .flatMap((m) => m.router?.stack ?? [])
-      .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${layer.path}`));
+    const metricsToken = 'metrics-token-0123456789abcdef';
+    const config = loadConfig({ JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', METRICS_TOKEN: metricsToken });
+    const container = buildContainer(config, ctx.database.db, pino({ level: 'silent' }));
+    let routes: string[];
+    try {
+      const app = container.get<Koa>(ROOT.HttpApp);
+      routes = (app.middleware as Array<{ router?: { stack: Array<{ path: string; methods: string[] }> } }>)
+        .flatMap((m) => m.router?.stack ?? [])
+        .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${layer.path}`));
+    } finally {
+      await disposeContainer(container);
+    }
     expect(routes.length).to.be.greaterThan(5);
     expect(contract.operations().sort(), 'the operations of docs/openapi.yaml').to.deep.equal([...new Set(routes)].sort());
+    // One successful call per operation, made here so this test does not depend on the others having run.
+    const withMetrics = await startTestServer(ctx.database.db, { METRICS_PORT: '', METRICS_TOKEN: metricsToken });
+    try {
+      const probes: Record<string, Call & { base?: TestServer }> = {
+        'GET /healthz': { token: null },
+        'GET /readyz': { token: null },
+        'GET /metrics': { token: metricsToken, base: withMetrics },
+        [`GET ${PULL}`]: { query: { last_pulled_at: 'null' } },
+        [`POST ${PUSH}`]: { body: { last_pulled_at: null, changes: {} } },
+        // A token that expires at once: the stream ends with its bye.
+        'GET /api/sync/live': { token: signToken(server.config.jwt, 'alice', { expiresInSeconds: 1 }) },
+        [`GET ${STATS}`]: { admin: true, query: { since: '0' } },
+        [`GET ${SERIES}`]: { admin: true },
+        [`GET ${RUNTIME}`]: { admin: true },
+        'GET /api/openapi.json': { token: null },
+      };
+      expect(Object.keys(probes).sort(), 'documented operations this test has no call for').to.deep.equal(contract.operations().sort());
+      for (const [operation, { base, ...c }] of Object.entries(probes)) {
+        const [method, path] = operation.split(' ') as ['GET' | 'POST', string];
+        expect((await call(method, path, c, base)).status, operation).to.equal(200);
+      }
+    } finally {
+      await withMetrics.close();
+    }
     const called = new Set([...contract.seen].map((s) => s.split(' ').slice(0, 2).join(' ')));
-    expect(contract.operations().filter((op) => !called.has(op)), 'documented operations no test called').to.deep.equal([]);
+    expect(contract.operations().filter((op) => !called.has(op)), 'documented operations not called').to.deep.equal([]);
   });
 });
