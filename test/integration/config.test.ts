@@ -164,7 +164,7 @@ describe('configuration from the environment', () => {
 
     // Issue 20, item 7: a key shared by an identity provider across apps accepts another app's token.
     it('NODE_ENV=production without JWT_ISSUER or JWT_AUDIENCE (unless JWT_ALLOW_ANY_ISSUER=true)', () => {
-      const prod = { ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true' };
+      const prod = { ...base, NODE_ENV: 'production', TLS_TERMINATED_UPSTREAM: 'true', DATABASE_URL: 'postgres://app@127.0.0.1:5432/notes' };
       expectConfigError({ ...prod, JWT_AUDIENCE: 'note-sync' }, 'JWT_ISSUER', 'JWT_ALLOW_ANY_ISSUER');
       expectConfigError({ ...prod, JWT_ISSUER: 'https://id.example' }, 'JWT_AUDIENCE', 'JWT_ALLOW_ANY_ISSUER');
       expectConfigError(prod, 'JWT_ISSUER', 'JWT_AUDIENCE');
