@@ -22,7 +22,8 @@ async function expectStampedWrite(db: Knex, step: string): Promise<void> {
 
 async function walk(db: Knex): Promise<void> {
   const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
-  expect(applied).to.have.length(5);
+  const all = (await migrationSource.getMigrations([])).map((m) => migrationSource.getMigrationName(m));
+  expect(applied).to.deep.equal(all);
   await expectStampedWrite(db, 'nothing');
   for (const name of [...applied].reverse()) {
     await db.migrate.down({ migrationSource });
