@@ -2,6 +2,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import { liveChannelName, type LiveEvent, type LiveFeed, type MarkPayload } from '../../application/ports';
+import { usesPgDriver } from './connection';
 
 /** What the feed logs (a pino logger fits). */
 export interface FeedLog {
@@ -195,7 +196,7 @@ export class PgLiteLiveFeed extends FanOut implements LiveFeed {
 export function createLiveFeed(db: Knex, log: FeedLog, options: PgFeedOptions = {}): LiveFeed {
   const channel = async () => liveChannelName(String(((await db.raw('SELECT current_schema() AS s')) as { rows: Array<{ s: string }> }).rows[0]!.s));
   const config = (db.client as { config: { client?: unknown; connection?: unknown } }).config;
-  if (config.client === 'pg') return new PgLiveFeed(config.connection as string | pg.ClientConfig, channel, log, options);
+  if (usesPgDriver(db)) return new PgLiveFeed(config.connection as string | pg.ClientConfig, channel, log, options);
   const connection = config.connection as () => { pglite: PGlite } | Promise<{ pglite: PGlite }>;
   return new PgLiteLiveFeed(async () => (await connection()).pglite, channel);
 }
