@@ -60,9 +60,13 @@ describe('docs/schema.md, walked on a copy of the repository', function () {
     edit(copy, 'src/domain/schema.ts', insertAfter('      completed_at: optionalInteger(),\n', g.get('column-domain')!));
     edit(copy, 'src/domain/schema.ts', inside('const TABLE_LIST', '];\n\n/** Tables in sync priority order. */', g.get('table-domain')!));
     const migrations = 'src/adapters/postgres/migrations';
-    writeFileSync(join(copy, migrations, '006-todos-estimate.ts'), g.get('column-migration')!);
-    writeFileSync(join(copy, migrations, '007-bookmarks.ts'), g.get('table-migration')!);
-    edit(copy, `${migrations}/index.ts`, insertAfter("import * as m005 from './005-stamp-once-per-statement';\n", g.get('column-index-import')! + g.get('table-index-import')!));
+    writeFileSync(join(copy, migrations, '010-todos-estimate.ts'), g.get('column-migration')!);
+    writeFileSync(join(copy, migrations, '011-bookmarks.ts'), g.get('table-migration')!);
+    // After the last import of a migration, as the page says.
+    edit(copy, `${migrations}/index.ts`, (s) => {
+      const last = [...s.matchAll(/^import \* as m\d+ from '[^']+';\n/gm)].at(-1)!;
+      return s.slice(0, last.index! + last[0].length) + g.get('column-index-import')! + g.get('table-index-import')! + s.slice(last.index! + last[0].length);
+    });
     edit(copy, `${migrations}/index.ts`, inside('const MIGRATIONS', '];', g.get('column-index-entry')! + g.get('table-index-entry')!));
     edit(copy, 'mobile/src/local-schema.ts', (s) => s.replace('const MIGRATIONS: readonly LocalMigration[] = [];', `const MIGRATIONS: readonly LocalMigration[] = [\n${g.get('column-local')!}${g.get('table-local')!}];`));
     // The tests empty every table between cases (the page says so too).
