@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from '@op-engineering/op-sqlite';
-import { AsyncStorageCheckpointStore, type AsyncStorageLike } from '../mobile/src/adapters/async-storage-checkpoints';
+import { AsyncStorageCheckpointStore } from '../mobile/src/adapters/async-storage-checkpoints';
 import { FetchEventSource } from '../mobile/src/adapters/fetch-event-source';
 import { FetchSyncTransport } from '../mobile/src/adapters/fetch-transport';
 import { OpSqliteDriver, type OpSqliteDatabase } from '../mobile/src/adapters/op-sqlite-driver';
@@ -13,6 +13,7 @@ import type { NetworkMonitor } from '../mobile/src/ports';
 import { createSyncClient, type SyncClient } from '../mobile/src/sync-client';
 import { childToken, databaseName, databaseUrl, forgetChildUsers, openBenchDatabase, spawnServer, type ChildServer } from './server-process';
 import { report } from './support';
+import { MemoryAsyncStorage } from '../test/fakes/memory-async-storage';
 
 /**
  * `npm run bench -- live`: live sync.
@@ -31,18 +32,6 @@ const IDLE = Number(process.env['BENCH_LIVE_IDLE'] ?? 10_000);
 const PUSHERS = 200;
 const PUSH_SECONDS = Number(process.env['BENCH_LIVE_PUSH_SECONDS'] ?? 10);
 
-class MapStorage implements AsyncStorageLike {
-  private readonly items = new Map<string, string>();
-  async getItem(key: string): Promise<string | null> {
-    return this.items.get(key) ?? null;
-  }
-  async setItem(key: string, value: string): Promise<void> {
-    this.items.set(key, value);
-  }
-  async removeItem(key: string): Promise<void> {
-    this.items.delete(key);
-  }
-}
 const online: NetworkMonitor = { isOnline: () => true, subscribe: () => () => undefined };
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -55,7 +44,7 @@ async function phone(dir: string, name: string, url: string, user: string, onPus
   const db = new OpSqliteDriver(open({ name: `${name}.db`, location: dir }) as unknown as OpSqliteDatabase);
   return createSyncClient({
     db,
-    checkpoints: new AsyncStorageCheckpointStore(new MapStorage()),
+    checkpoints: new AsyncStorageCheckpointStore(new MemoryAsyncStorage()),
     network: online,
     pollIntervalMs: 3_600_000,
     debounceMs: 3_600_000,
