@@ -163,7 +163,9 @@ describeEachDatabase('fuzz: the HTTP API under arbitrary input', (ctx) => {
     const text = await res.text();
     const what = `${init.method ?? 'GET'} ${path} → ${res.status} ${text.slice(0, 500)}`;
     expect(res.status >= 200 && res.status < 300 || res.status >= 400 && res.status < 500, what).to.equal(true);
-    if (res.status >= 400 && init.method !== 'HEAD') {
+    // 431: Node's HTTP parser refuses a request line or headers over its 16 KB limit before the
+    // app sees the request (a 10,000-deep value in a query string), with no body.
+    if (res.status >= 400 && res.status !== 431 && init.method !== 'HEAD') {
       expect(res.headers.get('content-type') ?? '', what).to.match(/^application\/json/);
       const body = JSON.parse(text);
       expect(Object.keys(body), what).to.deep.equal(['error']);
