@@ -7,8 +7,19 @@ export { AsyncStorageCheckpointStore, type AsyncStorageLike } from './adapters/a
 export { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
 export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-monitor';
 export type * from './ports';
-export { KeychainKeyStore, type KeychainLike } from './adapters/keychain-key-store';
-export { databaseKey, DATABASE_KEY_NAME, MissingDatabaseKeyError, type DatabaseKeyOptions } from './database-key';
+export { KeychainKeyStore, KEYCHAIN_AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY, type KeychainLike } from './adapters/keychain-key-store';
+export { ExpoSecureStoreKeyStore, secureStoreKey, type SecureStoreLike, type SecureStoreOptionsLike } from './adapters/expo-secure-store-key-store';
+export {
+  databaseKey,
+  openEncryptedDatabase,
+  rotateDatabaseKey,
+  pendingDatabaseKeyName,
+  DATABASE_KEY_NAME,
+  MissingDatabaseKeyError,
+  WrongDatabaseKeyError,
+  type DatabaseKeyOptions,
+  type RotateDatabaseKeyOptions,
+} from './database-key';
 export { SseLiveTransport, type SseLiveTransportOptions } from './adapters/sse-live-transport';
 export { FetchEventSource } from './adapters/fetch-event-source';
 export { RnAppStateMonitor, type AppStateLike } from './adapters/rn-app-state-monitor';

@@ -23,5 +23,16 @@ export function runKeyStoreContract(name: string, make: () => { store: KeyStore;
       await store.set('a', 'two');
       expect(await store.get('a')).to.equal('two');
     });
+
+    it('takes any non-empty name, and keeps names apart that differ in any character', async () => {
+      const { store, restart } = make();
+      // A user id from an identity provider, spaces, non-ASCII, and names that an escaping
+      // scheme could fold together ('a|b' and the escaped form of it).
+      const names = ['note-sync.database-key.auth0|42', 'user 7/ключ é', 'a|b', 'a_007cb', 'a_b', 'a.b', 'A.b'];
+      for (const [i, name] of names.entries()) await store.set(name, `secret-${i}`);
+      const again = restart();
+      expect(await Promise.all(names.map((n) => again.get(n)))).to.deep.equal(names.map((_, i) => `secret-${i}`));
+      expect(await again.get('a-b')).to.equal(null);
+    });
   });
 }

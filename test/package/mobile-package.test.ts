@@ -87,7 +87,7 @@ describe('the mobile package (npm pack)', function () {
 
   it('exports the client and the domain (checked on the packed code, run in Node)', async () => {
     const lib = await import(pathToFileURL(join(packed.packageDir, 'lib/index.js')).href);
-    for (const name of ['createSyncClient', 'SyncClient', 'LocalDatabase', 'LocalWriteError', 'OpSqliteDriver', 'openEncryptedOpSqlite', 'FetchSyncTransport', 'AsyncStorageCheckpointStore', 'NetInfoNetworkMonitor', 'KeychainKeyStore', 'databaseKey', 'MissingDatabaseKeyError', 'uuidV4', 'NoSecureRandomSourceError', 'tableSpec', 'columnNames', 'columnSpec', 'retryDelayMs']) {
+    for (const name of ['createSyncClient', 'SyncClient', 'LocalDatabase', 'LocalWriteError', 'OpSqliteDriver', 'openEncryptedOpSqlite', 'FetchSyncTransport', 'AsyncStorageCheckpointStore', 'NetInfoNetworkMonitor', 'KeychainKeyStore', 'ExpoSecureStoreKeyStore', 'databaseKey', 'openEncryptedDatabase', 'rotateDatabaseKey', 'MissingDatabaseKeyError', 'WrongDatabaseKeyError', 'uuidV4', 'NoSecureRandomSourceError', 'tableSpec', 'columnNames', 'columnSpec', 'retryDelayMs']) {
       expect(lib[name], name).to.be.a('function');
     }
     expect(lib.TABLES.map((t: { name: string }) => t.name)).to.deep.equal(TABLE_NAMES);

@@ -10,13 +10,24 @@ export interface KeychainLike<Accessible extends string = string> {
   setGenericPassword(username: string, password: string, options: { service: string; accessible?: Accessible }): Promise<unknown>;
 }
 
+/**
+ * react-native-keychain's `ACCESSIBLE.AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY`: readable after the
+ * first unlock since boot, so a sync in the background can open the database while the phone is
+ * locked; never carried to another device by a backup or iCloud Keychain.
+ */
+export const KEYCHAIN_AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY = 'AccessibleAfterFirstUnlockThisDeviceOnly';
+
 /** KeyStore over react-native-keychain: one generic-password entry per name (its "service"). */
 export class KeychainKeyStore<Accessible extends string = string> implements KeyStore {
+  private readonly accessible: Accessible;
+
   constructor(
     private readonly keychain: KeychainLike<Accessible>,
-    /** e.g. Keychain.ACCESSIBLE.AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY, so background sync can open the database. */
-    private readonly accessible?: Accessible,
-  ) {}
+    /** Default `ACCESSIBLE.AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY` (see above); pass another to override. */
+    accessible?: Accessible,
+  ) {
+    this.accessible = accessible ?? (KEYCHAIN_AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY as Accessible);
+  }
 
   async get(name: string): Promise<string | null> {
     const entry = await this.keychain.getGenericPassword({ service: name });
@@ -24,6 +35,6 @@ export class KeychainKeyStore<Accessible extends string = string> implements Key
   }
 
   async set(name: string, value: string): Promise<void> {
-    await this.keychain.setGenericPassword('sync', value, { service: name, ...(this.accessible ? { accessible: this.accessible } : {}) });
+    await this.keychain.setGenericPassword('sync', value, { service: name, accessible: this.accessible });
   }
 }

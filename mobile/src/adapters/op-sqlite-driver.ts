@@ -1,4 +1,4 @@
-import { databaseKey, type DatabaseKeyOptions } from '../database-key';
+import { openEncryptedDatabase, type DatabaseKeyOptions } from '../database-key';
 import type { SqlDriver, SqlExecutor, SqlRow, SqlValue } from '../ports';
 
 /** The part of an OP-SQLite database (`open()` from `@op-engineering/op-sqlite`) this driver uses. */
@@ -87,14 +87,12 @@ export class OpSqliteDriver implements SqlDriver {
 export type OpSqliteOpen = (options: { name: string; location?: string; encryptionKey?: string }) => OpSqliteDatabase;
 
 /**
- * Opens the local database encrypted with SQLCipher (op-sqlite built with `"sqlcipher": true`),
- * with the key `databaseKey` keeps in the key store: created on the first run, reused after, and
- * an explicit error when the database exists without its key.
+ * Opens the local database encrypted with SQLCipher (op-sqlite built with `"sqlcipher": true`)
+ * through the key lifecycle of `openEncryptedDatabase`: the key is created on the first run and
+ * reused after, a read right after opening turns a key that does not decrypt the file into
+ * `WrongDatabaseKeyError`, a database without its key is `MissingDatabaseKeyError`, and an
+ * interrupted `rotateDatabaseKey` is finished. Rotate the key with `rotateDatabaseKey(driver, …)`.
  */
-export async function openEncryptedOpSqlite(
-  open: OpSqliteOpen,
-  options: { name: string; location?: string } & Omit<DatabaseKeyOptions, 'databaseExists'> & { databaseExists: () => Promise<boolean> },
-): Promise<OpSqliteDriver> {
-  const encryptionKey = await databaseKey(options);
-  return new OpSqliteDriver(open({ name: options.name, ...(options.location ? { location: options.location } : {}), encryptionKey }));
+export function openEncryptedOpSqlite(open: OpSqliteOpen, options: { name: string; location?: string } & DatabaseKeyOptions): Promise<OpSqliteDriver> {
+  return openEncryptedDatabase((encryptionKey) => new OpSqliteDriver(open({ name: options.name, ...(options.location ? { location: options.location } : {}), encryptionKey })), options);
 }
