@@ -1,0 +1,238 @@
+import type { Knex } from 'knex';
+import type { ResultAsync } from 'neverthrow';
+import type { SyncError } from '../../domain';
+import type { ChangeStore, PullPage, PullQuery, PushTransaction, ReceiptLookup } from '../../application/ports';
+
+/** A hot standby as the router last judged it. */
+export interface ReplicaState {
+  /** host:port/database (never the credentials), for logs and metrics. */
+  readonly name: string;
+  readonly usable: boolean;
+  /** How stale its data was at the last check, in ms (Infinity: unknown or unreachable). */
+  readonly lagMs: number;
+  /** Why it is skipped, or null. */
+  readonly reason: string | null;
+}
+
+/** When the primary had flushed its WAL up to where. */
+export interface LsnSample {
+  readonly atMs: number;
+  readonly lsn: bigint;
+}
+
+/**
+ * How stale a standby's data is, from the primary's own samples: a standby that has replayed up
+ * to `replayed` holds every commit the primary had flushed at the time of the newest sample at or
+ * below it, so its data is at most `now - that time` old. No clock of the standby is read, and an
+ * idle primary (no new WAL) never makes a caught-up standby look late, which
+ * `now() - pg_last_xact_replay_timestamp()` does. Infinity when the standby is below every sample
+ * kept (further behind than the samples reach).
+ */
+export function stalenessMs(samples: readonly LsnSample[], replayed: bigint, nowMs: number): number {
+  for (let i = samples.length - 1; i >= 0; i--) if (samples[i]!.lsn <= replayed) return Math.max(0, nowMs - samples[i]!.atMs);
+  return Infinity;
+}
+
+export interface ReplicaRouterOptions {
+  /** A standby staler than this is skipped (SYNC_REPLICA_MAX_LAG_MS). */
+  readonly maxLagMs: number;
+  /** How often the standbys are checked; by default a quarter of maxLagMs, between 25 ms and 1 s. */
+  readonly checkEveryMs?: number;
+}
+
+interface Log {
+  warn(obj: object, message: string): void;
+  info(obj: object, message: string): void;
+}
+
+interface Replica {
+  readonly name: string;
+  readonly db: Knex;
+  state: ReplicaState;
+}
+
+const LSN_BYTES = (fn: string) => `(${fn} - '0/0'::pg_lsn)::text`;
+
+/**
+ * Chooses where a pull reads: a hot standby that answers and is no staler than the bound, in
+ * turn, else the primary. The standbys are checked on a timer (never on a request's path): the
+ * primary's flushed WAL position is sampled, then each standby's replay position, and
+ * stalenessMs turns the two into a time. A pull that fails on a standby marks it unusable until
+ * the next good check (see ReplicaRoutedChangeStore).
+ */
+export class ReplicaRouter {
+  private readonly replicas: Replica[];
+  private samples: LsnSample[] = [];
+  private next = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private checking: Promise<void> | null = null;
+  private closed = false;
+  readonly checkEveryMs: number;
+  /** Pulls read on each side, for the metrics. */
+  readonly reads = { primary: 0, replica: 0 };
+
+  constructor(
+    private readonly primary: Knex,
+    replicas: ReadonlyArray<{ readonly name: string; readonly db: Knex }>,
+    private readonly options: ReplicaRouterOptions,
+    private readonly log: Log,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.checkEveryMs = options.checkEveryMs ?? Math.min(1000, Math.max(25, Math.floor(options.maxLagMs / 4)));
+    // Unusable until a first check has vouched for it.
+    this.replicas = replicas.map((r) => ({ ...r, state: { name: r.name, usable: false, lagMs: Infinity, reason: 'not checked yet' } }));
+  }
+
+  /** Checks once (so a healthy standby serves from the first request), then on the timer. */
+  async start(): Promise<void> {
+    await this.check();
+    if (this.closed) return;
+    this.timer = setInterval(() => void this.check(), this.checkEveryMs);
+    this.timer.unref();
+  }
+
+  /** The standby the next pull reads, or null for the primary. */
+  pick(): { readonly name: string; readonly db: Knex } | null {
+    const n = this.replicas.length;
+    for (let k = 0; k < n; k++) {
+      const r = this.replicas[(this.next + k) % n]!;
+      if (r.state.usable) {
+        this.next = (this.next + k + 1) % n;
+        return r;
+      }
+    }
+    return null;
+  }
+
+  /** A query failed on this standby: skip it until a check finds it well again. */
+  failed(name: string, cause: unknown): void {
+    const r = this.replicas.find((x) => x.name === name);
+    if (r) this.judge(r, { ...r.state, usable: false, reason: `a pull failed on it: ${cause instanceof Error ? cause.message : String(cause)}` });
+  }
+
+  /** The standbys' databases, by name (each gets a store of its own). */
+  replicaDatabases(): ReadonlyArray<{ readonly name: string; readonly db: Knex }> {
+    return this.replicas;
+  }
+
+  states(): ReplicaState[] {
+    return this.replicas.map((r) => r.state);
+  }
+
+  /** One check of every standby; a check still running when the timer fires again is not doubled. */
+  check(): Promise<void> {
+    return (this.checking ??= this.checkAll().finally(() => (this.checking = null)));
+  }
+
+  private async checkAll(): Promise<void> {
+    const timeoutMs = Math.max(1000, this.options.maxLagMs);
+    try {
+      const { rows } = (await withTimeout(this.primary.raw(`SELECT ${LSN_BYTES('pg_current_wal_flush_lsn()')} AS lsn`), timeoutMs)) as { rows: Array<{ lsn: string }> };
+      const at = this.now();
+      this.samples.push({ atMs: at, lsn: BigInt(rows[0]!.lsn) });
+    } catch {
+      // No sample: the last ones age, and standbys turn stale by the bound (their freshness can no longer be vouched for).
+    }
+    // Keep what the bound can use, and always the newest.
+    const horizon = this.now() - this.options.maxLagMs - 2 * this.checkEveryMs;
+    while (this.samples.length > 1 && this.samples[0]!.atMs < horizon) this.samples.shift();
+    await Promise.all(this.replicas.map((r) => this.checkOne(r, timeoutMs)));
+  }
+
+  private async checkOne(r: Replica, timeoutMs: number): Promise<void> {
+    let next: ReplicaState;
+    try {
+      const { rows } = (await withTimeout(r.db.raw(`SELECT pg_is_in_recovery() AS standby, ${LSN_BYTES('pg_last_wal_replay_lsn()')} AS replayed`), timeoutMs)) as {
+        rows: Array<{ standby: boolean; replayed: string | null }>;
+      };
+      const { standby, replayed } = rows[0]!;
+      if (!standby) {
+        // A promoted standby (or a primary named by mistake) may have diverged from DATABASE_URL.
+        next = { name: r.name, usable: false, lagMs: Infinity, reason: 'it is not a hot standby (pg_is_in_recovery() is false)' };
+      } else if (replayed === null) {
+        next = { name: r.name, usable: false, lagMs: Infinity, reason: 'it has replayed no WAL yet' };
+      } else {
+        const lagMs = stalenessMs(this.samples, BigInt(replayed), this.now());
+        next =
+          lagMs <= this.options.maxLagMs
+            ? { name: r.name, usable: true, lagMs, reason: null }
+            : { name: r.name, usable: false, lagMs, reason: `it lags more than SYNC_REPLICA_MAX_LAG_MS (${this.options.maxLagMs} ms)` };
+      }
+    } catch (e) {
+      next = { name: r.name, usable: false, lagMs: Infinity, reason: `it does not answer: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    this.judge(r, next);
+  }
+
+  /** Logs a change between usable and skipped (not every check). */
+  private judge(r: Replica, next: ReplicaState): void {
+    const was = r.state;
+    r.state = next;
+    if (this.closed || was.usable === next.usable) return;
+    if (next.usable) this.log.info({ replica: r.name, lagMs: next.lagMs }, 'read replica usable: pulls read there');
+    else this.log.warn({ replica: r.name, reason: next.reason }, 'read replica skipped: pulls read on the primary');
+  }
+
+  /** Stops the checks and closes the standbys' pools (the primary is not the router's). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.checking?.catch(() => undefined);
+    await Promise.all(this.replicas.map((r) => r.db.destroy()));
+  }
+}
+
+function withTimeout<T>(promise: PromiseLike<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  const answer = Promise.resolve(promise);
+  // The query may still answer (or fail) after the timeout: nobody waits for it then.
+  answer.catch(() => undefined);
+  return Promise.race([answer, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The ChangeStore with pulls on the hot standbys: a pull is one statement, so its rows and its mark
+ * come from one snapshot wherever it runs (docs/scaling.md, "Read replicas"). A pull that fails on
+ * a standby is read again on the primary (a read: nothing to undo), and the standby skipped.
+ * Pushes, and the readiness ping, stay on the primary.
+ */
+export class ReplicaRoutedChangeStore implements ChangeStore {
+  constructor(
+    private readonly primary: ChangeStore,
+    private readonly replicas: ReadonlyMap<string, ChangeStore>,
+    private readonly router: ReplicaRouter,
+  ) {}
+
+  pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
+    const onPrimary = () =>
+      this.primary.pullPage(userId, query).map((page) => {
+        this.router.reads.primary++;
+        return page;
+      });
+    const pick = this.router.pick();
+    const store = pick && this.replicas.get(pick.name);
+    if (!pick || !store) return onPrimary();
+    return store
+      .pullPage(userId, query)
+      .map((page) => {
+        this.router.reads.replica++;
+        return page;
+      })
+      .orElse((e) => {
+        // A standby cut off, restarting, or cancelling the statement on a recovery conflict.
+        this.router.failed(pick.name, e.cause ?? e.message);
+        return onPrimary();
+      });
+  }
+
+  inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt?: ReceiptLookup): ResultAsync<T, SyncError> {
+    return this.primary.inPushTransaction(userId, work, receipt);
+  }
+
+  ping(): ResultAsync<void, SyncError> {
+    return this.primary.ping();
+  }
+}
