@@ -76,6 +76,8 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   // A first check of the read replicas (each bounded in time), so healthy ones serve from the first pull.
   const replicas = container.get<ReplicaRouter | null>(ROOT.ReadReplicas);
   await replicas?.start();
+  // Pushes this process hears of (from any process): a pull is not answered from a standby that lacks them.
+  const unfollow = replicas ? feed.subscribe((e) => e.kind === 'mark' && replicas.noteMark(e.userId, e.mark)) : null;
   // Koa's default prints to stderr. A client that goes away mid-request (its body cut off) is
   // routine on mobile networks: nothing was written, so it is logged, not shouted.
   app.on('error', (e: Error & { code?: string; type?: string }, ctx?: Koa.Context) => {
@@ -148,6 +150,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
         await feed.close();
         await purging?.catch(() => undefined);
         await disposeContainer(container);
+        unfollow?.();
         await replicas?.close();
         if (ownDb) await db.destroy();
       })()),

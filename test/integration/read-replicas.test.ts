@@ -5,7 +5,9 @@ import type { Knex } from 'knex';
 import { openDatabase } from '../../src/adapters/postgres/connection';
 import { migrateToLatest } from '../../src/adapters/postgres/migrations';
 import { clusterUnavailable, PgCluster } from '../support/pg-cluster';
-import { startTestServer, type ApiClient, type TestServer } from '../support/server';
+import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
+import { PullChanges } from '../../src/application/pull-changes';
+import { startTestServer, testCipher, type ApiClient, type TestServer } from '../support/server';
 
 /**
  * Pulls from a hot standby (DATABASE_READ_URL), on real streaming replication: a throwaway primary
@@ -27,24 +29,34 @@ async function reads(server: TestServer): Promise<{ primary: number; replica: nu
   return { primary: count('primary'), replica: count('replica') };
 }
 
+/** One pull: the ideas it created and its cursor. */
+type PullOnce = (n: number, since: number | null) => Promise<{ ideas: { created: Array<{ id: string }>; updated: unknown[] }; timestamp: number }>;
+
+/** A pull through the HTTP API. */
+const overHttp =
+  (client: (n: number) => ApiClient): PullOnce =>
+  async (n, since) => {
+    const r = await client(n).pull({ last_pulled_at: since });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    return { ideas: r.body.changes.ideas, timestamp: r.body.timestamp };
+  };
+
 /** A device that only pulls: every idea it was sent, in order, and its cursor. */
 class Puller {
   readonly ids: string[] = [];
   cursor: number | null = null;
   pulls = 0;
-  constructor(readonly via: (n: number) => ApiClient) {}
+  constructor(readonly pullOnce: PullOnce) {}
 
   async pull(): Promise<{ since: number | null; timestamp: number; rows: number; served: number }> {
     const since = this.cursor;
     const served = this.pulls++;
-    const r = await this.via(served).pull({ last_pulled_at: since });
-    expect(r.status, JSON.stringify(r.body)).to.equal(200);
-    const ideas = r.body.changes.ideas;
+    const { ideas, timestamp } = await this.pullOnce(served, since);
     expect(ideas.updated, 'only new ideas are pushed').to.deep.equal([]);
-    this.ids.push(...ideas.created.map((i: { id: string }) => i.id));
-    expect(r.body.timestamp, 'a cursor never goes back').to.be.at.least(since ?? 0);
-    this.cursor = r.body.timestamp;
-    return { since, timestamp: r.body.timestamp, rows: ideas.created.length, served };
+    this.ids.push(...ideas.created.map((i) => i.id));
+    expect(timestamp, 'a cursor never goes back').to.be.at.least(since ?? 0);
+    this.cursor = timestamp;
+    return { since, timestamp, rows: ideas.created.length, served };
   }
 
   /** Pulls until it has all of `expected` (or the time is up), then checks: each exactly once. */
@@ -119,7 +131,7 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
     return ids;
   };
 
-  it('pushers on the primary, pullers on the standby and pullers alternating standby / primary while its replay is paused: nothing missed, nothing twice', async () => {
+  it('pushers on the primary, pullers on the standby, and pullers reading the standby and the primary in turn while its replay is paused: nothing missed, nothing twice', async () => {
     const USERS = ['alt-a', 'alt-b'];
     const PUSHERS = 2;
     const PUSHES = 24;
@@ -128,7 +140,7 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
     let paused = false;
     let pausedFor = 0;
     const before = await reads(onReplica);
-    /** Replica pulls of an alternating puller whose cursor (from the primary) was above the standby's mark. */
+    /** Standby reads of an alternating puller whose cursor (from the primary) was above the standby's mark. */
     let behind = 0;
     // The replay is paused for the middle third of the pushes: the standby lags by whole pushes.
     const onPushed = async () => {
@@ -143,16 +155,28 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
       }
     };
     let pushing = true;
+    // The alternating pullers read each database straight through the pull use case: through
+    // the server, a standby that lacks a push the server heard of is not asked at all (next test).
+    const settings = onPrimary.config.sync;
+    const stores = [new PullChanges(new KnexChangeStore(standbyDb!, testCipher), settings), new PullChanges(new KnexChangeStore(primaryDb!, testCipher), settings)];
+    const direct =
+      (user: string): PullOnce =>
+      async (n, since) => {
+        const r = await stores[n % 2]!.execute({ userId: user, query: { last_pulled_at: since === null ? undefined : String(since) }, schemaVersion: undefined, deviceId: `${user}-alternating` });
+        if (r.isErr()) throw new Error(r.error.message);
+        return { ideas: r.value.changes['ideas'] as never, timestamp: r.value.timestamp };
+      };
     const pullers = USERS.flatMap((user) => [
-      { user, alternating: false, puller: new Puller(() => onReplica.client(user, `${user}-reader`)) },
+      { user, alternating: false, puller: new Puller(overHttp(() => onReplica.client(user, `${user}-reader`))) },
       // Even pulls on the standby, odd ones on the primary: each resumes from the other's cursor.
-      { user, alternating: true, puller: new Puller((n) => (n % 2 === 0 ? onReplica : onPrimary).client(user, `${user}-alternating`)) },
+      { user, alternating: true, puller: new Puller(direct(user)) },
     ]);
     const pulling = pullers.map(async ({ user, alternating, puller }) => {
       while (pushing) {
         const standbyHad = alternating && paused ? await standbyMark(user) : null;
         const page = await puller.pull();
-        if (standbyHad !== null && page.served % 2 === 0 && page.since !== null && page.since > standbyHad) {
+        // Counted only when the standby did not move during the pull (the pause may be starting or ending).
+        if (standbyHad !== null && page.served % 2 === 0 && page.since !== null && page.since > standbyHad && (await standbyMark(user)) === standbyHad) {
           behind++;
           expect(page.timestamp, 'a lagging standby answers the cursor it was given, never a mark beyond its rows').to.equal(page.since);
         }
@@ -168,12 +192,32 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
     expect(pausedFor, 'the replay was paused mid-run').to.be.greaterThan(0);
     expect(behind, 'an alternating puller met the paused standby behind its cursor').to.be.greaterThan(0);
     const after = await reads(onReplica);
-    expect(after.replica - before.replica, 'pulls read on the standby').to.be.greaterThan(pullers.length);
+    expect(after.replica - before.replica, 'pulls read on the standby').to.be.greaterThan(USERS.length);
+  });
+
+  it('a standby that has not replayed a push this server heard of: the pull reads on the primary', async () => {
+    const user = 'poked';
+    const reader = onReplica.client(user, 'poked-reader');
+    const first = await reader.pull({ last_pulled_at: null });
+    expect(first.status).to.equal(200);
+    await replayPaused(true);
+    try {
+      // The standby is paused but within the (loose) bound: usable, yet without this push.
+      const ids = await pusher(user, 'poked-writer', 1, async () => undefined);
+      const before = await reads(onReplica);
+      const r = await reader.pull({ last_pulled_at: first.body.timestamp });
+      expect(r.status).to.equal(200);
+      expect(r.body.changes.ideas.created.map((i: { id: string }) => i.id), 'the pushed ideas, at once').to.have.members(ids);
+      expect(await standbyDb!('ideas').where({ user_id: user }).whereIn('id', ids).first(), 'the paused standby does not have them').to.equal(undefined);
+      expect((await reads(onReplica)).primary - before.primary, 'read on the primary').to.equal(1);
+    } finally {
+      await replayPaused(false);
+    }
   });
 
   it('a standby that stops: pulls fall back to the primary at once, and return to it when it is back', async () => {
     const user = 'outage';
-    const puller = new Puller(() => onReplica.client(user, 'outage-reader'));
+    const puller = new Puller(overHttp(() => onReplica.client(user, 'outage-reader')));
     const PUSHES = 18;
     let pushed = 0;
     let stopped: { primary: number; replica: number } | null = null;
@@ -220,13 +264,16 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
 
     await replayPaused(true);
     try {
-      const [id] = await pusher(user, 'lag-writer', 1, async () => undefined);
-      // The standby cannot have it (its replay is paused): seeing it means the pull read on the primary.
+      // WAL the standby does not replay (a push of another user: this server heard of that one only).
+      await pusher('lag-writer', 'lag-writer', 1, async () => undefined);
       until = deadline();
-      let seen = false;
-      while (!(seen = (await pull()).includes(id!)) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(seen, 'the new idea is pulled once the standby is skipped').to.equal(true);
-      expect(await standbyDb!('ideas').where({ user_id: user, id }).first(), 'the paused standby does not have it').to.equal(undefined);
+      const usable = async () => /^sync_replica_usable\{[^}]*\} 1$/m.test(await (await fetch(`${tight.metricsUrl}/metrics`)).text());
+      while ((await usable()) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await usable(), 'the paused standby is skipped once it lags beyond 300 ms').to.equal(false);
+      const skipped = await reads(tight);
+      await pull();
+      const after = await reads(tight);
+      expect([after.primary - skipped.primary, after.replica - skipped.replica], 'the pull read on the primary').to.deep.equal([1, 0]);
     } finally {
       await replayPaused(false);
     }

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { ResultAsync } from 'neverthrow';
+import { okAsync, type ResultAsync } from 'neverthrow';
 import type { SyncError } from '../../domain';
 import type { ChangeStore, PullPage, PullQuery, PushTransaction, ReceiptLookup } from '../../application/ports';
 
@@ -70,6 +70,8 @@ export class ReplicaRouter {
   readonly checkEveryMs: number;
   /** Pulls read on each side, for the metrics. */
   readonly reads = { primary: 0, replica: 0 };
+  /** Marks this process heard pushes announce (the live feed), while a usable standby may still lack them. */
+  private readonly heard = new Map<string, { mark: number; atMs: number }>();
 
   constructor(
     private readonly primary: Knex,
@@ -102,6 +104,25 @@ export class ReplicaRouter {
       }
     }
     return null;
+  }
+
+  /**
+   * A push committed on the primary moved `userId`'s mark (the live feed hears every push). Kept
+   * as long as a standby judged usable may not have replayed it: the bound plus two checks.
+   */
+  noteMark(userId: string, mark: number): void {
+    const known = this.heard.get(userId);
+    if (!known || known.mark < mark) this.heard.set(userId, { mark, atMs: this.now() });
+  }
+
+  /** The newest mark heard for the user that a usable standby may still lack, or null. */
+  recentMark(userId: string): number | null {
+    const known = this.heard.get(userId);
+    return known && known.atMs >= this.now() - this.keepMarksMs() ? known.mark : null;
+  }
+
+  private keepMarksMs(): number {
+    return this.options.maxLagMs + 2 * this.checkEveryMs;
   }
 
   /** A query failed on this standby: skip it until a check finds it well again. */
@@ -137,6 +158,8 @@ export class ReplicaRouter {
     const horizon = this.now() - this.options.maxLagMs - 2 * this.checkEveryMs;
     while (this.samples.length > 1 && this.samples[0]!.atMs < horizon) this.samples.shift();
     await Promise.all(this.replicas.map((r) => this.checkOne(r, timeoutMs)));
+    const forget = this.now() - this.keepMarksMs();
+    for (const [user, known] of this.heard) if (known.atMs < forget) this.heard.delete(user);
   }
 
   private async checkOne(r: Replica, timeoutMs: number): Promise<void> {
@@ -217,14 +240,19 @@ export class ReplicaRoutedChangeStore implements ChangeStore {
     if (!pick || !store) return onPrimary();
     return store
       .pullPage(userId, query)
-      .map((page) => {
-        this.router.reads.replica++;
-        return page;
-      })
       .orElse((e) => {
         // A standby cut off, restarting, or cancelling the statement on a recovery conflict.
         this.router.failed(pick.name, e.cause ?? e.message);
-        return onPrimary();
+        return okAsync(null);
+      })
+      .andThen((page) => {
+        if (page === null) return onPrimary();
+        // The standby has not replayed a push this process heard of (a live poke may have sent
+        // the device here for it): the primary has it. Only for a page that ends the pull.
+        const heard = this.router.recentMark(userId);
+        if (heard !== null && !page.hasMore && page.highWater < heard) return onPrimary();
+        this.router.reads.replica++;
+        return okAsync(page);
       });
   }
 
