@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { openDatabase } from '../../src/adapters/postgres/connection';
 import { migrateToLatest } from '../../src/adapters/postgres/migrations';
+import { openChannel } from '../support/live';
 import { clusterUnavailable, PgCluster } from '../support/pg-cluster';
 import { KnexChangeStore } from '../../src/adapters/postgres/knex-change-store';
 import { PullChanges } from '../../src/application/pull-changes';
@@ -134,7 +135,7 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
   it('pushers on the primary, pullers on the standby, and pullers reading the standby and the primary in turn while its replay is paused: nothing missed, nothing twice', async () => {
     const USERS = ['alt-a', 'alt-b'];
     const PUSHERS = 2;
-    const PUSHES = 24;
+    const PUSHES = 16;
     const total = USERS.length * PUSHERS * PUSHES;
     let pushed = 0;
     let paused = false;
@@ -200,10 +201,14 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
     const reader = onReplica.client(user, 'poked-reader');
     const first = await reader.pull({ last_pulled_at: null });
     expect(first.status).to.equal(200);
+    // The reader is live: it pulls once poked, as the mobile client does.
+    const channel = openChannel(onReplica.url, onReplica.token(user), 'poked-reader');
     await replayPaused(true);
     try {
+      await channel.waitFor((e) => e.type === 'hello', 'hello');
       // The standby is paused but within the (loose) bound: usable, yet without this push.
       const ids = await pusher(user, 'poked-writer', 1, async () => undefined);
+      await channel.waitFor((e) => e.type === 'change', 'the poke');
       const before = await reads(onReplica);
       const r = await reader.pull({ last_pulled_at: first.body.timestamp });
       expect(r.status).to.equal(200);
@@ -211,6 +216,7 @@ describe('pulls from a hot standby (DATABASE_READ_URL), on real streaming replic
       expect(await standbyDb!('ideas').where({ user_id: user }).whereIn('id', ids).first(), 'the paused standby does not have them').to.equal(undefined);
       expect((await reads(onReplica)).primary - before.primary, 'read on the primary').to.equal(1);
     } finally {
+      channel.close();
       await replayPaused(false);
     }
   });
