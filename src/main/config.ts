@@ -123,9 +123,12 @@ export function readReplicas(env: Env, database: DatabaseTarget): AppConfig['rea
   if (raw === '') return { urls: [], maxLagMs };
   if (database.kind !== 'postgres') throw new ConfigError('DATABASE_READ_URL needs DATABASE_URL: read replicas are hot standbys of a PostgreSQL primary, and the embedded database has none.');
   const urls = raw.split(',').map((u) => u.trim());
-  for (const url of urls) {
-    if (!/^postgres(ql)?:\/\/\S+$/.test(url)) throw new ConfigError(`DATABASE_READ_URL must be a comma list of postgres:// URLs of hot standbys, e.g. postgres://user@replica1:5432/db,postgres://user@replica2:5432/db; got "${url}".`);
-  }
+  // The entry is named by its place, not quoted: a URL may hold a password.
+  urls.forEach((url, i) => {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
+      throw new ConfigError(`DATABASE_READ_URL must be a comma list of postgres:// URLs of hot standbys, e.g. postgres://user@replica1:5432/db,postgres://user@replica2:5432/db; entry ${i + 1} of ${urls.length} ${url ? 'is not one' : 'is empty'}.`);
+    }
+  });
   if (new Set(urls).size !== urls.length) throw new ConfigError('DATABASE_READ_URL lists a URL twice.');
   if (urls.includes(database.url)) throw new ConfigError('DATABASE_READ_URL lists DATABASE_URL itself: name the hot standbys only (pulls fall back to the primary by themselves).');
   return { urls, maxLagMs };

@@ -97,11 +97,18 @@ describe('configuration from the environment', () => {
       expectConfigError({ ...base, DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', DB_POOL_MAX: '0' }, 'DB_POOL_MAX');
     });
 
-    it('DATABASE_READ_URL: without DATABASE_URL, not a postgres:// URL, listed twice, or the primary itself; SYNC_REPLICA_MAX_LAG_MS out of range', () => {
+    it('DATABASE_READ_URL: without DATABASE_URL, not a postgres:// URL (never quoted: it may hold a password), listed twice, or the primary itself; SYNC_REPLICA_MAX_LAG_MS out of range', () => {
       const pg = { ...base, DATABASE_URL: 'postgres://u@primary:5432/db' };
       expectConfigError({ ...base, DATABASE_READ_URL: 'postgres://u@replica:5432/db' }, 'DATABASE_READ_URL', 'DATABASE_URL');
-      expectConfigError({ ...pg, DATABASE_READ_URL: 'mysql://u@replica/db' }, 'DATABASE_READ_URL', 'mysql://u@replica/db');
-      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db,' }, 'DATABASE_READ_URL');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db,mysql://u:secret@replica/db' }, 'DATABASE_READ_URL', 'entry 2 of 2 is not one');
+      let message = '';
+      try {
+        loadConfig({ ...pg, DATABASE_READ_URL: 'mysql://u:secret@replica/db' });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).to.include('DATABASE_READ_URL').and.not.include('secret');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db,' }, 'DATABASE_READ_URL', 'entry 2 of 2 is empty');
       expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@r:5432/db, postgres://u@r:5432/db' }, 'DATABASE_READ_URL', 'twice');
       expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@primary:5432/db' }, 'DATABASE_READ_URL', 'DATABASE_URL itself');
       expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db', SYNC_REPLICA_MAX_LAG_MS: '50' }, 'SYNC_REPLICA_MAX_LAG_MS');
