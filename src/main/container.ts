@@ -14,7 +14,7 @@ import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/bat
 import { PromMetrics } from '../adapters/observability/prom-metrics';
 import { KnexChangeStore } from '../adapters/postgres/knex-change-store';
 import { openDatabase } from '../adapters/postgres/connection';
-import { ReplicaRoutedChangeStore, ReplicaRouter } from '../adapters/postgres/read-replicas';
+import { knexProbes, ReplicaRoutedChangeStore, ReplicaRouter } from '../adapters/postgres/read-replicas';
 import { KnexRetentionStore } from '../adapters/postgres/knex-retention-store';
 import { KnexSyncLogStore } from '../adapters/postgres/knex-sync-log';
 import { CheckReadiness } from '../application/check-readiness';
@@ -85,7 +85,7 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
         name: replicaName(url),
         db: openDatabase({ kind: 'postgres', url, poolMax, ...(queryTimeoutMs ? { queryTimeoutMs } : {}) }, { warn: (m) => dbLog.warn(String(m)), error: (m) => dbLog.error(String(m)) }),
       }));
-      return new ReplicaRouter(d, replicas, { maxLagMs }, dbLog);
+      return new ReplicaRouter(knexProbes(d), replicas, { maxLagMs }, dbLog);
     },
     [ROOT.Database, ROOT.Logger],
   );

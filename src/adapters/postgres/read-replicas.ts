@@ -45,13 +45,37 @@ interface Log {
   info(obj: object, message: string): void;
 }
 
-interface Replica {
+interface Replica<D> {
   readonly name: string;
-  readonly db: Knex;
+  readonly db: D;
   state: ReplicaState;
 }
 
+/** What the router asks the databases: the primary's WAL position, and each standby's state. */
+export interface ReplicaProbes<D> {
+  /** The primary's flushed WAL position, in bytes from 0/0. */
+  primaryLsn(): Promise<bigint>;
+  /** Whether the standby is in recovery, and how far it has replayed (null: nothing yet). */
+  standby(db: D): Promise<{ readonly inRecovery: boolean; readonly replayed: bigint | null }>;
+  close(db: D): Promise<void>;
+}
+
 const LSN_BYTES = (fn: string) => `(${fn} - '0/0'::pg_lsn)::text`;
+
+/** The probes in SQL, on PostgreSQL through knex. */
+export function knexProbes(primary: Knex): ReplicaProbes<Knex> {
+  return {
+    primaryLsn: async () => {
+      const { rows } = (await primary.raw(`SELECT ${LSN_BYTES('pg_current_wal_flush_lsn()')} AS lsn`)) as { rows: Array<{ lsn: string }> };
+      return BigInt(rows[0]!.lsn);
+    },
+    standby: async (db) => {
+      const { rows } = (await db.raw(`SELECT pg_is_in_recovery() AS standby, ${LSN_BYTES('pg_last_wal_replay_lsn()')} AS replayed`)) as { rows: Array<{ standby: boolean; replayed: string | null }> };
+      return { inRecovery: rows[0]!.standby, replayed: rows[0]!.replayed === null ? null : BigInt(rows[0]!.replayed) };
+    },
+    close: (db) => db.destroy(),
+  };
+}
 
 /**
  * Chooses where a pull reads: a hot standby that answers and is no staler than the bound, in
@@ -60,8 +84,8 @@ const LSN_BYTES = (fn: string) => `(${fn} - '0/0'::pg_lsn)::text`;
  * stalenessMs turns the two into a time. A pull that fails on a standby marks it unusable until
  * the next good check (see ReplicaRoutedChangeStore).
  */
-export class ReplicaRouter {
-  private readonly replicas: Replica[];
+export class ReplicaRouter<D = Knex> {
+  private readonly replicas: Replica<D>[];
   private samples: LsnSample[] = [];
   private next = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -74,8 +98,8 @@ export class ReplicaRouter {
   private readonly heard = new Map<string, { mark: number; atMs: number }>();
 
   constructor(
-    private readonly primary: Knex,
-    replicas: ReadonlyArray<{ readonly name: string; readonly db: Knex }>,
+    private readonly probes: ReplicaProbes<D>,
+    replicas: ReadonlyArray<{ readonly name: string; readonly db: D }>,
     private readonly options: ReplicaRouterOptions,
     private readonly log: Log,
     private readonly now: () => number = Date.now,
@@ -94,7 +118,7 @@ export class ReplicaRouter {
   }
 
   /** The standby the next pull reads, or null for the primary. */
-  pick(): { readonly name: string; readonly db: Knex } | null {
+  pick(): { readonly name: string; readonly db: D } | null {
     const n = this.replicas.length;
     for (let k = 0; k < n; k++) {
       const r = this.replicas[(this.next + k) % n]!;
@@ -132,7 +156,7 @@ export class ReplicaRouter {
   }
 
   /** The standbys' databases, by name (each gets a store of its own). */
-  replicaDatabases(): ReadonlyArray<{ readonly name: string; readonly db: Knex }> {
+  replicaDatabases(): ReadonlyArray<{ readonly name: string; readonly db: D }> {
     return this.replicas;
   }
 
@@ -148,9 +172,8 @@ export class ReplicaRouter {
   private async checkAll(): Promise<void> {
     const timeoutMs = Math.max(1000, this.options.maxLagMs);
     try {
-      const { rows } = (await withTimeout(this.primary.raw(`SELECT ${LSN_BYTES('pg_current_wal_flush_lsn()')} AS lsn`), timeoutMs)) as { rows: Array<{ lsn: string }> };
-      const at = this.now();
-      this.samples.push({ atMs: at, lsn: BigInt(rows[0]!.lsn) });
+      const lsn = await withTimeout(this.probes.primaryLsn(), timeoutMs);
+      this.samples.push({ atMs: this.now(), lsn });
     } catch {
       // No sample: the last ones age, and standbys turn stale by the bound (their freshness can no longer be vouched for).
     }
@@ -162,20 +185,17 @@ export class ReplicaRouter {
     for (const [user, known] of this.heard) if (known.atMs < forget) this.heard.delete(user);
   }
 
-  private async checkOne(r: Replica, timeoutMs: number): Promise<void> {
+  private async checkOne(r: Replica<D>, timeoutMs: number): Promise<void> {
     let next: ReplicaState;
     try {
-      const { rows } = (await withTimeout(r.db.raw(`SELECT pg_is_in_recovery() AS standby, ${LSN_BYTES('pg_last_wal_replay_lsn()')} AS replayed`), timeoutMs)) as {
-        rows: Array<{ standby: boolean; replayed: string | null }>;
-      };
-      const { standby, replayed } = rows[0]!;
-      if (!standby) {
+      const { inRecovery, replayed } = await withTimeout(this.probes.standby(r.db), timeoutMs);
+      if (!inRecovery) {
         // A promoted standby (or a primary named by mistake) may have diverged from DATABASE_URL.
         next = { name: r.name, usable: false, lagMs: Infinity, reason: 'it is not a hot standby (pg_is_in_recovery() is false)' };
       } else if (replayed === null) {
         next = { name: r.name, usable: false, lagMs: Infinity, reason: 'it has replayed no WAL yet' };
       } else {
-        const lagMs = stalenessMs(this.samples, BigInt(replayed), this.now());
+        const lagMs = stalenessMs(this.samples, replayed, this.now());
         next =
           lagMs <= this.options.maxLagMs
             ? { name: r.name, usable: true, lagMs, reason: null }
@@ -188,7 +208,7 @@ export class ReplicaRouter {
   }
 
   /** Logs a change between usable and skipped (not every check). */
-  private judge(r: Replica, next: ReplicaState): void {
+  private judge(r: Replica<D>, next: ReplicaState): void {
     const was = r.state;
     r.state = next;
     if (this.closed || was.usable === next.usable) return;
@@ -201,7 +221,7 @@ export class ReplicaRouter {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.checking?.catch(() => undefined);
-    await Promise.all(this.replicas.map((r) => r.db.destroy()));
+    await Promise.all(this.replicas.map((r) => this.probes.close(r.db)));
   }
 }
 
@@ -226,7 +246,7 @@ export class ReplicaRoutedChangeStore implements ChangeStore {
   constructor(
     private readonly primary: ChangeStore,
     private readonly replicas: ReadonlyMap<string, ChangeStore>,
-    private readonly router: ReplicaRouter,
+    private readonly router: ReplicaRouter<unknown>,
   ) {}
 
   pullPage(userId: string, query: PullQuery): ResultAsync<PullPage, SyncError> {
