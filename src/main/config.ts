@@ -32,6 +32,11 @@ export interface AppConfig {
   readonly host: string;
   readonly port: number;
   readonly database: DatabaseTarget;
+  /**
+   * Hot standbys of `database` that serve pulls (DATABASE_READ_URL), and the staleness beyond which
+   * one is skipped for the primary (SYNC_REPLICA_MAX_LAG_MS). Empty: every query on the primary.
+   */
+  readonly readReplicas: { readonly urls: readonly string[]; readonly maxLagMs: number };
   readonly jwt: JwtConfig;
   readonly maxBodyBytes: number;
   readonly compressAboveBytes: number;
@@ -106,6 +111,27 @@ export function databaseTarget(env: Env = process.env): DatabaseTarget {
   }
   const dir = env['PGLITE_DATA_DIR']?.trim() || './.data/pglite';
   return { kind: 'pglite', dataDir: dir.startsWith('memory://') ? dir : resolve(dir) };
+}
+
+/**
+ * DATABASE_READ_URL: a comma list of postgres:// URLs of hot standbys of DATABASE_URL. Pulls go
+ * there; everything else stays on the primary (docs/scaling.md, "Read replicas").
+ */
+export function readReplicas(env: Env, database: DatabaseTarget): AppConfig['readReplicas'] {
+  const raw = env['DATABASE_READ_URL']?.trim() ?? '';
+  const maxLagMs = intVar(env, 'SYNC_REPLICA_MAX_LAG_MS', 5000, 100, 3_600_000);
+  if (raw === '') return { urls: [], maxLagMs };
+  if (database.kind !== 'postgres') throw new ConfigError('DATABASE_READ_URL needs DATABASE_URL: read replicas are hot standbys of a PostgreSQL primary, and the embedded database has none.');
+  const urls = raw.split(',').map((u) => u.trim());
+  // The entry is named by its place, not quoted: a URL may hold a password.
+  urls.forEach((url, i) => {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(url)) {
+      throw new ConfigError(`DATABASE_READ_URL must be a comma list of postgres:// URLs of hot standbys, e.g. postgres://user@replica1:5432/db,postgres://user@replica2:5432/db; entry ${i + 1} of ${urls.length} ${url ? 'is not one' : 'is empty'}.`);
+    }
+  });
+  if (new Set(urls).size !== urls.length) throw new ConfigError('DATABASE_READ_URL lists a URL twice.');
+  if (urls.includes(database.url)) throw new ConfigError('DATABASE_READ_URL lists DATABASE_URL itself: name the hot standbys only (pulls fall back to the primary by themselves).');
+  return { urls, maxLagMs };
 }
 
 /** Where a generated development JWT secret is kept, so `npm run token` and restarts agree. */
@@ -274,10 +300,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       statementMs: intVar(env, 'SYNC_STATEMENT_TIMEOUT_MS', 30_000, 0, 3_600_000),
     },
     live: liveConfig(env),
+    readReplicas: { urls: [], maxLagMs: 5000 },
     // Last, so a production configuration missing its keys hears about those first.
     database: databaseTarget(env),
   };
-  config = { ...config, metrics: metricsConfig(env, config.port) };
+  config = { ...config, metrics: metricsConfig(env, config.port), readReplicas: readReplicas(env, config.database) };
   // Checked last, so the errors of a first production setup come in the order the README lists them.
   if (production) requireIssuerAndAudience(env, config.jwt);
   return config;

@@ -13,6 +13,8 @@ import { BoundedAlerts, FanOutAlerts, LogAlerts, WebhookAlerts } from '../adapte
 import { BatchingSyncLog, DEFAULT_BATCHING } from '../adapters/observability/batching-sync-log';
 import { PromMetrics } from '../adapters/observability/prom-metrics';
 import { KnexChangeStore } from '../adapters/postgres/knex-change-store';
+import { openDatabase } from '../adapters/postgres/connection';
+import { knexProbes, ReplicaRoutedChangeStore, ReplicaRouter } from '../adapters/postgres/read-replicas';
 import { KnexRetentionStore } from '../adapters/postgres/knex-retention-store';
 import { KnexSyncLogStore } from '../adapters/postgres/knex-sync-log';
 import { CheckReadiness } from '../application/check-readiness';
@@ -49,7 +51,15 @@ export const ROOT = {
   HttpApp: Symbol.for('HttpApp'),
   LiveHub: Symbol.for('LiveHub'),
   SyncLogTables: Symbol.for('SyncLogTables'),
+  /** The ReplicaRouter when DATABASE_READ_URL names hot standbys, else null (server.ts starts and closes it). */
+  ReadReplicas: Symbol.for('ReadReplicas'),
 } as const;
+
+/** host:port/database of a URL, without its credentials (logs and metrics). */
+function replicaName(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+}
 
 export const systemClock: Clock = { now: () => Date.now() };
 
@@ -65,9 +75,29 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
   c.bind<FieldCipher>(TOKENS.FieldCipher).toResolvedValue(() =>
     config.decryptThreads > 0 ? new ParallelFieldCipher(config.fieldKeys.ring, { threads: config.decryptThreads }) : new AesGcmFieldCipher(config.fieldKeys.ring),
   );
+  c.bind<ReplicaRouter | null>(ROOT.ReadReplicas).toResolvedValue(
+    (d: Knex, log: Logger) => {
+      const { urls, maxLagMs } = config.readReplicas;
+      if (urls.length === 0 || config.database.kind !== 'postgres') return null;
+      const { poolMax, queryTimeoutMs } = config.database;
+      const dbLog = log.child({ component: 'read-replica' });
+      const replicas = urls.map((url) => ({
+        name: replicaName(url),
+        db: openDatabase({ kind: 'postgres', url, poolMax, ...(queryTimeoutMs ? { queryTimeoutMs } : {}) }, { warn: (m) => dbLog.warn(String(m)), error: (m) => dbLog.error(String(m)) }),
+      }));
+      return new ReplicaRouter(knexProbes(d), replicas, { maxLagMs }, dbLog);
+    },
+    [ROOT.Database, ROOT.Logger],
+  );
   c.bind<ChangeStore>(TOKENS.ChangeStore).toResolvedValue(
-    (d: Knex, cipher: FieldCipher) => new KnexChangeStore(d, cipher, config.transactionTimeouts),
-    [ROOT.Database, TOKENS.FieldCipher],
+    (d: Knex, cipher: FieldCipher, router: ReplicaRouter | null) => {
+      const primary = new KnexChangeStore(d, cipher, config.transactionTimeouts);
+      if (!router) return primary;
+      // Pulls only: the standbys' stores never take a push (ReplicaRoutedChangeStore).
+      const replicas = new Map(router.replicaDatabases().map(({ name, db }) => [name, new KnexChangeStore(db, cipher, config.transactionTimeouts)]));
+      return new ReplicaRoutedChangeStore(primary, replicas, router);
+    },
+    [ROOT.Database, TOKENS.FieldCipher, ROOT.ReadReplicas],
   );
   c.bind(TOKENS.PullChanges).toResolvedValue((s: ChangeStore, st: SyncSettings) => new PullChanges(s, st), [TOKENS.ChangeStore, TOKENS.SyncSettings]);
   c.bind(TOKENS.PushChanges).toResolvedValue(
@@ -92,12 +122,15 @@ export function buildContainer(config: AppConfig, db: Knex, logger: Logger, cloc
     [ROOT.Database],
   );
   c.bind<Metrics>(TOKENS.Metrics).toResolvedValue(
-    (probe: RuntimeProbe) =>
-      new PromMetrics(() => {
-        const pool = probe.pool();
-        return { used: pool?.used ?? 0, free: pool?.free ?? 0, pending: pool?.pending ?? 0 };
-      }),
-    [TOKENS.RuntimeProbe],
+    (probe: RuntimeProbe, router: ReplicaRouter | null) =>
+      new PromMetrics(
+        () => {
+          const pool = probe.pool();
+          return { used: pool?.used ?? 0, free: pool?.free ?? 0, pending: pool?.pending ?? 0 };
+        },
+        router ? () => ({ reads: router.reads, replicas: router.states() }) : undefined,
+      ),
+    [TOKENS.RuntimeProbe, ROOT.ReadReplicas],
   );
   c.bind<Alerts>(TOKENS.Alerts).toResolvedValue(
     (log: Logger) =>

@@ -18,6 +18,7 @@ import { TOKENS, type Clock, type LiveFeed, type Metrics } from '../application/
 import type { PurgeExpiredData, PurgeReport } from '../application/purge-expired-data';
 import { ConfigError, loadConfig, type AppConfig } from './config';
 import { buildContainer, disposeContainer, ROOT } from './container';
+import type { ReplicaRouter } from '../adapters/postgres/read-replicas';
 import { chooseLogFormat, createLogger } from './logger';
 
 export interface RunningServer {
@@ -72,6 +73,11 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
   const live = container.get<LiveHub>(ROOT.LiveHub);
   const feed = container.get<LiveFeed>(TOKENS.LiveFeed);
   await feed.start();
+  // A first check of the read replicas (each bounded in time), so healthy ones serve from the first pull.
+  const replicas = container.get<ReplicaRouter | null>(ROOT.ReadReplicas);
+  await replicas?.start();
+  // Pushes this process hears of (from any process): a pull is not answered from a standby that lacks them.
+  const unfollow = replicas ? feed.subscribe((e) => e.kind === 'mark' && replicas.noteMark(e.userId, e.mark)) : null;
   // Koa's default prints to stderr. A client that goes away mid-request (its body cut off) is
   // routine on mobile networks: nothing was written, so it is logged, not shouted.
   app.on('error', (e: Error & { code?: string; type?: string }, ctx?: Koa.Context) => {
@@ -96,6 +102,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       await once(metricsServer, 'listening');
     } catch (e) {
       server.close();
+      await replicas?.close();
       if (ownDb) await db.destroy();
       throw e;
     }
@@ -143,6 +150,8 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
         await feed.close();
         await purging?.catch(() => undefined);
         await disposeContainer(container);
+        unfollow?.();
+        await replicas?.close();
         if (ownDb) await db.destroy();
       })()),
   };

@@ -97,6 +97,24 @@ describe('configuration from the environment', () => {
       expectConfigError({ ...base, DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', DB_POOL_MAX: '0' }, 'DB_POOL_MAX');
     });
 
+    it('DATABASE_READ_URL: without DATABASE_URL, not a postgres:// URL (never quoted: it may hold a password), listed twice, or the primary itself; SYNC_REPLICA_MAX_LAG_MS out of range', () => {
+      const pg = { ...base, DATABASE_URL: 'postgres://u@primary:5432/db' };
+      expectConfigError({ ...base, DATABASE_READ_URL: 'postgres://u@replica:5432/db' }, 'DATABASE_READ_URL', 'DATABASE_URL');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db,mysql://u:secret@replica/db' }, 'DATABASE_READ_URL', 'entry 2 of 2 is not one');
+      let message = '';
+      try {
+        loadConfig({ ...pg, DATABASE_READ_URL: 'mysql://u:secret@replica/db' });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).to.include('DATABASE_READ_URL').and.not.include('secret');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db,' }, 'DATABASE_READ_URL', 'entry 2 of 2 is empty');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@r:5432/db, postgres://u@r:5432/db' }, 'DATABASE_READ_URL', 'twice');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@primary:5432/db' }, 'DATABASE_READ_URL', 'DATABASE_URL itself');
+      expectConfigError({ ...pg, DATABASE_READ_URL: 'postgres://u@replica:5432/db', SYNC_REPLICA_MAX_LAG_MS: '50' }, 'SYNC_REPLICA_MAX_LAG_MS');
+      expectConfigError({ ...pg, SYNC_REPLICA_MAX_LAG_MS: '5s' }, 'SYNC_REPLICA_MAX_LAG_MS');
+    });
+
     it('SCHEMA_VERSION_MAX below SCHEMA_VERSION_MIN', () => {
       expectConfigError({ ...base, SCHEMA_VERSION_MIN: '3', SCHEMA_VERSION_MAX: '2' }, 'SCHEMA_VERSION_MAX', 'SCHEMA_VERSION_MIN');
     });
@@ -213,6 +231,7 @@ describe('configuration from the environment', () => {
         host: '127.0.0.1',
         port: 3000,
         database: { kind: 'pglite', dataDir: resolve('./.data/pglite') },
+        readReplicas: { urls: [], maxLagMs: 5000 },
         jwt: { key: SECRET, algorithms: ['HS256'], issuer: undefined, audience: undefined, clockToleranceSeconds: 5, admin: { claim: 'role', value: 'admin' } },
         maxBodyBytes: 10 * 1024 * 1024,
         compressAboveBytes: 1024,
@@ -275,7 +294,7 @@ describe('configuration from the environment', () => {
 
     it('blank variables count as unset', () => {
       const blank = Object.fromEntries(
-        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'DECRYPT_THREADS', 'ADMIN_UI_DIR'].map((k) => [k, '']),
+        ['PORT', 'HOST', 'DATABASE_URL', 'SYNC_MAX_PUSH_RECORDS', 'SYNC_MAX_BODY_BYTES', 'SYNC_MAX_RECORD_BYTES', 'SYNC_PULL_LIMIT', 'SCHEMA_VERSION_MIN', 'SCHEMA_VERSION_MAX', 'LOG_LEVEL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ALGORITHMS', 'DECRYPT_THREADS', 'ADMIN_UI_DIR', 'DATABASE_READ_URL', 'SYNC_REPLICA_MAX_LAG_MS'].map((k) => [k, '']),
       );
       expect(loadConfig({ ...base, ...blank })).to.deep.equal(loadConfig({ ...base }));
     });
@@ -314,6 +333,15 @@ describe('configuration from the environment', () => {
       expect(loadConfig({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_QUERY_TIMEOUT_MS: '1500' }).database).to.include({ queryTimeoutMs: 1500 });
       expectConfigError({ ...base, DATABASE_URL: 'postgresql://u@db:5432/x', DB_QUERY_TIMEOUT_MS: '50' }, 'DB_QUERY_TIMEOUT_MS');
       expect(loadConfig({ ...base, DATABASE_URL: 'postgres://u@db/x' }).database).to.deep.equal({ kind: 'postgres', url: 'postgres://u@db/x', poolMax: 10, queryTimeoutMs: 20_000 });
+    });
+
+    it('DATABASE_READ_URL: a comma list of hot standbys (none by default), staleness bound 5 s unless SYNC_REPLICA_MAX_LAG_MS says otherwise', () => {
+      expect(loadConfig(base).readReplicas).to.deep.equal({ urls: [], maxLagMs: 5000 });
+      const pg = { ...base, DATABASE_URL: 'postgres://u@primary:5432/db' };
+      expect(loadConfig({ ...pg, DATABASE_READ_URL: ' postgres://u@r1:5432/db , postgresql://u@r2/db', SYNC_REPLICA_MAX_LAG_MS: '750' }).readReplicas).to.deep.equal({
+        urls: ['postgres://u@r1:5432/db', 'postgresql://u@r2/db'],
+        maxLagMs: 750,
+      });
     });
 
     it('PGLITE_DATA_DIR is resolved, and memory:// kept as is', () => {

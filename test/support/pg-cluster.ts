@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +46,31 @@ export class PgCluster {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    /** Server settings of its own (-c name=value), on top of the common ones. */
+    private readonly settings: readonly string[] = [],
   ) {}
+
+  /**
+   * A primary that hot standbys can stream from: WAL for replication, senders, and replication
+   * connections from 127.0.0.1 trusted (initdb's pg_hba has such a line; written out so the test
+   * does not lean on a default).
+   */
+  static async createPrimary(): Promise<PgCluster> {
+    const plain = await PgCluster.create();
+    appendFileSync(join(plain.dir, 'data', 'pg_hba.conf'), '\nhost replication all 127.0.0.1/32 trust\n');
+    return new PgCluster(plain.dir, plain.port, ['wal_level=replica', 'max_wal_senders=8', 'wal_keep_size=64MB']);
+  }
+
+  /**
+   * A hot standby of a running `primary`: pg_basebackup -R (a copy of its data that streams from
+   * it, standby.signal written), on a port of its own, hot_standby on (read-only queries served).
+   */
+  static async standbyOf(primary: PgCluster): Promise<PgCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'sync-pg-standby-'));
+    if (asRoot) chownSync(dir, ...postgresIds());
+    await pg('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', join(dir, 'data'), '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+    return new PgCluster(dir, await freePort(), ['hot_standby=on', 'max_wal_senders=8']);
+  }
 
   /** initdb a new cluster into a temporary folder (not started). */
   static async create(): Promise<PgCluster> {
@@ -64,7 +88,7 @@ export class PgCluster {
   async start(): Promise<void> {
     // fsync off: the machine does not crash under the test, only PostgreSQL does (immediate
     // stop), and the WAL already in the OS's page cache is replayed on start.
-    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200${this.settings.map((c) => ` -c ${c}`).join('')}`;
     await pg('pg_ctl', ['-D', join(this.dir, 'data'), '-o', options, '-l', join(this.dir, 'log'), '-w', '-t', '60', 'start']);
     this.running = true;
   }

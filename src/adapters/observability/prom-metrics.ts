@@ -5,6 +5,11 @@ export interface PoolProbe {
   (): { used: number; free: number; pending: number };
 }
 
+/** Pulls read on each side, and the read replicas as last checked (DATABASE_READ_URL). */
+export interface ReplicaProbe {
+  (): { reads: { primary: number; replica: number }; replicas: ReadonlyArray<{ name: string; usable: boolean; lagMs: number }> };
+}
+
 /** Metrics on prom-client, in a registry of its own (so several servers can share a process). */
 export class PromMetrics implements Metrics {
   readonly registry = new Registry();
@@ -36,8 +41,9 @@ export class PromMetrics implements Metrics {
     registers: [this.registry],
   });
 
-  constructor(poolProbe?: PoolProbe) {
+  constructor(poolProbe?: PoolProbe, replicaProbe?: ReplicaProbe) {
     collectDefaultMetrics({ register: this.registry });
+    if (replicaProbe) this.replicaMetrics(replicaProbe);
     if (poolProbe) {
       new Gauge({
         name: 'db_pool_connections',
@@ -52,6 +58,41 @@ export class PromMetrics implements Metrics {
         },
       });
     }
+  }
+
+  private replicaMetrics(probe: ReplicaProbe): void {
+    const counted = { primary: 0, replica: 0 };
+    new Counter({
+      name: 'sync_pull_reads_total',
+      help: 'Pull pages read, by database: a read replica (DATABASE_READ_URL) or the primary.',
+      labelNames: ['database'],
+      registers: [this.registry],
+      collect() {
+        const { reads } = probe();
+        for (const side of ['primary', 'replica'] as const) {
+          this.inc({ database: side }, reads[side] - counted[side]);
+          counted[side] = reads[side];
+        }
+      },
+    });
+    new Gauge({
+      name: 'sync_replica_usable',
+      help: 'Whether a read replica serves pulls now (1) or is skipped for the primary (0: down, lagging, or not a standby).',
+      labelNames: ['replica'],
+      registers: [this.registry],
+      collect() {
+        for (const r of probe().replicas) this.set({ replica: r.name }, r.usable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'sync_replica_lag_seconds',
+      help: 'How stale a read replica was at its last check (+Inf: unknown or unreachable).',
+      labelNames: ['replica'],
+      registers: [this.registry],
+      collect() {
+        for (const r of probe().replicas) this.set({ replica: r.name }, r.lagMs / 1000);
+      },
+    });
   }
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {
