@@ -8,6 +8,7 @@ function keychain(): KeychainLike {
   return {
     getGenericPassword: async ({ service }) => (items.has(service) ? { password: items.get(service)! } : false),
     setGenericPassword: async (_user, password, { service }) => void items.set(service, password),
+    resetGenericPassword: async ({ service }) => items.delete(service),
   };
 }
 
