@@ -1,4 +1,5 @@
-export { createSyncClient, SyncClient, type LiveOptions, type SyncClientOptions, type SyncState, type SyncStatus } from './sync-client';
+export { createSyncClient, SyncClient, type LiveOptions, type SyncClientOptions, type SyncState, type SyncStatus, type TokenGuard } from './sync-client';
+export { WrongUserError, tokenSubject } from './identity';
 export type { SyncOptions, SyncReport, TableReport } from './sync-engine';
 export { LocalDatabase, LocalWriteError, type ChangeEvent, type ChangeListener, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
 export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
@@ -8,7 +9,7 @@ export { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch
 export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-monitor';
 export type * from './ports';
 export { KeychainKeyStore, type KeychainLike } from './adapters/keychain-key-store';
-export { databaseKey, DATABASE_KEY_NAME, MissingDatabaseKeyError, type DatabaseKeyOptions } from './database-key';
+export { databaseKey, databaseKeyName, DATABASE_KEY_NAME, MissingDatabaseKeyError, type DatabaseKeyOptions } from './database-key';
 export { SseLiveTransport, type SseLiveTransportOptions } from './adapters/sse-live-transport';
 export { FetchEventSource } from './adapters/fetch-event-source';
 export { RnAppStateMonitor, type AppStateLike } from './adapters/rn-app-state-monitor';
@@ -16,4 +17,4 @@ export { LiveChannel } from './live-channel';
 export { uuidV4, NoSecureRandomSourceError, type RandomBytes } from './ids';
 // The shared domain an app may need: the synced tables and their columns, sync failures, retry delays.
 export { TABLES, TABLE_NAMES, tableSpec, columnNames, columnSpec, type TableSpec, type ColumnSpec, type ColumnType, type WireRecord, type WireValue } from '../../src/domain';
-export { MAX_RETRY_DELAY_MS, retryDelayMs, type SyncFailure, type SyncResultKind, type ErrorDetail, type SyncErrorCode, type ConflictType } from '../../src/domain';
+export { MAX_RETRY_DELAY_MS, retryDelayMs, type SyncFailure, type ClientErrorCode, type SyncResultKind, type ErrorDetail, type SyncErrorCode, type ConflictType } from '../../src/domain';
