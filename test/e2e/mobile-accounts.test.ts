@@ -98,17 +98,23 @@ describeEachDatabase('mobile client: accounts and device identity', (ctx) => {
     expect(await serverIds('ideas', 'acct-c')).to.deep.equal(['c-1']);
   });
 
-  it("refuses to open a database that belongs to another user, and opens nothing of it", async () => {
+  it("refuses to open a database that belongs to another user (WrongUserError from createSyncClient); its owner's data is untouched", async () => {
     const file = newDeviceFile('acct-e');
-    const e = await device('acct-e', { signedIn: true, file });
+    const storage = new MemoryAsyncStorage();
+    const e = await device('acct-e', { signedIn: true, file, storage });
     await e.client.local.create('ideas', { id: 'e-1', text: "E's" });
     await e.client.signOut();
-    const refused = await device('acct-f', { signedIn: true, file }).then(
+    const refused = await device('acct-f', { signedIn: true, file, storage }).then(
       () => null,
       (x: unknown) => x,
     );
     expect(refused).to.be.instanceOf(WrongUserError);
     expect(String((refused as Error).message)).to.match(/belongs to user "acct-e"/);
+    expect([...storage.items.keys()].filter((k) => k.endsWith('@acct-f')), 'nothing kept for the refused user').to.deep.equal([]);
+    const back = await device('acct-e', { signedIn: true, file, storage });
+    expect(back.client.deviceId).to.equal(e.client.deviceId);
+    expect(await localIds(back, 'ideas')).to.deep.equal(['e-1']);
+    expect(back.client.getStatus().pending).to.equal(1);
   });
 
   it('a database file deleted while AsyncStorage is kept gets a new device id and empty cursors: the next sync is a full first sync, nothing missed', async () => {
