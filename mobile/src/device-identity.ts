@@ -91,8 +91,11 @@ export async function bindCheckpoints(options: {
     }
   }
   // A new database, one recreated or restored without its checkpoints, or this database and its
-  // checkpoints restored onto another install (its marker is not here): start afresh.
-  await forgetCheckpoints(checkpoints);
+  // checkpoints restored onto another install (its marker is not here): start afresh. A store
+  // with no database, device id nor cursor holds nothing to forget (a push attempt comes only
+  // after a cursor): a first launch skips the removal of every key.
+  const empty = bound === null && deviceId === null && (await Promise.all(TABLES.map((t) => checkpoints.getLastPulledAt(t.name)))).every((c) => c === null);
+  if (!empty) await forgetCheckpoints(checkpoints);
   const fresh = options.newId();
   await checkpoints.setDeviceId(fresh);
   if (keyStore && marker) await keyStore.set(marker, fresh);

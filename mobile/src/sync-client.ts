@@ -48,8 +48,8 @@ export interface SyncClientOptions {
    * device id and push attempts are kept apart from every other user's (`checkpoints` scoped by
    * it), the database is claimed for them (a database of another user is refused with
    * WrongUserError), and no request goes out with a token whose `sub` is not theirs (the sync
-   * fails with code `WRONG_USER`, not retried). Without it, the client is for whoever the
-   * tokens name, with the checkpoints of before accounts (single-user apps).
+   * fails with code `WRONG_USER`, not retried). Without it, the client keeps the checkpoints of
+   * before accounts (single-user apps), and checks tokens only if the database was claimed.
    */
   readonly userId?: string;
   /** This user's local database (its own file: see docs/mobile.md, "Sign-in and sign-out"). */
@@ -413,7 +413,9 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   const { deviceId } = await bindCheckpoints({ database: migrated, checkpoints, unscoped: userId === undefined ? null : options.checkpoints, keyStore: options.keyStore, newId });
   // A step that added columns: pull those tables again from the start (docs/schema.md).
   for (const table of migrated.resync) await checkpoints.setLastPulledAt(table, null);
-  const guard: TokenGuard = userId === undefined ? (get) => async (...args) => get(...args) : (get) => guardToken(get, userId);
+  // A database claimed by a user syncs only under that user's tokens, even through a client made without `userId`.
+  const owner = userId ?? migrated.userId;
+  const guard: TokenGuard = owner === null ? (get) => async (...args) => get(...args) : (get) => guardToken(get, owner);
   let client: SyncClient | undefined;
   const transport = options.transport
     ? options.transport(deviceId, guard)

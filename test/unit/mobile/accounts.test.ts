@@ -7,7 +7,7 @@ import { databaseKeyName } from '../../../mobile/src/database-key';
 import { installMarkerName } from '../../../mobile/src/device-identity';
 import { checkTokenUser, guardToken, tokenSubject, WrongUserError } from '../../../mobile/src/identity';
 import { migrateLocalDatabase } from '../../../mobile/src/local-schema';
-import { createSyncClient, type SyncClientOptions } from '../../../mobile/src/sync-client';
+import { createSyncClient, type SyncClientOptions, type TokenGuard } from '../../../mobile/src/sync-client';
 import { FakeNetworkMonitor } from '../../fakes/fake-network-monitor';
 import { createInProcessServer } from '../../fakes/in-process-transport';
 import { MemoryAsyncStorage } from '../../fakes/memory-async-storage';
@@ -111,6 +111,30 @@ describe('a client for one user', () => {
       expect(await again.knownMark()).to.equal(null); // only todos was ever pulled
     } finally {
       await again.close();
+    }
+  });
+
+  it("checks the tokens of a client made without userId against the user who claimed its database", async () => {
+    const storage = new MemoryAsyncStorage();
+    const opts = options(storage, { userId: 'alice' });
+    await (await createSyncClient(opts)).close();
+    let guard!: TokenGuard;
+    const { userId: _none, ...unscoped } = opts;
+    const client = await createSyncClient({
+      ...unscoped,
+      db: openDriver(dirs[dirs.length - 1]!, 'user.db'),
+      transport: (deviceId, g) => ((guard = g), server.connect('alice', { deviceId, schemaVersion: 1 })),
+    });
+    try {
+      expect(client.userId).to.equal(undefined);
+      expect(tokenSubject(await guard(() => jwt({ sub: 'alice' }))())).to.equal('alice');
+      const refused = await guard(() => jwt({ sub: 'bob' }))().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(refused).to.be.instanceOf(WrongUserError);
+    } finally {
+      await client.close();
     }
   });
 
