@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConflictEvent } from '../../mobile/src/local-database';
 import { WrongUserError } from '../../mobile/src/identity';
+import { ManualTimers } from '../fakes/manual-timers';
 import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
 import { MemoryKeyStore } from '../fakes/memory-key-store';
 import { describeEachDatabase } from '../support/databases';
@@ -79,7 +80,8 @@ describeEachDatabase('mobile client: accounts and device identity', (ctx) => {
 
   it("refuses to send anything under another user's token (bad input: B's token, a token with no sub, not a JWT): WRONG_USER, not retryable, nothing on either account", async () => {
     let token = server().token('acct-d');
-    const d = await device('acct-c', { signedIn: true, token: () => token });
+    const timers = new ManualTimers();
+    const d = await device('acct-c', { signedIn: true, token: () => token, timers });
     await d.client.local.create('ideas', { id: 'c-1', text: "C's private idea" });
     for (const bad of [server().token('acct-d'), 'eyJhbGciOiJIUzI1NiJ9.eyJuYW1lIjoieCJ9.c2ln', 'not-a-token']) {
       token = bad;
@@ -90,6 +92,12 @@ describeEachDatabase('mobile client: accounts and device identity', (ctx) => {
     }
     expect(d.client.getStatus()).to.deep.include({ state: 'error', pending: 1 });
     expect(d.client.getStatus().lastError?.code).to.equal('WRONG_USER');
+    // Started, the client runs its launch sync (a call meanwhile waits for it, then runs once
+    // more), fails the same way and schedules no retry: only the poll waits.
+    d.client.start();
+    await d.client.sync();
+    expect(timers.waiting()).to.deep.equal([15 * 60 * 1000]);
+    d.client.stop();
     expect(await serverIds('ideas', 'acct-d')).to.deep.equal([]);
     expect(await serverIds('ideas', 'acct-c')).to.deep.equal([]);
     // With the right token the same client syncs.
