@@ -70,7 +70,7 @@ export async function bindCheckpoints(options: {
   let bound = await checkpoints.getDatabaseId();
   // A database from before instance ids, opened for the first time since: the checkpoints of the
   // time are its own (there was one database); so are those an unscoped client wrote for it.
-  const legacy = database.instanceCreated && database.from > 0;
+  const legacy = database.adoptCheckpoints;
   if (bound === null && unscoped) {
     const before = await unscoped.getDatabaseId();
     if ((before === null && legacy) || before === instanceId) {

@@ -65,6 +65,11 @@ export interface LocalMigrationResult {
   readonly instanceId: string;
   /** The id was created by this call: on a new database (`from` 0), or on one from before instance ids. */
   readonly instanceCreated: boolean;
+  /**
+   * A database from before instance ids whose checkpoints the client has not yet taken over (kept
+   * in the database until `checkpointsAdopted`, so an app killed in between still takes them over).
+   */
+  readonly adoptCheckpoints: boolean;
   /** The user the database belongs to (null: none recorded yet). */
   readonly userId: string | null;
 }
@@ -74,7 +79,7 @@ export interface LocalMigrationResult {
  * the versioned steps (it needs no version: `IF NOT EXISTS` and `INSERT OR IGNORE` make a second
  * run a no-op, and a database from before it gets it on its next open).
  */
-async function ensureMeta(tx: SqlExecutor, newInstanceId: () => string): Promise<{ instanceId: string; instanceCreated: boolean; userId: string | null }> {
+async function ensureMeta(tx: SqlExecutor, from: number, newInstanceId: () => string): Promise<{ instanceId: string; instanceCreated: boolean; adoptCheckpoints: boolean; userId: string | null }> {
   await tx.execute(`CREATE TABLE IF NOT EXISTS ${META_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)`);
   const [found] = await tx.execute(`SELECT value FROM ${META_TABLE} WHERE key = 'instance_id'`);
   let instanceId = typeof found?.['value'] === 'string' ? (found['value'] as string) : null;
@@ -82,9 +87,16 @@ async function ensureMeta(tx: SqlExecutor, newInstanceId: () => string): Promise
   if (instanceId === null) {
     instanceId = newInstanceId();
     await tx.execute(`INSERT INTO ${META_TABLE} (key, value) VALUES ('instance_id', ?)`, [instanceId]);
+    if (from > 0) await tx.execute(`INSERT OR IGNORE INTO ${META_TABLE} (key, value) VALUES ('adopt_checkpoints', '1')`);
   }
+  const [adopt] = await tx.execute(`SELECT value FROM ${META_TABLE} WHERE key = 'adopt_checkpoints'`);
   const [owner] = await tx.execute(`SELECT value FROM ${META_TABLE} WHERE key = 'user_id'`);
-  return { instanceId, instanceCreated, userId: typeof owner?.['value'] === 'string' ? (owner['value'] as string) : null };
+  return { instanceId, instanceCreated, adoptCheckpoints: adopt !== undefined, userId: typeof owner?.['value'] === 'string' ? (owner['value'] as string) : null };
+}
+
+/** The checkpoints of before instance ids are taken over: a later open no longer does it. */
+export async function checkpointsAdopted(db: SqlDriver): Promise<void> {
+  await db.execute(`DELETE FROM ${META_TABLE} WHERE key = 'adopt_checkpoints'`);
 }
 
 /** Records the user a database belongs to (once: a database never changes hands). */
@@ -119,7 +131,7 @@ export async function migrateLocalDatabase(db: SqlDriver, newInstanceId: () => s
       }
     }
     if (from !== LOCAL_SCHEMA_VERSION) await tx.execute(`PRAGMA user_version = ${LOCAL_SCHEMA_VERSION}`);
-    const meta = await ensureMeta(tx, newInstanceId);
+    const meta = await ensureMeta(tx, from, newInstanceId);
     return { from, to: LOCAL_SCHEMA_VERSION, resync: [...resync], ...meta };
   });
 }

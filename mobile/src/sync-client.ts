@@ -11,7 +11,7 @@ import { SseLiveTransport } from './adapters/sse-live-transport';
 import { LiveChannel } from './live-channel';
 import { hasSecureRandom, NoSecureRandomSourceError, uuidV4, type RandomBytes } from './ids';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
-import { claimLocalDatabase, migrateLocalDatabase } from './local-schema';
+import { checkpointsAdopted, claimLocalDatabase, migrateLocalDatabase } from './local-schema';
 import { databaseKeyName } from './database-key';
 import { bindCheckpoints, forgetCheckpoints, installMarkerName } from './device-identity';
 import { guardToken, WrongUserError } from './identity';
@@ -411,6 +411,7 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   // Each user's checkpoints apart; bound to this database and this install (docs/mobile.md).
   const checkpoints = userId === undefined ? options.checkpoints : options.checkpoints.scope(userId);
   const { deviceId } = await bindCheckpoints({ database: migrated, checkpoints, unscoped: userId === undefined ? null : options.checkpoints, keyStore: options.keyStore, newId });
+  if (migrated.adoptCheckpoints) await checkpointsAdopted(options.db);
   // A step that added columns: pull those tables again from the start (docs/schema.md).
   for (const table of migrated.resync) await checkpoints.setLastPulledAt(table, null);
   // A database claimed by a user syncs only under that user's tokens, even through a client made without `userId`.

@@ -92,6 +92,8 @@ describe('a client for one user', () => {
     await old.setDeviceId('device-of-before');
     await old.setLastPulledAt('todos', 1234);
     await old.setPushAttempt('ideas', { key: 'k', pushId: 'p-before', lastPulledAt: 1234 }, 1);
+    // The upgraded app killed once after giving the database its id, before taking the checkpoints over.
+    expect(await migrateLocalDatabase(opts.db)).to.deep.include({ instanceCreated: true, adoptCheckpoints: true });
     const client = await createSyncClient(opts);
     try {
       expect(client.deviceId).to.equal('device-of-before');
@@ -104,10 +106,12 @@ describe('a client for one user', () => {
     } finally {
       await client.close();
     }
-    // Opened again: the same device, the same cursors.
-    const again = await createSyncClient({ ...opts, db: openDriver(dirs[dirs.length - 1]!, 'user.db') });
+    // Opened again: the same device, the same cursors; nothing left to take over.
+    const db2 = openDriver(dirs[dirs.length - 1]!, 'user.db');
+    const again = await createSyncClient({ ...opts, db: db2 });
     try {
       expect(again.deviceId).to.equal('device-of-before');
+      expect(await db2.execute("SELECT key FROM sync_meta WHERE key = 'adopt_checkpoints'")).to.deep.equal([]);
       expect(await again.knownMark()).to.equal(null); // only todos was ever pulled
     } finally {
       await again.close();
