@@ -12,6 +12,9 @@ import type { KeyStore, SqlDriver } from './ports';
 
 export const DATABASE_KEY_NAME = 'note-sync.database-key';
 
+/** The key store entry of a user's database key (each user's database has its own key); without a user, the one name of before. */
+export const databaseKeyName = (userId?: string): string => (userId === undefined ? DATABASE_KEY_NAME : `${DATABASE_KEY_NAME}.${encodeURIComponent(userId)}`);
+
 /**
  * Where `rotateDatabaseKey` keeps the new key while it rekeys: both keys are in the key store
  * until the database is rekeyed and the new key is stored under the key's own name. When the two
@@ -39,14 +42,23 @@ export interface DatabaseKeyOptions {
   readonly databaseExists: () => Promise<boolean>;
   /** Cryptographically random bytes; the default uses `crypto.getRandomValues` (react-native-get-random-values on older engines). */
   readonly randomBytes?: RandomBytes;
-  /** The key's name in the key store (default `DATABASE_KEY_NAME`); one per database. */
+  /**
+   * The user whose database this is: the key is kept under `databaseKeyName(userId)`. A user
+   * without a key of their own whose database exists takes over the key of before users (the
+   * one under DATABASE_KEY_NAME, then removed if the store can): that database is the one the
+   * app used before it had accounts, now named as this user's.
+   */
+  readonly userId?: string;
+  /** The key's name in the key store (default `databaseKeyName(userId)`); one per database. */
   readonly keyName?: string;
 }
 
 export interface RotateDatabaseKeyOptions {
   readonly keyStore: KeyStore;
   readonly randomBytes?: RandomBytes;
-  /** The name the database's key was opened under (default `DATABASE_KEY_NAME`). */
+  /** The user whose database it is (the key's name is then `databaseKeyName(userId)`). */
+  readonly userId?: string;
+  /** The name the database's key was opened under (default `databaseKeyName(userId)`). */
   readonly keyName?: string;
 }
 
@@ -73,18 +85,27 @@ function oneAtATime<T>(keyName: string, task: () => Promise<T>): Promise<T> {
   return run;
 }
 
-async function readOrCreateKey(options: DatabaseKeyOptions, keyName: string): Promise<string> {
-  const stored = await options.keyStore.get(keyName);
+async function readOrCreateKey(options: DatabaseKeyOptions, name: string): Promise<string> {
+  const stored = await options.keyStore.get(name);
   if (stored) return stored;
-  if (await options.databaseExists()) {
+  const exists = await options.databaseExists();
+  if (exists && name !== DATABASE_KEY_NAME) {
+    const legacy = await options.keyStore.get(DATABASE_KEY_NAME);
+    if (legacy) {
+      await options.keyStore.set(name, legacy);
+      await options.keyStore.remove?.(DATABASE_KEY_NAME);
+      return legacy;
+    }
+  }
+  if (exists) {
     throw new MissingDatabaseKeyError('The local database exists but its key is missing from the key store; refusing to open it with a new key (that would hide the data behind an empty database).');
   }
-  await options.keyStore.set(keyName, newKey(options.randomBytes));
+  await options.keyStore.set(name, newKey(options.randomBytes));
   // Re-read after the write: another process on the device (a background task, an app
   // extension) racing this first run may have stored its key after this one; the key store
   // keeps the last write, so that is the key both must use.
-  const kept = await options.keyStore.get(keyName);
-  if (!kept) throw new Error(`The key store did not keep the database key written under "${keyName}".`);
+  const kept = await options.keyStore.get(name);
+  if (!kept) throw new Error(`The key store did not keep the database key written under "${name}".`);
   return kept;
 }
 
@@ -94,7 +115,7 @@ async function readOrCreateKey(options: DatabaseKeyOptions, keyName: string): Pr
  * exists without its key.
  */
 export function databaseKey(options: DatabaseKeyOptions): Promise<string> {
-  const keyName = options.keyName ?? DATABASE_KEY_NAME;
+  const keyName = options.keyName ?? databaseKeyName(options.userId);
   return oneAtATime(keyName, () => readOrCreateKey(options, keyName));
 }
 
@@ -125,7 +146,7 @@ async function openAndRead<D extends SqlDriver>(open: (key: string) => D | Promi
  * key opens it, the rekey never happened and the new key is forgotten.
  */
 export function openEncryptedDatabase<D extends SqlDriver>(open: (key: string) => D | Promise<D>, options: DatabaseKeyOptions): Promise<D> {
-  const keyName = options.keyName ?? DATABASE_KEY_NAME;
+  const keyName = options.keyName ?? databaseKeyName(options.userId);
   const pendingName = pendingDatabaseKeyName(keyName);
   return oneAtATime(keyName, async () => {
     const key = await readOrCreateKey(options, keyName);
@@ -158,7 +179,7 @@ export function openEncryptedDatabase<D extends SqlDriver>(open: (key: string) =
  * Resolves once both the database and the key store hold the new key.
  */
 export function rotateDatabaseKey(db: SqlDriver, options: RotateDatabaseKeyOptions): Promise<void> {
-  const keyName = options.keyName ?? DATABASE_KEY_NAME;
+  const keyName = options.keyName ?? databaseKeyName(options.userId);
   return oneAtATime(keyName, async () => {
     const current = await options.keyStore.get(keyName);
     if (!current) throw new MissingDatabaseKeyError(`No database key under "${keyName}" to rotate: open the database with openEncryptedDatabase (or openEncryptedOpSqlite) first.`);

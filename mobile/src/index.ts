@@ -1,4 +1,5 @@
-export { createSyncClient, SyncClient, type LiveOptions, type SyncClientOptions, type SyncState, type SyncStatus } from './sync-client';
+export { createSyncClient, SyncClient, type LiveOptions, type SyncClientOptions, type SyncState, type SyncStatus, type TokenGuard } from './sync-client';
+export { WrongUserError, tokenSubject } from './identity';
 export type { SyncOptions, SyncReport, TableReport } from './sync-engine';
 export { LocalDatabase, LocalWriteError, type ChangeEvent, type ChangeListener, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
 export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
@@ -11,6 +12,7 @@ export { KeychainKeyStore, KEYCHAIN_AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY, type Ke
 export { ExpoSecureStoreKeyStore, secureStoreKey, type SecureStoreLike, type SecureStoreOptionsLike } from './adapters/expo-secure-store-key-store';
 export {
   databaseKey,
+  databaseKeyName,
   openEncryptedDatabase,
   rotateDatabaseKey,
   pendingDatabaseKeyName,
@@ -27,4 +29,4 @@ export { LiveChannel } from './live-channel';
 export { uuidV4, NoSecureRandomSourceError, type RandomBytes } from './ids';
 // The shared domain an app may need: the synced tables and their columns, sync failures, retry delays.
 export { TABLES, TABLE_NAMES, tableSpec, columnNames, columnSpec, type TableSpec, type ColumnSpec, type ColumnType, type WireRecord, type WireValue } from '../../src/domain';
-export { MAX_RETRY_DELAY_MS, retryDelayMs, type SyncFailure, type SyncResultKind, type ErrorDetail, type SyncErrorCode, type ConflictType } from '../../src/domain';
+export { MAX_RETRY_DELAY_MS, retryDelayMs, type SyncFailure, type ClientErrorCode, type SyncResultKind, type ErrorDetail, type SyncErrorCode, type ConflictType } from '../../src/domain';

@@ -11,8 +11,11 @@ import { SseLiveTransport } from './adapters/sse-live-transport';
 import { LiveChannel } from './live-channel';
 import { hasSecureRandom, NoSecureRandomSourceError, uuidV4, type RandomBytes } from './ids';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
-import { migrateLocalDatabase } from './local-schema';
-import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
+import { checkpointsAdopted, claimLocalDatabase, migrateLocalDatabase } from './local-schema';
+import { databaseKeyName, pendingDatabaseKeyName } from './database-key';
+import { bindCheckpoints, forgetCheckpoints, installMarkerName } from './device-identity';
+import { guardToken, WrongUserError } from './identity';
+import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type KeyStore, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
 
 export type SyncState = 'idle' | 'syncing' | 'offline' | 'error';
@@ -32,13 +35,39 @@ export interface SyncStatus {
   readonly live: boolean;
 }
 
+/**
+ * Wraps a token getter so that every token it returns is checked against the client's user (it
+ * throws WrongUserError otherwise, which the HTTP transport reports as a `WRONG_USER` failure
+ * before sending anything). A custom transport's getter goes through it.
+ */
+export type TokenGuard = <A extends unknown[]>(getToken: (...args: A) => string | Promise<string>) => (...args: A) => Promise<string>;
+
 export interface SyncClientOptions {
+  /**
+   * The signed-in user this client is for: the `sub` of their access token. Their checkpoints,
+   * device id and push attempts are kept apart from every other user's (`checkpoints` scoped by
+   * it), the database is claimed for them (a database of another user is refused with
+   * WrongUserError), and no request goes out with a token whose `sub` is not theirs (the sync
+   * fails with code `WRONG_USER`, not retried). Without it, the client keeps the checkpoints of
+   * before accounts (single-user apps), and checks tokens only if the database was claimed.
+   */
+  readonly userId?: string;
+  /** This user's local database (its own file: see docs/mobile.md, "Sign-in and sign-out"). */
   readonly db: SqlDriver;
   readonly checkpoints: CheckpointStore;
   readonly network: NetworkMonitor;
+  /**
+   * The platform's key store (KeychainKeyStore): it keeps a marker that this install runs this
+   * database, so a database and checkpoints restored from a backup onto another phone sync as a
+   * new device (docs/mobile.md); and `signOut({ wipe: true })` deletes the database key from it.
+   */
+  readonly keyStore?: KeyStore;
+  /** Deletes this user's database file (the client has closed it by then); needed by `signOut({ wipe: true })`. */
+  readonly deleteDatabase?: () => Promise<void>;
   /** The server over HTTP; or pass `transport` directly (tests, custom stacks). */
   readonly server?: Omit<FetchTransportOptions, 'deviceId'>;
-  readonly transport?: (deviceId: string) => SyncTransport;
+  /** `guard` checks its tokens against `userId`: wrap the transport's `getToken` with it. */
+  readonly transport?: (deviceId: string, guard: TokenGuard) => SyncTransport;
   readonly timers?: Timers;
   /** Ids for new records and the device; the default is a random (version 4) UUID from `randomBytes`. */
   readonly newId?: () => string;
@@ -70,6 +99,14 @@ export interface LiveOptions {
   readonly random?: () => number;
 }
 
+/** What `signOut({ wipe: true })` removes, besides the checkpoints: given by createSyncClient. */
+interface Account {
+  readonly userId: string | undefined;
+  readonly instanceId: string;
+  readonly keyStore: KeyStore | undefined;
+  readonly deleteDatabase: (() => Promise<void>) | undefined;
+}
+
 export class SyncClient {
   private status: SyncStatus = { state: 'idle', pending: 0, quarantined: 0, lastSyncedAt: null, lastError: null, conflicts: 0, lastSync: null, live: false };
   private traffic = { bytesSent: 0, bytesReceived: 0 };
@@ -96,6 +133,7 @@ export class SyncClient {
     readonly deviceId: string,
     private readonly settings: { debounceMs: number; pollIntervalMs: number; retryCapMs: number },
     private readonly metricsSink?: MetricsSink,
+    private readonly account: Account = { userId: undefined, instanceId: '', keyStore: undefined, deleteDatabase: undefined },
   ) {
     // The pending count follows the app's writes whether or not the triggers run (a status bar shows it).
     local.onChange((change) => {
@@ -315,6 +353,37 @@ export class SyncClient {
     await this.refreshCounts();
   }
 
+  /** The user this client is for (undefined: created without one). */
+  get userId(): string | undefined {
+    return this.account.userId;
+  }
+
+  /**
+   * Signs the user out of sync: stops every trigger, waits for a sync under way and closes the
+   * database. Kept (the default), everything stays for the user's return: their database with
+   * its pending changes, checkpoints, device id and key; a client created for them again syncs on
+   * from there. `wipe: true` then deletes it all: the file (through `deleteDatabase`), their
+   * checkpoints, push attempts and device id, and their database key and install marker in the
+   * key store. A wipe that cannot be done whole is refused before anything is closed or deleted.
+   */
+  async signOut(options: { readonly wipe?: boolean } = {}): Promise<void> {
+    const { keyStore, deleteDatabase, userId, instanceId } = this.account;
+    if (options.wipe) {
+      if (!deleteDatabase) throw new Error('signOut({ wipe: true }) needs the `deleteDatabase` option of createSyncClient: the client does not know where the database file is.');
+      if (keyStore && !keyStore.remove) throw new Error('signOut({ wipe: true }) needs a key store that can remove entries (KeyStore.remove).');
+    }
+    await this.close();
+    if (!options.wipe || !deleteDatabase) return;
+    // The file first: if its deletion fails, the key that opens it is still there.
+    await deleteDatabase();
+    await forgetCheckpoints(this.checkpoints);
+    if (keyStore?.remove) {
+      await keyStore.remove(databaseKeyName(userId));
+      await keyStore.remove(pendingDatabaseKeyName(databaseKeyName(userId)));
+      await keyStore.remove(installMarkerName(instanceId));
+    }
+  }
+
   /** Stops the triggers, waits for a sync under way and closes the local database. */
   async close(): Promise<void> {
     this.stop();
@@ -331,20 +400,31 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   const randomBytes = options.randomBytes;
   const uuid = () => uuidV4(randomBytes);
   const newId = options.newId ?? uuid;
-  const migrated = await migrateLocalDatabase(options.db);
-  // A step that added columns: pull those tables again from the start (docs/schema.md).
-  for (const table of migrated.resync) await options.checkpoints.setLastPulledAt(table, null);
-  let deviceId = await options.checkpoints.getDeviceId();
-  if (!deviceId) {
-    deviceId = newId();
-    await options.checkpoints.setDeviceId(deviceId);
+  const userId = options.userId;
+  if (userId !== undefined && (typeof userId !== 'string' || userId.length === 0)) throw new TypeError('createSyncClient: `userId` must be a non-empty string (the `sub` of the user\'s token).');
+  const migrated = await migrateLocalDatabase(options.db, uuid);
+  if (userId !== undefined) {
+    if (migrated.userId !== null && migrated.userId !== userId) {
+      throw new WrongUserError(`This local database belongs to user ${JSON.stringify(migrated.userId)}, not ${JSON.stringify(userId)}: open each user's own database file.`);
+    }
+    if (migrated.userId === null) await claimLocalDatabase(options.db, userId);
   }
+  // Each user's checkpoints apart; bound to this database and this install (docs/mobile.md).
+  const checkpoints = userId === undefined ? options.checkpoints : options.checkpoints.scope(userId);
+  const { deviceId } = await bindCheckpoints({ database: migrated, checkpoints, unscoped: userId === undefined ? null : options.checkpoints, keyStore: options.keyStore, newId });
+  if (migrated.adoptCheckpoints) await checkpointsAdopted(options.db);
+  // A step that added columns: pull those tables again from the start (docs/schema.md).
+  for (const table of migrated.resync) await checkpoints.setLastPulledAt(table, null);
+  // A database claimed by a user syncs only under that user's tokens, even through a client made without `userId`.
+  const owner = userId ?? migrated.userId;
+  const guard: TokenGuard = owner === null ? (get) => async (...args) => get(...args) : (get) => guardToken(get, owner);
   let client: SyncClient | undefined;
   const transport = options.transport
-    ? options.transport(deviceId)
+    ? options.transport(deviceId, guard)
     : options.server
       ? new FetchSyncTransport({
           ...options.server,
+          getToken: guard(options.server.getToken),
           deviceId,
           onTraffic: (t) => {
             client?.countTraffic(t);
@@ -354,21 +434,21 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
       : undefined;
   if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
   const local = new LocalDatabase(options.db, timers, newId);
-  const engine = new SyncEngine(local, transport, options.checkpoints, uuid, {
+  const engine = new SyncEngine(local, transport, checkpoints, uuid, {
     batchSize: options.batchSize ?? 100,
     ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
     onConflicts: (events) => client?.conflictsResolved(events),
   });
-  client = new SyncClient(local, engine, options.db, options.checkpoints, options.network, timers, deviceId, {
+  client = new SyncClient(local, engine, options.db, checkpoints, options.network, timers, deviceId, {
     debounceMs: options.debounceMs ?? 2000,
     pollIntervalMs: options.pollIntervalMs ?? 15 * 60 * 1000,
     retryCapMs: options.retryCapMs ?? MAX_RETRY_DELAY_MS,
-  }, options.metrics);
+  }, options.metrics, { userId, instanceId: migrated.instanceId, keyStore: options.keyStore, deleteDatabase: options.deleteDatabase });
   const live = options.live;
   const liveTransport = live?.transport
     ? live.transport(deviceId)
     : live?.eventSource && options.server
-      ? new SseLiveTransport({ baseUrl: options.server.baseUrl, getToken: options.server.getToken, deviceId, eventSource: live.eventSource })
+      ? new SseLiveTransport({ baseUrl: options.server.baseUrl, getToken: guard(options.server.getToken), deviceId, eventSource: live.eventSource })
       : undefined;
   if (live && !liveTransport) throw new Error('live sync needs `live.transport`, or `live.eventSource` with `server`.');
   if (liveTransport) {

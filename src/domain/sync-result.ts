@@ -5,12 +5,15 @@ import type { SyncErrorCode } from './errors';
 
 export type SyncResultKind = 'NETWORK_ERROR' | 'AUTH_ERROR' | 'CONFLICT' | 'SERVER_ERROR' | 'TIMEOUT' | 'SCHEMA_MISMATCH';
 
+/** Codes of failures the client itself decides, before anything is sent (the server never answers them). */
+export type ClientErrorCode = 'WRONG_USER';
+
 export interface SyncFailure {
   readonly kind: SyncResultKind;
   readonly retryable: boolean;
   readonly message: string;
-  /** The server's error code, when the server answered. */
-  readonly code?: SyncErrorCode;
+  /** The server's error code, when the server answered; or the client's own (`WRONG_USER`: the token is another user's). */
+  readonly code?: SyncErrorCode | ClientErrorCode;
   /** Seconds the server asked to wait (429 Retry-After). */
   readonly retryAfterSeconds?: number;
 }

@@ -32,6 +32,21 @@ describe('AsyncStorageCheckpointStore keys (spec §5)', () => {
     });
   });
 
+  it("keeps a user's checkpoints under the same keys with @ and the user (percent-encoded), and the database id under sync_database_id", async () => {
+    const storage = new MemoryAsyncStorage();
+    const alice = new AsyncStorageCheckpointStore(storage).scope('alice@example.com');
+    await alice.setLastPulledAt('todos', 7);
+    await alice.setDeviceId('dev-a');
+    await alice.setDatabaseId('db-a');
+    await alice.setPushAttempt('ideas', { key: 'k', pushId: 'p', lastPulledAt: 7 }, 2);
+    expect([...storage.items.keys()].sort()).to.deep.equal([
+      'sync_database_id@alice%40example.com',
+      'sync_device_id@alice%40example.com',
+      'sync_last_pulled_todos@alice%40example.com',
+      'sync_push_attempt_ideas#2@alice%40example.com',
+    ]);
+  });
+
   it('removes the key when a cursor is set to null', async () => {
     const storage = new MemoryAsyncStorage();
     const store = new AsyncStorageCheckpointStore(storage);

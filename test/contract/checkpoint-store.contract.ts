@@ -110,5 +110,41 @@ export function runCheckpointStoreContract(name: string, make: () => Promise<Che
       await store.setLastPulledAt('captures', null);
       expect(await subject.reopen().getPushAttempt('captures')).to.deep.equal({ key: 'k', pushId: 'p', lastPulledAt: 7 });
     });
+
+    it('keeps the database id across a restart, apart from the device id, and forgets either when set to null', async () => {
+      expect(await store.getDatabaseId()).to.equal(null);
+      await store.setDatabaseId('db-1');
+      await store.setDeviceId('dev-1');
+      expect(await subject.reopen().getDatabaseId()).to.equal('db-1');
+      await store.setDeviceId(null);
+      expect([await subject.reopen().getDeviceId(), await subject.reopen().getDatabaseId()]).to.deep.equal([null, 'db-1']);
+      await store.setDatabaseId(null);
+      expect(await subject.reopen().getDatabaseId()).to.equal(null);
+    });
+
+    it('keeps scopes apart: from each other and from the unscoped store, across a restart (bad input: an empty scope name is refused)', async () => {
+      const alice = store.scope('alice');
+      const bob = store.scope('bob');
+      // Names that a careless key scheme would mix up with each other or with the unscoped keys.
+      const tricky = store.scope('alice@x');
+      await store.setLastPulledAt('captures', 1);
+      await alice.setLastPulledAt('captures', 2);
+      await alice.setDeviceId('dev-alice');
+      await alice.setDatabaseId('db-alice');
+      await alice.setPushAttempt('todos', { key: 'ka', pushId: 'pa', lastPulledAt: 2 }, 1);
+      await bob.setDeviceId('dev-bob');
+      const restarted = subject.reopen();
+      expect(await restarted.getLastPulledAt('captures')).to.equal(1);
+      expect(await restarted.getDeviceId()).to.equal(null);
+      expect(await restarted.scope('alice').getLastPulledAt('captures')).to.equal(2);
+      expect(await restarted.scope('alice').getDeviceId()).to.equal('dev-alice');
+      expect(await restarted.scope('alice').getDatabaseId()).to.equal('db-alice');
+      expect(await restarted.scope('alice').getPushAttempt('todos', 1)).to.deep.equal({ key: 'ka', pushId: 'pa', lastPulledAt: 2 });
+      expect(await restarted.scope('bob').getLastPulledAt('captures')).to.equal(null);
+      expect(await restarted.scope('bob').getDeviceId()).to.equal('dev-bob');
+      expect(await restarted.scope('bob').getPushAttempt('todos', 1)).to.equal(null);
+      expect([await tricky.getDeviceId(), await tricky.getLastPulledAt('captures'), await tricky.getDatabaseId()]).to.deep.equal([null, null, null]);
+      expect(() => store.scope('')).to.throw(TypeError);
+    });
   });
 }

@@ -34,5 +34,16 @@ export function runKeyStoreContract(name: string, make: () => { store: KeyStore;
       expect(await Promise.all(names.map((n) => again.get(n)))).to.deep.equal(names.map((_, i) => `secret-${i}`));
       expect(await again.get('a-b')).to.equal(null);
     });
+
+    it('removes an entry, also after a restart, and only that one; removing a name never set is no error', async function () {
+      const { store, restart } = make();
+      if (!store.remove) return this.skip(); // optional: a store without it cannot serve a sign-out that wipes
+      await store.set('a', 'one');
+      await store.set('b', 'two');
+      await store.remove('a');
+      await store.remove('never-set');
+      const again = restart();
+      expect([await again.get('a'), await again.get('b')]).to.deep.equal([null, 'two']);
+    });
   });
 }

@@ -19,4 +19,8 @@ export class FakeKeychain implements KeychainLike {
     this.items.set(options.service, { username, password, ...(options.accessible ? { accessible: options.accessible } : {}) });
     return { service: options.service, storage: 'keychain' };
   }
+
+  async resetGenericPassword({ service }: { service: string }): Promise<boolean> {
+    return this.items.delete(service);
+  }
 }

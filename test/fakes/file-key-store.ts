@@ -18,7 +18,15 @@ export class FileKeyStore implements KeyStore {
   }
 
   async set(name: string, value: string): Promise<void> {
-    const entries = { ...this.read(), [name]: value };
+    this.write({ ...this.read(), [name]: value });
+  }
+
+  async remove(name: string): Promise<void> {
+    const { [name]: _gone, ...rest } = this.read();
+    this.write(rest);
+  }
+
+  private write(entries: Record<string, string>): void {
     const temporary = `${this.file}.tmp`;
     const fd = openSync(temporary, 'w');
     try {

@@ -11,4 +11,8 @@ export class MemoryKeyStore implements KeyStore {
   async set(name: string, value: string): Promise<void> {
     this.entries.set(name, value);
   }
+
+  async remove(name: string): Promise<void> {
+    this.entries.delete(name);
+  }
 }

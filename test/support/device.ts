@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from '@op-engineering/op-sqlite';
@@ -32,7 +32,16 @@ export interface DeviceOptions {
   readonly network?: FakeNetworkMonitor;
   readonly wrap?: (inner: SyncTransport) => SyncTransport;
   readonly timers?: Timers;
+  /** The client is created for its user (createSyncClient's `userId`), as an app with accounts does. */
+  readonly signedIn?: boolean;
+  /** The token the transport sends (default: the device's user's). */
+  readonly token?: () => string;
   readonly extra?: Partial<SyncClientOptions>;
+}
+
+/** Deletes a device's database file and its WAL and shared-memory files (what `deleteDatabase` does in an app). */
+export function deleteDeviceFile(file: { dir: string; name: string }): void {
+  for (const f of readdirSync(file.dir)) if (f === file.name || f.startsWith(`${file.name}-`)) rmSync(join(file.dir, f), { force: true });
 }
 
 export function newDeviceFile(name: string): { dir: string; name: string } {
@@ -45,12 +54,15 @@ export async function openDevice(server: TestServer, userId: string, options: De
   const network = options.network ?? new FakeNetworkMonitor(true);
   const requests: Device['requests'] = [];
   const db = new OpSqliteDriver(open({ name: file.name, location: file.dir }) as unknown as OpSqliteDatabase);
+  const token = options.token ?? (() => server.token(userId));
+  // A client refused at creation (another user's database) leaves no connection open.
   const client = await createSyncClient({
+    ...(options.signedIn ? { userId, deleteDatabase: async () => deleteDeviceFile(file) } : {}),
     db,
     checkpoints: new AsyncStorageCheckpointStore(storage),
     network,
-    transport: (deviceId) => {
-      const http = new FetchSyncTransport({ baseUrl: server.url, getToken: () => server.token(userId), deviceId, schemaVersion: 1 });
+    transport: (deviceId, guard) => {
+      const http = new FetchSyncTransport({ baseUrl: server.url, getToken: guard(token), deviceId, schemaVersion: 1 });
       const recording: SyncTransport = {
         pull: async (p) => {
           const r = await http.pull(p);
@@ -67,6 +79,9 @@ export async function openDevice(server: TestServer, userId: string, options: De
     },
     ...(options.timers ? { timers: options.timers } : {}),
     ...options.extra,
+  }).catch(async (e: unknown) => {
+    await db.close();
+    throw e;
   });
   return { client, network, storage, file, requests };
 }

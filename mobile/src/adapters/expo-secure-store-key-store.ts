@@ -57,4 +57,8 @@ export class ExpoSecureStoreKeyStore<Accessible = number> implements KeyStore {
   set(name: string, value: string): Promise<void> {
     return this.secureStore.setItemAsync(secureStoreKey(name), value, this.options);
   }
+
+  remove(name: string): Promise<void> {
+    return this.secureStore.deleteItemAsync(secureStoreKey(name), this.options);
+  }
 }

@@ -14,6 +14,7 @@ import {
   utf8Length,
   type WireSchema,
 } from '../../../src/domain';
+import { WrongUserError } from '../identity';
 import type { PullHead, PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
 
 export interface FetchTransportOptions {
@@ -77,6 +78,7 @@ export class FetchSyncTransport implements SyncTransport {
     try {
       token = await this.options.getToken();
     } catch (e) {
+      if (e instanceof WrongUserError) return err(e.failure);
       return err({ kind: 'AUTH_ERROR', retryable: false, message: `no token: ${e instanceof Error ? e.message : String(e)}` });
     }
     const doFetch = this.options.fetch ?? globalThis.fetch;

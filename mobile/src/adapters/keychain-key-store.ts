@@ -8,6 +8,8 @@ import type { KeyStore } from '../ports';
 export interface KeychainLike<Accessible extends string = string> {
   getGenericPassword(options: { service: string }): Promise<false | { password: string }>;
   setGenericPassword(username: string, password: string, options: { service: string; accessible?: Accessible }): Promise<unknown>;
+  /** Deletes an entry (react-native-keychain has it); needed only for `remove` (a sign-out with wipe). */
+  resetGenericPassword?(options: { service: string }): Promise<unknown>;
 }
 
 /**
@@ -36,5 +38,10 @@ export class KeychainKeyStore<Accessible extends string = string> implements Key
 
   async set(name: string, value: string): Promise<void> {
     await this.keychain.setGenericPassword('sync', value, { service: name, accessible: this.accessible });
+  }
+
+  async remove(name: string): Promise<void> {
+    if (!this.keychain.resetGenericPassword) throw new Error('this keychain module has no resetGenericPassword: the entry cannot be deleted');
+    await this.keychain.resetGenericPassword({ service: name });
   }
 }

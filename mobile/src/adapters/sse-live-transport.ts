@@ -1,3 +1,4 @@
+import { WrongUserError } from '../identity';
 import type { EventSourceEvent, EventSourceFactory, LiveConnection, LiveHandlers, LiveTransport } from '../ports';
 
 export interface SseLiveTransportOptions {
@@ -56,7 +57,7 @@ export class SseLiveTransport implements LiveTransport {
       // react-native-sse: `done` when the server ends the stream.
       es.addEventListener('done', () => end('CLOSED'));
     };
-    open().catch(() => end('NETWORK'));
+    open().catch((e: unknown) => end(e instanceof WrongUserError ? e.code : 'NETWORK'));
     return {
       close: () => {
         done = true;

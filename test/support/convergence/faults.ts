@@ -178,7 +178,10 @@ export function crashingCheckpoints(inner: CheckpointStore, faults: DeviceFaults
     },
     getDeviceId: () => inner.getDeviceId(),
     setDeviceId: (id) => inner.setDeviceId(id),
+    getDatabaseId: () => inner.getDatabaseId(),
+    setDatabaseId: (id) => inner.setDatabaseId(id),
     getPushAttempt: (t, slot) => inner.getPushAttempt(t, slot),
     setPushAttempt: (t, a, slot) => inner.setPushAttempt(t, a, slot),
+    scope: (name) => crashingCheckpoints(inner.scope(name), faults),
   };
 }

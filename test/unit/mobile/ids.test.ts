@@ -80,7 +80,7 @@ describe('mobile ids', () => {
       try {
         const row = await client.local.create('ideas', { text: 'an idea' });
         expect(row['id']).to.match(UUID_V4);
-        expect(calls, 'device id and record id drew from it').to.equal(32);
+        expect(calls, "the database's instance id, the device id and the record id drew from it").to.equal(48);
       } finally {
         await client.close();
       }

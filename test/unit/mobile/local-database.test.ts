@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalWriteError } from '../../../mobile/src/local-database';
-import { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError, migrateLocalDatabase } from '../../../mobile/src/local-schema';
+import { checkpointsAdopted, LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError, migrateLocalDatabase } from '../../../mobile/src/local-schema';
 import { TABLES, columnNames } from '../../../src/domain';
 import { openDriver, openLocal, thrown, type LocalFixture } from './local-fixture';
 
@@ -171,9 +171,9 @@ describe('local schema migrations', () => {
   it('creates every synced table from the domain schema, with the bookkeeping columns, and sets user_version', async () => {
     const driver = openDriver();
     try {
-      expect(await migrateLocalDatabase(driver)).to.deep.equal({ from: 0, to: LOCAL_SCHEMA_VERSION, resync: [] });
+      expect(await migrateLocalDatabase(driver, () => 'instance-1')).to.deep.equal({ from: 0, to: LOCAL_SCHEMA_VERSION, resync: [], instanceId: 'instance-1', instanceCreated: true, adoptCheckpoints: false, userId: null });
       expect(await userVersion(driver)).to.equal(LOCAL_SCHEMA_VERSION);
-      expect(await tableNames(driver)).to.deep.equal([...TABLES.map((t) => t.name), 'sync_quarantine'].sort());
+      expect(await tableNames(driver)).to.deep.equal([...TABLES.map((t) => t.name), 'sync_meta', 'sync_quarantine'].sort());
       for (const t of TABLES) {
         const columns = await driver.execute(`SELECT name, "notnull" AS nn FROM pragma_table_info('${t.name}') ORDER BY cid`);
         expect(columns.map((c) => c['name']), t.name).to.deep.equal(['id', ...columnNames(t), 'created_at', 'last_modified_at', '_status', '_changed', '_version']);
@@ -188,16 +188,35 @@ describe('local schema migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'local-schema-'));
     dirs.push(dir);
     const first = openDriver(dir, 'app.db');
-    await migrateLocalDatabase(first);
+    const made = await migrateLocalDatabase(first);
     await first.execute(`INSERT INTO ideas (id, text, created_at, _changed) VALUES ('i1', 'kept', 1, 'text')`);
     await first.close();
 
     const again = openDriver(dir, 'app.db');
     try {
-      expect(await migrateLocalDatabase(again)).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, resync: [] });
+      // The instance id is the one made with the database: the step that makes it runs again as a no-op.
+      expect(await migrateLocalDatabase(again, () => 'not-this-one')).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, resync: [], instanceId: made.instanceId, instanceCreated: false, adoptCheckpoints: false, userId: null });
       expect(await again.execute('SELECT id, text, _changed FROM ideas')).to.deep.equal([{ id: 'i1', text: 'kept', _changed: 'text' }]);
     } finally {
       await again.close();
+    }
+  });
+
+  it('gives a database from before instance ids one on its next open, its rows and version kept', async () => {
+    const driver = openDriver();
+    try {
+      await migrateLocalDatabase(driver);
+      await driver.execute(`INSERT INTO ideas (id, text, created_at, _changed) VALUES ('i1', 'kept', 1, 'text')`);
+      await driver.execute('DROP TABLE sync_meta'); // as an older app version left it
+      const opened = await migrateLocalDatabase(driver, () => 'instance-2');
+      expect(opened).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, resync: [], instanceId: 'instance-2', instanceCreated: true, adoptCheckpoints: true, userId: null });
+      // Until the client has taken over the checkpoints of before, every open says they are to be taken over.
+      expect(await migrateLocalDatabase(driver, () => 'instance-3')).to.deep.include({ instanceId: 'instance-2', instanceCreated: false, adoptCheckpoints: true });
+      await checkpointsAdopted(driver);
+      expect(await migrateLocalDatabase(driver, () => 'instance-4')).to.deep.include({ instanceId: 'instance-2', adoptCheckpoints: false });
+      expect(await driver.execute('SELECT id FROM ideas')).to.deep.equal([{ id: 'i1' }]);
+    } finally {
+      await driver.close();
     }
   });
 
