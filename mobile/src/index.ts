@@ -4,7 +4,7 @@ export { LocalDatabase, LocalWriteError, type ChangeEvent, type ChangeListener, 
 export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
 export { OpSqliteDriver, openEncryptedOpSqlite, type OpSqliteDatabase, type OpSqliteOpen } from './adapters/op-sqlite-driver';
 export { AsyncStorageCheckpointStore, type AsyncStorageLike } from './adapters/async-storage-checkpoints';
-export { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
+export { FetchSyncTransport, type FetchTransportOptions, type GetToken } from './adapters/fetch-transport';
 export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-monitor';
 export type * from './ports';
 export { KeychainKeyStore, type KeychainLike } from './adapters/keychain-key-store';

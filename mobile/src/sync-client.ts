@@ -15,7 +15,12 @@ import { migrateLocalDatabase } from './local-schema';
 import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
 
-export type SyncState = 'idle' | 'syncing' | 'offline' | 'error';
+/**
+ * `unauthenticated`: the server refused the token twice (the second time just after
+ * `getToken({ forceRefresh: true })`): the client's own triggers wait until the app calls
+ * `sync()` again with a token it can get (docs/mobile.md, "Token refresh").
+ */
+export type SyncState = 'idle' | 'syncing' | 'offline' | 'error' | 'unauthenticated';
 
 export interface SyncStatus {
   readonly state: SyncState;
@@ -75,6 +80,11 @@ export class SyncClient {
   private traffic = { bytesSent: 0, bytesReceived: 0 };
   private readonly listeners = new Set<(s: SyncStatus) => void>();
   private readonly conflictListeners = new Set<(events: readonly ConflictEvent[]) => void>();
+  private readonly unauthenticatedListeners = new Set<(failure: SyncFailure) => void>();
+  /** The token was refused after a refresh: triggers (poll, writes, network, retries, live) hold off. */
+  private halted = false;
+  /** The queued run was asked for by the app (it runs even when halted), not only by a trigger. */
+  private queuedExplicit = false;
   private running: Promise<Result<SyncReport, SyncFailure>> | null = null;
   private queued: Promise<Result<SyncReport, SyncFailure>> | null = null;
   private started = false;
@@ -122,6 +132,34 @@ export class SyncClient {
     return () => this.conflictListeners.delete(listener);
   }
 
+  /**
+   * Hears the client become `unauthenticated` (once each time): the server refused the token,
+   * and the refreshed one too. Sign the user in again (or refresh the session), then call `sync()`.
+   */
+  onUnauthenticated(listener: (failure: SyncFailure) => void): () => void {
+    this.unauthenticatedListeners.add(listener);
+    return () => this.unauthenticatedListeners.delete(listener);
+  }
+
+  /** Called after a refused token (a sync's, or the live channel's): hold every trigger until the app syncs. */
+  unauthenticated(failure: SyncFailure): void {
+    const first = !this.halted;
+    this.halted = true;
+    this.cancel('retryTimer');
+    this.cancel('debounceTimer');
+    this.attempt = 0;
+    this.liveChannel?.halt();
+    this.setStatus({ state: 'unauthenticated', lastError: failure });
+    if (!first) return;
+    for (const l of [...this.unauthenticatedListeners]) {
+      try {
+        l(failure);
+      } catch {
+        // A listener's bug must not break the client's state.
+      }
+    }
+  }
+
   /** Called by the transport (wired in createSyncClient) after each exchange. */
   countTraffic(t: { bytesSent: number; bytesReceived: number }): void {
     this.traffic.bytesSent += t.bytesSent;
@@ -155,11 +193,26 @@ export class SyncClient {
    * every call made meanwhile shares it).
    */
   sync(options: SyncOptions = {}): Promise<Result<SyncReport, SyncFailure>> {
+    return this.request(options, true);
+  }
+
+  /** A sync the client itself decided on (poll, local write, network back, retry, live poke): none while unauthenticated. */
+  private trigger(): void {
+    if (!this.halted) void this.request({}, false);
+  }
+
+  private request(options: SyncOptions, explicit: boolean): Promise<Result<SyncReport, SyncFailure>> {
     this.engine.tablesFor(options); // unknown table: fail at the call, not later
-    if (this.queued) return this.queued;
+    if (this.queued) {
+      if (explicit) this.queuedExplicit = true;
+      return this.queued;
+    }
     if (!this.running) return this.launch(options);
+    this.queuedExplicit = explicit;
     this.queued = this.running.then(() => {
       this.queued = null;
+      // The run before was refused: a trigger's run would only be refused again.
+      if (this.halted && !this.queuedExplicit) return err<SyncReport, SyncFailure>(this.status.lastError ?? { kind: 'AUTH_ERROR', retryable: false, message: 'unauthenticated' });
       return this.launch(options);
     });
     return this.queued;
@@ -194,6 +247,12 @@ export class SyncClient {
       this.attempt = 0;
       this.cancel('retryTimer');
       this.setStatus({ state: 'idle', lastSyncedAt: this.timers.now(), lastError: null });
+      if (this.halted) {
+        this.halted = false;
+        this.liveChannel?.resume();
+      }
+    } else if (result.error.kind === 'AUTH_ERROR') {
+      this.unauthenticated(result.error);
     } else {
       const offline = result.error.kind === 'NETWORK_ERROR' && !this.network.isOnline();
       this.setStatus({ state: offline ? 'offline' : 'error', lastError: result.error });
@@ -232,7 +291,7 @@ export class SyncClient {
     this.cancel('retryTimer');
     this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = null;
-      void this.sync();
+      this.trigger();
     }, delay);
   }
 
@@ -252,25 +311,32 @@ export class SyncClient {
         this.cancel('debounceTimer');
         this.debounceTimer = this.timers.setTimeout(() => {
           this.debounceTimer = null;
-          void this.sync();
+          this.trigger();
         }, this.settings.debounceMs);
       }),
       this.network.subscribe((online) => {
+        // Unauthenticated stays the state to show: going offline or back changes nothing for it.
+        if (this.halted) return;
         if (!online) return this.setStatus({ state: 'offline' });
         this.attempt = 0;
         this.cancel('retryTimer');
-        void this.sync();
+        this.trigger();
       }),
     );
     const poll = () => {
       this.pollTimer = this.timers.setTimeout(() => {
-        void this.sync();
+        this.trigger();
         poll();
       }, this.settings.pollIntervalMs);
     };
     poll();
     void this.sync();
     this.liveChannel?.start();
+  }
+
+  /** Called by the live channel on a poke. */
+  liveTrigger(): void {
+    this.trigger();
   }
 
   /** Called by the live channel. */
@@ -374,9 +440,10 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   if (liveTransport) {
     const c = client;
     client.liveChannel = new LiveChannel(liveTransport, live?.appState, options.network, timers, deviceId, {
-      sync: () => void c.sync(),
+      sync: () => c.liveTrigger(),
       knownMark: () => c.knownMark(),
       liveChanged: (on) => c.liveChanged(on),
+      unauthenticated: (end) => c.unauthenticated({ kind: 'AUTH_ERROR', retryable: false, message: `the live channel was refused (HTTP ${end.status}) with a refreshed token` }),
     }, { pokeDelayMs: live?.pokeDelayMs ?? 50, reconnectCapMs: live?.reconnectCapMs ?? 60_000, random: live?.random ?? Math.random });
   }
   await client.refreshCounts();

@@ -263,6 +263,30 @@ export function runHttpSyncTransportContract(name: string, make: () => HttpSyncT
       }
     });
 
+    it('answers a 401 once: getToken({ forceRefresh: true }), then the same request again with the new token', async () => {
+      const asked: boolean[] = [];
+      const { fetch, seen } = recordingFetch();
+      const good = subject.token('u1');
+      const t = subject.create({ baseUrl: subject.baseUrl, getToken: (o) => (asked.push(o?.forceRefresh === true), o?.forceRefresh ? good : 'not-a-jwt'), deviceId: 'd1', schemaVersion: 1, fetch });
+      value(await t.push(anIdea('i1')));
+      expect(asked).to.deep.equal([false, true]);
+      expect(seen.map((r) => [r.method, r.headers.get('authorization')])).to.deep.equal([
+        ['POST', 'Bearer not-a-jwt'],
+        ['POST', `Bearer ${good}`],
+      ]);
+      const pulled = value(await t.pull({ lastPulledAt: null, tables: ['ideas'] }));
+      expect(pulled.changes['ideas']!.created.map((r) => r['id'])).to.deep.equal(['i1']);
+    });
+
+    it('reports a token refused again after the refresh as AUTH_ERROR with the server\'s code, after two requests', async () => {
+      const asked: boolean[] = [];
+      const { fetch, seen } = recordingFetch();
+      const t = subject.create({ baseUrl: subject.baseUrl, getToken: (o) => (asked.push(o?.forceRefresh === true), 'not-a-jwt'), deviceId: 'd1', schemaVersion: 1, fetch });
+      expect(failure(await t.pull({ lastPulledAt: null, tables: ['ideas'] }))).to.include({ kind: 'AUTH_ERROR', retryable: false, status: 401, code: 'TOKEN_INVALID' });
+      expect(asked).to.deep.equal([false, true]);
+      expect(seen).to.have.length(2);
+    });
+
     it('reports a getToken that throws as a non-retryable AUTH_ERROR without sending anything', async () => {
       const { fetch, seen } = recordingFetch();
       const t = subject.create({ baseUrl: subject.baseUrl, getToken: () => Promise.reject(new Error('logged out')), deviceId: 'd1', fetch });
