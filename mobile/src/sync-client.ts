@@ -11,7 +11,7 @@ import { SseLiveTransport } from './adapters/sse-live-transport';
 import { LiveChannel } from './live-channel';
 import { hasSecureRandom, NoSecureRandomSourceError, uuidV4, type RandomBytes } from './ids';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
-import { migrateLocalDatabase } from './local-schema';
+import { LOCAL_SCHEMA, migrateLocalDatabase, type LocalSchema } from './local-schema';
 import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
 
@@ -61,6 +61,11 @@ export interface SyncClientOptions {
   readonly metrics?: MetricsSink;
   /** Live sync: the server pokes, the client syncs (docs/mobile.md, "Live sync"). Off when absent. */
   readonly live?: LiveOptions;
+  /**
+   * The local schema: the tables and columns this app stores and the steps that upgrade an older
+   * database (docs/mobile.md, "Upgrading the local schema"). The package's own when absent.
+   */
+  readonly localSchema?: LocalSchema;
 }
 
 export interface LiveOptions {
@@ -397,9 +402,9 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   const randomBytes = options.randomBytes;
   const uuid = () => uuidV4(randomBytes);
   const newId = options.newId ?? uuid;
-  const migrated = await migrateLocalDatabase(options.db);
-  // A step that added columns: pull those tables again from the start (docs/schema.md).
-  for (const table of migrated.resync) await options.checkpoints.setLastPulledAt(table, null);
+  const schema = options.localSchema ?? LOCAL_SCHEMA;
+  // Columns a step added are owed a pull, kept in the database itself: the engine asks for them.
+  await migrateLocalDatabase(options.db, schema);
   let deviceId = await options.checkpoints.getDeviceId();
   if (!deviceId) {
     deviceId = newId();
@@ -411,6 +416,8 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
     : options.server
       ? new FetchSyncTransport({
           ...options.server,
+          // The server checks it (SCHEMA_VERSION_MIN…MAX): what this device stores.
+          schemaVersion: options.server.schemaVersion ?? schema.version,
           deviceId,
           onTraffic: (t) => {
             client?.countTraffic(t);
@@ -419,11 +426,12 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
         })
       : undefined;
   if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
-  const local = new LocalDatabase(options.db, timers, newId);
+  const local = new LocalDatabase(options.db, timers, newId, schema.tables);
   const engine = new SyncEngine(local, transport, options.checkpoints, uuid, {
     batchSize: options.batchSize ?? 100,
     ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
     onConflicts: (events) => client?.conflictsResolved(events),
+    tables: schema.tables,
   });
   client = new SyncClient(local, engine, options.db, options.checkpoints, options.network, timers, deviceId, {
     debounceMs: options.debounceMs ?? 2000,

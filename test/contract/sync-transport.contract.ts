@@ -62,6 +62,17 @@ export function runSyncTransportContract(name: string, make: () => SyncTransport
       expect([pulled.changes['ideas']!.updated, pulled.changes['ideas']!.deleted]).to.deep.equal([[], []]);
     });
 
+    it('sends `migration`: the named table comes from the start (all created, this device\'s own rows too) though the cursor is newer', async () => {
+      const phone = subject.connect('alice', { deviceId: 'phone' });
+      value(await phone.push(push('p-1', { ideas: { created: [idea('i1', 'one')], updated: [], deleted: [] }, todos: { created: [todo], updated: [], deleted: [] } })));
+      const cursor = value(await phone.pull({ lastPulledAt: null, tables: ['ideas'] })).timestamp;
+      const plain = value(await phone.pull({ lastPulledAt: cursor, tables: ['ideas', 'todos'] }));
+      expect([plain.changes['ideas']!.created, plain.changes['todos']!.created]).to.deep.equal([[], []]);
+      const migrated = value(await phone.pull({ lastPulledAt: cursor, tables: ['ideas', 'todos'], migration: { from: 1, tables: [], columns: [{ table: 'ideas', columns: ['text'] }] } }));
+      expect(ids(migrated.changes['ideas']!.created)).to.deep.equal(['i1']);
+      expect(migrated.changes['todos'], 'a table not named: incremental').to.deep.equal({ created: [], updated: [], deleted: [] });
+    });
+
     it('gives a positive cursor to a user with no rows yet', async () => {
       const pulled = value(await subject.connect('nobody').pull({ lastPulledAt: null, tables: ['captures'] }));
       expect(pulled.changes).to.deep.equal({ captures: { created: [], updated: [], deleted: [] } });
