@@ -30,16 +30,17 @@ export class TokenSource {
     const to = Promise.resolve().then(() => this.getToken({ forceRefresh: true }));
     const entry = { from: refused, to };
     this.inFlight = entry;
-    void to
-      .then(
-        (token) => {
-          this.last = { from: refused, to: token };
-        },
-        () => undefined, // the caller hears it
-      )
-      .finally(() => {
-        if (this.inFlight === entry) this.inFlight = null;
-      });
+    // Settled before any caller resumes (registered first), so a later refusal sees `last`.
+    const settle = () => {
+      if (this.inFlight === entry) this.inFlight = null;
+    };
+    void to.then(
+      (token) => {
+        settle();
+        this.last = { from: refused, to: token };
+      },
+      settle, // the caller hears the failure
+    );
     return to;
   }
 }
