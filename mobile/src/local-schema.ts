@@ -82,7 +82,8 @@ export class LocalSchemaError extends Error {}
  * `pullColumns` names columns of `tables`.
  */
 export function defineLocalSchema(options: { readonly tables?: readonly TableSpec[]; readonly migrations?: readonly LocalMigration[] } = {}): LocalSchema {
-  const tables = options.tables ?? TABLES;
+  // In sync priority order, as the engine walks them.
+  const tables = [...(options.tables ?? TABLES)].sort((a, b) => (tableSpec(a.name)?.priority ?? a.priority) - (tableSpec(b.name)?.priority ?? b.priority));
   const migrations = options.migrations ?? [];
   for (const t of tables) {
     const domain = tableSpec(t.name);
