@@ -3,8 +3,8 @@ import { defineLocalSchema, type LocalMigration, type LocalSchema } from '../../
 import { TABLES, type TableSpec } from '../../src/domain';
 import { MemoryAsyncStorage } from '../fakes/memory-async-storage';
 import { describeEachDatabase } from '../support/databases';
-import { deviceRows, newDeviceFile, useDevices, type Device } from '../support/device';
-import { storedRows, type TestServer } from '../support/server';
+import { deviceRows, newDeviceFile, openDevice, useDevices, type Device } from '../support/device';
+import { startTestServer, storedRows, type TestServer } from '../support/server';
 
 /**
  * An app update that adds a column to the local schema (docs/mobile.md, "Upgrading the local
@@ -118,5 +118,40 @@ describeEachDatabase('mobile client: a local schema upgrade', (ctx) => {
     expect(a2.client.getStatus()).to.include({ state: 'idle', pending: 0 });
     await syncOk(b);
     expect(byId(await deviceRows(b, 'projects'))['p1']).to.include({ name: 'house', color: 'red' });
+  });
+
+  it('a server that does not accept version 2 yet refuses the upgraded device with 426; its edits and the owed pull wait for one that does', async () => {
+    const user = 'upgrade-early';
+    const file = newDeviceFile(user);
+    const storage = new MemoryAsyncStorage();
+    const b = await open(user, v2);
+    await b.client.local.create('projects', { id: 'p1', name: 'home', color: 'red' });
+    await syncOk(b);
+    const a1 = await open(user, v1, { file, storage });
+    await syncOk(a1);
+    await a1.client.local.update('projects', 'p1', { name: 'house' });
+    await a1.client.close();
+
+    // An app released before its server: the server still accepts version 1 only (the default).
+    const early = await startTestServer(ctx.database.db);
+    try {
+      const a2 = await openDevice(early, user, { file, storage, extra: { localSchema: v2, server: { baseUrl: early.url, getToken: () => early.token(user) }, transport: undefined } });
+      try {
+        const refused = await a2.client.sync();
+        expect(refused.isErr() && refused.error).to.include({ kind: 'SCHEMA_MISMATCH', code: 'SCHEMA_VERSION_UNSUPPORTED' });
+        expect(await a2.client.local.countPending()).to.equal(1);
+        expect(await a2.client.local.pendingPull('projects')).to.deep.equal({ table: 'projects', from: 1, columns: ['color'] });
+      } finally {
+        await a2.client.close();
+      }
+    } finally {
+      await early.close();
+    }
+
+    const a3 = await open(user, v2, { file, storage });
+    await syncOk(a3);
+    expect(await a3.client.local.pendingPull('projects')).to.equal(null);
+    expect(await a3.client.local.get('projects', 'p1')).to.include({ name: 'house', color: 'red' });
+    expect(byId(await storedRows(ctx.database.db, 'projects', user))['p1']).to.include({ name: 'house', color: 'red' });
   });
 });
