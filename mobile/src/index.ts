@@ -2,10 +2,10 @@ export { createSyncClient, SyncClient, type LiveOptions, type SyncClientOptions,
 export { WrongUserError, tokenSubject } from './identity';
 export type { SyncOptions, SyncReport, TableReport } from './sync-engine';
 export { LocalDatabase, LocalWriteError, type ChangeEvent, type ChangeListener, type ConflictEvent, type QueryOptions, type QuarantinedRecord } from './local-database';
-export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError } from './local-schema';
+export { LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError, LocalSchemaError, defineLocalSchema, createTableStatements, type LocalSchema, type LocalMigration, type TableColumns } from './local-schema';
 export { OpSqliteDriver, openEncryptedOpSqlite, type OpSqliteDatabase, type OpSqliteOpen } from './adapters/op-sqlite-driver';
 export { AsyncStorageCheckpointStore, type AsyncStorageLike } from './adapters/async-storage-checkpoints';
-export { FetchSyncTransport, type FetchTransportOptions } from './adapters/fetch-transport';
+export { FetchSyncTransport, type FetchTransportOptions, type GetToken } from './adapters/fetch-transport';
 export { NetInfoNetworkMonitor, type NetInfoLike } from './adapters/netinfo-monitor';
 export type * from './ports';
 export { KeychainKeyStore, KEYCHAIN_AFTER_FIRST_UNLOCK_THIS_DEVICE_ONLY, type KeychainLike } from './adapters/keychain-key-store';

@@ -13,6 +13,8 @@ export interface LiveChannelHooks {
   knownMark(): Promise<number | null>;
   /** The channel opened (true) or ended (false). */
   liveChanged(live: boolean): void;
+  /** The server refused the channel's token, refreshed once, with 401: the channel waits for `resume()`. */
+  unauthenticated?(end: LiveEnd): void;
 }
 
 export interface LiveChannelSettings {
@@ -26,6 +28,8 @@ export interface LiveChannelSettings {
 
 export class LiveChannel {
   private started = false;
+  /** Held closed after a 401 until `resume()`: reconnecting with a refused token only hammers the server. */
+  private halted = false;
   private connection: LiveConnection | null = null;
   private retryTimer: unknown = null;
   private pokeTimer: unknown = null;
@@ -45,7 +49,7 @@ export class LiveChannel {
 
   /** Whether the channel should be open now: started, online and (if the app tells) in the foreground. */
   private wanted(): boolean {
-    return this.started && this.network.isOnline() && (this.appState?.isForeground() ?? true);
+    return this.started && !this.halted && this.network.isOnline() && (this.appState?.isForeground() ?? true);
   }
 
   start(): void {
@@ -62,6 +66,19 @@ export class LiveChannel {
     for (const u of this.unsubscribers.splice(0)) u();
     this.evaluate();
     this.cancel('pokeTimer');
+  }
+
+  /** Closes the channel and keeps it closed until `resume()` (the client is unauthenticated). */
+  halt(): void {
+    this.halted = true;
+    this.evaluate();
+  }
+
+  /** Opens the channel again, if wanted, after `halt()` or a 401 (the app has a token again). */
+  resume(): void {
+    if (!this.halted) return;
+    this.halted = false;
+    this.evaluate();
   }
 
   private evaluate(): void {
@@ -108,6 +125,11 @@ export class LiveChannel {
         current = false;
         if (this.connection === connection) this.connection = null;
         this.hooks.liveChanged(false);
+        if (end.status === 401) {
+          this.halted = true;
+          this.hooks.unauthenticated?.(end);
+          return;
+        }
         if (this.wanted()) this.scheduleReconnect(end);
       },
     });

@@ -6,8 +6,8 @@
  * are soft until pushed, then purged) and `_version` (bumped on every local write, so a row that
  * changed while its push was in flight is not marked clean by mistake).
  */
-import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, tableSpec, type ChangeSet, type Conflict, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
-import { QUARANTINE_TABLE } from './local-schema';
+import { TABLES, columnNames, columnSpec, columnValueProblem, completeNewRow, type ChangeSet, type Conflict, type ErrorDetail, type TableSpec, type WireRecord, type WireValue } from '../../src/domain';
+import { PENDING_PULLS_TABLE, QUARANTINE_TABLE, type PendingPull } from './local-schema';
 import type { SqlDriver, SqlExecutor, SqlRow, SqlValue, Timers } from './ports';
 
 export class LocalWriteError extends Error {
@@ -74,11 +74,6 @@ export interface QueryOptions {
  */
 const PULL_CHUNK = 5000;
 
-function table(name: string): TableSpec {
-  const t = tableSpec(name);
-  if (!t) throw new LocalWriteError(`Unknown table "${name}".`, [{ table: name, reason: 'unknown table' }]);
-  return t;
-}
 
 const q = (name: string) => `"${name}"`;
 
@@ -119,12 +114,23 @@ function checkValues(t: TableSpec, id: string, values: Readonly<Record<string, u
 
 export class LocalDatabase {
   private readonly listeners = new Set<ChangeListener>();
+  private readonly byName: ReadonlyMap<string, TableSpec>;
 
+  /** `tables`: the synced tables as the local schema stores them (LocalSchema.tables). */
   constructor(
     private readonly db: SqlDriver,
     private readonly timers: Timers,
     private readonly newId: () => string,
-  ) {}
+    readonly tables: readonly TableSpec[] = TABLES,
+  ) {
+    this.byName = new Map(tables.map((t) => [t.name, t]));
+  }
+
+  private table(name: string): TableSpec {
+    const t = this.byName.get(name);
+    if (!t) throw new LocalWriteError(`Unknown table "${name}".`, [{ table: name, reason: 'unknown table' }]);
+    return t;
+  }
 
   /**
    * Hears every committed change: local writes (the client debounces a sync on those) and what a
@@ -154,7 +160,7 @@ export class LocalDatabase {
   }
 
   async create(tableName: string, values: Readonly<Record<string, WireValue>> & { id?: string }): Promise<WireRecord> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const { id = this.newId(), ...rest } = values;
     if (typeof id !== 'string' || id.length === 0 || id.length > 128) throw new LocalWriteError('id must be a string of 1 to 128 characters.', [{ table: t.name, column: 'id', reason: 'invalid' }]);
     checkValues(t, id, rest, true);
@@ -172,7 +178,7 @@ export class LocalDatabase {
   }
 
   async update(tableName: string, id: string, patch: Readonly<Record<string, WireValue>>): Promise<WireRecord> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     checkValues(t, id, patch, false);
     const columns = Object.keys(patch);
     const updated = await this.db.transaction(async (tx) => {
@@ -195,7 +201,7 @@ export class LocalDatabase {
 
   /** Soft delete: the row disappears from reads at once and is purged once the server has the delete. */
   async delete(tableName: string, id: string): Promise<void> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const deleted = await this.db.transaction(async (tx) => {
       await tx.execute(`UPDATE ${q(t.name)} SET _status = 'deleted', _version = _version + 1 WHERE id = ? AND _status = 'active'`, [id]);
       const [row] = await tx.execute('SELECT changes() AS n');
@@ -205,13 +211,13 @@ export class LocalDatabase {
   }
 
   async get(tableName: string, id: string): Promise<WireRecord | null> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const [row] = await this.db.execute(`SELECT * FROM ${q(t.name)} WHERE id = ? AND _status = 'active'`, [id]);
     return row ? fromSql(t, row) : null;
   }
 
   async query(tableName: string, options: QueryOptions = {}): Promise<WireRecord[]> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const where = Object.entries(options.where ?? {});
     checkValues(t, '(query)', Object.fromEntries(where.filter(([c]) => c !== 'id')), false);
     const clauses = ["_status = 'active'", ...where.map(([c, v]) => (v === null ? `${q(c)} IS NULL` : `${q(c)} = ?`))];
@@ -227,7 +233,7 @@ export class LocalDatabase {
 
   /** Pending rows after `afterRowid`, in write order, leaving quarantined records out. */
   async pendingBatch(tableName: string, afterRowid: number, limit: number): Promise<PendingRow[]> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const rows = await this.db.execute(
       `SELECT rowid AS _rowid, * FROM ${q(t.name)} AS t
        WHERE (t._changed <> '' OR t._status = 'deleted') AND rowid > ?
@@ -246,7 +252,7 @@ export class LocalDatabase {
 
   async countPending(): Promise<number> {
     let n = 0;
-    for (const t of TABLES) {
+    for (const t of this.tables) {
       const [row] = await this.db.execute(
         `SELECT count(*) AS n FROM ${q(t.name)} AS t WHERE (t._changed <> '' OR t._status = 'deleted')
            AND NOT EXISTS (SELECT 1 FROM ${QUARANTINE_TABLE} qr WHERE qr.table_name = ? AND qr.id = t.id)`,
@@ -268,7 +274,8 @@ export class LocalDatabase {
     const touched: Array<{ table: string; ids: string[] }> = [];
     await this.db.transaction(async (tx) => {
       for (const [name, ch] of Object.entries(changes)) {
-        const t = tableSpec(name);
+        // Columns this schema does not store are left out (pulledUpsert names its own); so are tables.
+        const t = this.byName.get(name);
         if (!t) continue;
         const ids = [...ch.created.map((r) => r['id'] as string), ...ch.updated.map((r) => r['id'] as string), ...ch.deleted];
         if (ids.length > 0) touched.push({ table: t.name, ids });
@@ -299,7 +306,7 @@ export class LocalDatabase {
    * `_version` is still what was pushed (a row edited meanwhile stays pending).
    */
   async markPushed(tableName: string, rows: readonly PendingRow[], serverTimestamp: number): Promise<void> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     // Set-based: a batch is a few statements, not two per row (OP-SQLite prepares every execute).
     const pair = (r: PendingRow) => [r.record['id'] as string, r.version];
     const deleted = JSON.stringify(rows.filter((r) => r.kind === 'deleted').map(pair));
@@ -346,7 +353,7 @@ export class LocalDatabase {
    * Returns true when the caller must re-pull the table.
    */
   async discardQuarantined(tableName: string, id: string): Promise<boolean> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const outcome = await this.db.transaction(async (tx): Promise<'none' | 'removed' | 'kept'> => {
       await tx.execute(`DELETE FROM ${QUARANTINE_TABLE} WHERE table_name = ? AND id = ?`, [t.name, id]);
       const [row] = await tx.execute(`SELECT last_modified_at FROM ${q(t.name)} WHERE id = ?`, [id]);
@@ -365,7 +372,7 @@ export class LocalDatabase {
 
   /** Whether the table holds any row the server has stamped (pulled, or pushed and answered). */
   async hasSyncedRows(tableName: string): Promise<boolean> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const [row] = await this.db.execute(`SELECT EXISTS (SELECT 1 FROM ${q(t.name)} WHERE last_modified_at IS NOT NULL) AS found`);
     return Number(row?.['found'] ?? 0) === 1;
   }
@@ -376,7 +383,7 @@ export class LocalDatabase {
    * longer has them. Rows with local changes stay: their push settles them. Returns how many went.
    */
   async dropUnseenSynced(tableName: string, seen: ReadonlySet<string>): Promise<number> {
-    const t = table(tableName);
+    const t = this.table(tableName);
     const dropped = await this.db.transaction(async (tx) => {
       const where = `last_modified_at IS NOT NULL AND _changed = '' AND _status = 'active' AND id NOT IN (SELECT value FROM json_each(?))`;
       const ids = JSON.stringify([...seen]);
@@ -386,6 +393,17 @@ export class LocalDatabase {
     });
     if (dropped.length > 0) this.changed(t.name, dropped, 'pull');
     return dropped.length;
+  }
+
+  /** The column pull a schema upgrade left owed for this table, if any. */
+  async pendingPull(tableName: string): Promise<PendingPull | null> {
+    const [row] = await this.db.execute(`SELECT from_version, columns FROM ${PENDING_PULLS_TABLE} WHERE table_name = ?`, [tableName]);
+    return row ? { table: tableName, from: Number(row['from_version']), columns: JSON.parse(String(row['columns'])) as string[] } : null;
+  }
+
+  /** The table's owed pull has completed (its cursor is saved). */
+  async pullCompleted(tableName: string): Promise<void> {
+    await this.db.execute(`DELETE FROM ${PENDING_PULLS_TABLE} WHERE table_name = ?`, [tableName]);
   }
 
   /** SQLite's own consistency check ('ok' when sound). */
@@ -435,10 +453,11 @@ interface PulledUpsert {
   readonly trimOwned: string | null;
 }
 
-const upserts = new Map<string, PulledUpsert>();
+/** Per table spec: two local schemas (two app versions in a test) may store the same table differently. */
+const upserts = new WeakMap<TableSpec, PulledUpsert>();
 
 function pulledUpsert(t: TableSpec): PulledUpsert {
-  let u = upserts.get(t.name);
+  let u = upserts.get(t);
   if (u) return u;
   const cols = columnNames(t);
   const insertCols = ['id', ...cols, 'created_at', 'last_modified_at'];
@@ -465,7 +484,7 @@ function pulledUpsert(t: TableSpec): PulledUpsert {
     rows,
     trimOwned: owned.length ? `UPDATE ${q(t.name)} SET _changed = trim(${changed}, ',') WHERE _changed <> '' AND id IN (SELECT value FROM json_each(?))` : null,
   };
-  upserts.set(t.name, u);
+  upserts.set(t, u);
   return u;
 }
 

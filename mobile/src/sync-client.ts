@@ -11,14 +11,19 @@ import { SseLiveTransport } from './adapters/sse-live-transport';
 import { LiveChannel } from './live-channel';
 import { hasSecureRandom, NoSecureRandomSourceError, uuidV4, type RandomBytes } from './ids';
 import { LocalDatabase, type ConflictEvent, type QuarantinedRecord } from './local-database';
-import { checkpointsAdopted, claimLocalDatabase, migrateLocalDatabase } from './local-schema';
+import { checkpointsAdopted, claimLocalDatabase, LOCAL_SCHEMA, migrateLocalDatabase, type LocalSchema } from './local-schema';
 import { databaseKeyName, pendingDatabaseKeyName } from './database-key';
 import { bindCheckpoints, forgetCheckpoints, installMarkerName } from './device-identity';
 import { guardToken, WrongUserError } from './identity';
 import { systemTimers, type AppStateMonitor, type CheckpointStore, type EventSourceFactory, type KeyStore, type LiveTransport, type MetricsSink, type NetworkMonitor, type SqlDriver, type SyncMetrics, type SyncTransport, type Timers } from './ports';
 import { SyncEngine, type SyncOptions, type SyncReport } from './sync-engine';
 
-export type SyncState = 'idle' | 'syncing' | 'offline' | 'error';
+/**
+ * `unauthenticated`: the server refused the token twice (the second time just after
+ * `getToken({ forceRefresh: true })`): the client's own triggers wait until the app calls
+ * `sync()` again with a token it can get (docs/mobile.md, "Token refresh").
+ */
+export type SyncState = 'idle' | 'syncing' | 'offline' | 'error' | 'unauthenticated';
 
 export interface SyncStatus {
   readonly state: SyncState;
@@ -85,6 +90,11 @@ export interface SyncClientOptions {
   readonly metrics?: MetricsSink;
   /** Live sync: the server pokes, the client syncs (docs/mobile.md, "Live sync"). Off when absent. */
   readonly live?: LiveOptions;
+  /**
+   * The local schema: the tables and columns this app stores and the steps that upgrade an older
+   * database (docs/mobile.md, "Upgrading the local schema"). The package's own when absent.
+   */
+  readonly localSchema?: LocalSchema;
 }
 
 export interface LiveOptions {
@@ -112,6 +122,11 @@ export class SyncClient {
   private traffic = { bytesSent: 0, bytesReceived: 0 };
   private readonly listeners = new Set<(s: SyncStatus) => void>();
   private readonly conflictListeners = new Set<(events: readonly ConflictEvent[]) => void>();
+  private readonly unauthenticatedListeners = new Set<(failure: SyncFailure) => void>();
+  /** The token was refused after a refresh: triggers (poll, writes, network, retries, live) hold off. */
+  private halted = false;
+  /** The queued run was asked for by the app (it runs even when halted), not only by a trigger. */
+  private queuedExplicit = false;
   private running: Promise<Result<SyncReport, SyncFailure>> | null = null;
   private queued: Promise<Result<SyncReport, SyncFailure>> | null = null;
   private started = false;
@@ -160,6 +175,34 @@ export class SyncClient {
     return () => this.conflictListeners.delete(listener);
   }
 
+  /**
+   * Hears the client become `unauthenticated` (once each time): the server refused the token,
+   * and the refreshed one too. Sign the user in again (or refresh the session), then call `sync()`.
+   */
+  onUnauthenticated(listener: (failure: SyncFailure) => void): () => void {
+    this.unauthenticatedListeners.add(listener);
+    return () => this.unauthenticatedListeners.delete(listener);
+  }
+
+  /** Called after a refused token (a sync's, or the live channel's): hold every trigger until the app syncs. */
+  unauthenticated(failure: SyncFailure): void {
+    const first = !this.halted;
+    this.halted = true;
+    this.cancel('retryTimer');
+    this.cancel('debounceTimer');
+    this.attempt = 0;
+    this.liveChannel?.halt();
+    this.setStatus({ state: 'unauthenticated', lastError: failure });
+    if (!first) return;
+    for (const l of [...this.unauthenticatedListeners]) {
+      try {
+        l(failure);
+      } catch {
+        // A listener's bug must not break the client's state.
+      }
+    }
+  }
+
   /** Called by the transport (wired in createSyncClient) after each exchange. */
   countTraffic(t: { bytesSent: number; bytesReceived: number }): void {
     this.traffic.bytesSent += t.bytesSent;
@@ -193,11 +236,26 @@ export class SyncClient {
    * every call made meanwhile shares it).
    */
   sync(options: SyncOptions = {}): Promise<Result<SyncReport, SyncFailure>> {
+    return this.request(options, true);
+  }
+
+  /** A sync the client itself decided on (poll, local write, network back, retry, live poke): none while unauthenticated. */
+  private trigger(): void {
+    if (!this.halted) void this.request({}, false);
+  }
+
+  private request(options: SyncOptions, explicit: boolean): Promise<Result<SyncReport, SyncFailure>> {
     this.engine.tablesFor(options); // unknown table: fail at the call, not later
-    if (this.queued) return this.queued;
+    if (this.queued) {
+      if (explicit) this.queuedExplicit = true;
+      return this.queued;
+    }
     if (!this.running) return this.launch(options);
+    this.queuedExplicit = explicit;
     this.queued = this.running.then(() => {
       this.queued = null;
+      // The run before was refused: a trigger's run would only be refused again.
+      if (this.halted && !this.queuedExplicit) return err<SyncReport, SyncFailure>(this.status.lastError ?? { kind: 'AUTH_ERROR', retryable: false, message: 'unauthenticated' });
       return this.launch(options);
     });
     return this.queued;
@@ -232,6 +290,12 @@ export class SyncClient {
       this.attempt = 0;
       this.cancel('retryTimer');
       this.setStatus({ state: 'idle', lastSyncedAt: this.timers.now(), lastError: null });
+      if (this.halted) {
+        this.halted = false;
+        this.liveChannel?.resume();
+      }
+    } else if (result.error.kind === 'AUTH_ERROR') {
+      this.unauthenticated(result.error);
     } else {
       const offline = result.error.kind === 'NETWORK_ERROR' && !this.network.isOnline();
       this.setStatus({ state: offline ? 'offline' : 'error', lastError: result.error });
@@ -270,7 +334,7 @@ export class SyncClient {
     this.cancel('retryTimer');
     this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = null;
-      void this.sync();
+      this.trigger();
     }, delay);
   }
 
@@ -290,25 +354,32 @@ export class SyncClient {
         this.cancel('debounceTimer');
         this.debounceTimer = this.timers.setTimeout(() => {
           this.debounceTimer = null;
-          void this.sync();
+          this.trigger();
         }, this.settings.debounceMs);
       }),
       this.network.subscribe((online) => {
+        // Unauthenticated stays the state to show: going offline or back changes nothing for it.
+        if (this.halted) return;
         if (!online) return this.setStatus({ state: 'offline' });
         this.attempt = 0;
         this.cancel('retryTimer');
-        void this.sync();
+        this.trigger();
       }),
     );
     const poll = () => {
       this.pollTimer = this.timers.setTimeout(() => {
-        void this.sync();
+        this.trigger();
         poll();
       }, this.settings.pollIntervalMs);
     };
     poll();
     void this.sync();
     this.liveChannel?.start();
+  }
+
+  /** Called by the live channel on a poke. */
+  liveTrigger(): void {
+    this.trigger();
   }
 
   /** Called by the live channel. */
@@ -402,7 +473,9 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   const newId = options.newId ?? uuid;
   const userId = options.userId;
   if (userId !== undefined && (typeof userId !== 'string' || userId.length === 0)) throw new TypeError('createSyncClient: `userId` must be a non-empty string (the `sub` of the user\'s token).');
-  const migrated = await migrateLocalDatabase(options.db, uuid);
+  const schema = options.localSchema ?? LOCAL_SCHEMA;
+  // Columns a step added are owed a pull, kept in the database itself: the engine asks for them.
+  const migrated = await migrateLocalDatabase(options.db, schema, uuid);
   if (userId !== undefined) {
     if (migrated.userId !== null && migrated.userId !== userId) {
       throw new WrongUserError(`This local database belongs to user ${JSON.stringify(migrated.userId)}, not ${JSON.stringify(userId)}: open each user's own database file.`);
@@ -413,8 +486,6 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   const checkpoints = userId === undefined ? options.checkpoints : options.checkpoints.scope(userId);
   const { deviceId } = await bindCheckpoints({ database: migrated, checkpoints, unscoped: userId === undefined ? null : options.checkpoints, keyStore: options.keyStore, newId });
   if (migrated.adoptCheckpoints) await checkpointsAdopted(options.db);
-  // A step that added columns: pull those tables again from the start (docs/schema.md).
-  for (const table of migrated.resync) await checkpoints.setLastPulledAt(table, null);
   // A database claimed by a user syncs only under that user's tokens, even through a client made without `userId`.
   const owner = userId ?? migrated.userId;
   const guard: TokenGuard = owner === null ? (get) => async (...args) => get(...args) : (get) => guardToken(get, owner);
@@ -425,6 +496,8 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
       ? new FetchSyncTransport({
           ...options.server,
           getToken: guard(options.server.getToken),
+          // The server checks it (SCHEMA_VERSION_MIN…MAX): what this device stores.
+          schemaVersion: options.server.schemaVersion ?? schema.version,
           deviceId,
           onTraffic: (t) => {
             client?.countTraffic(t);
@@ -433,11 +506,12 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
         })
       : undefined;
   if (!transport) throw new Error('createSyncClient needs `server` (base URL and getToken) or `transport`.');
-  const local = new LocalDatabase(options.db, timers, newId);
+  const local = new LocalDatabase(options.db, timers, newId, schema.tables);
   const engine = new SyncEngine(local, transport, checkpoints, uuid, {
     batchSize: options.batchSize ?? 100,
     ...(options.pullLimit !== undefined ? { pullLimit: options.pullLimit } : {}),
     onConflicts: (events) => client?.conflictsResolved(events),
+    tables: schema.tables,
   });
   client = new SyncClient(local, engine, options.db, checkpoints, options.network, timers, deviceId, {
     debounceMs: options.debounceMs ?? 2000,
@@ -454,9 +528,10 @@ export async function createSyncClient(options: SyncClientOptions): Promise<Sync
   if (liveTransport) {
     const c = client;
     client.liveChannel = new LiveChannel(liveTransport, live?.appState, options.network, timers, deviceId, {
-      sync: () => void c.sync(),
+      sync: () => c.liveTrigger(),
       knownMark: () => c.knownMark(),
       liveChanged: (on) => c.liveChanged(on),
+      unauthenticated: (end) => c.unauthenticated({ kind: 'AUTH_ERROR', retryable: false, message: `the live channel was refused (HTTP ${end.status}) with a refreshed token` }),
     }, { pokeDelayMs: live?.pokeDelayMs ?? 50, reconnectCapMs: live?.reconnectCapMs ?? 60_000, random: live?.random ?? Math.random });
   }
   await client.refreshCounts();

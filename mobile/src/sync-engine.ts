@@ -9,7 +9,7 @@
 import { err, ok, type Result } from 'neverthrow';
 import { TABLES, type TableSpec } from '../../src/domain';
 import type { ConflictEvent, LocalDatabase, PendingRow } from './local-database';
-import type { CheckpointStore, PullHead, PushAttempt, PushBody, SyncTransport, TransportFailure } from './ports';
+import type { CheckpointStore, PullHead, PullMigration, PushAttempt, PushBody, SyncTransport, TransportFailure } from './ports';
 
 export interface SyncOptions {
   /** Only tables of this priority or a more urgent one (1 = captures only). */
@@ -38,6 +38,8 @@ export interface SyncEngineOptions {
   readonly pullLimit?: number;
   /** Hears each conflict as it is resolved (also in a run that fails later). */
   readonly onConflicts?: (events: readonly ConflictEvent[]) => void;
+  /** The tables to sync, as the local schema stores them; the domain's when absent. */
+  readonly tables?: readonly TableSpec[];
 }
 
 type PulledPage = Awaited<ReturnType<SyncTransport['pull']>>;
@@ -170,8 +172,9 @@ export class SyncEngine {
   }
 
   tablesFor(options: SyncOptions): TableSpec[] {
-    if (options.entity !== undefined && !TABLES.some((t) => t.name === options.entity)) throw new Error(`Unknown table "${options.entity}".`);
-    return TABLES.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
+    const tables = this.options.tables ?? TABLES;
+    if (options.entity !== undefined && !tables.some((t) => t.name === options.entity)) throw new Error(`Unknown table "${options.entity}".`);
+    return tables.filter((t) => (options.entity === undefined || t.name === options.entity) && (options.priority === undefined || t.priority <= options.priority));
   }
 
   /** `report` fills in as the run goes, so a caller can read how far a failed run got. */
@@ -216,13 +219,20 @@ export class SyncEngine {
 
   private async pullTable(table: TableSpec, tr: TableReport, conflicts: ConflictEvent[]): Promise<Result<void, TransportFailure>> {
     let since = await this.checkpoints.getLastPulledAt(table.name);
+    // Columns a schema upgrade added (docs/mobile.md, "Upgrading the local schema"): the first page
+    // asks with `migration`, so the server sends every live row of the table from the start, and
+    // the pass then runs as a first sync does (every page unfiltered, unseen rows swept, the cursor
+    // saved at the end), as rows deleted since the cursor come as no tombstone. Owed until the pass
+    // completes: cut off, it is asked again on the next sync.
+    const owed = await this.local.pendingPull(table.name);
+    const migration: PullMigration | undefined = owed && since !== null ? { from: owed.from, tables: [], columns: [{ table: table.name, columns: owed.columns }] } : undefined;
     // A first sync (no cursor) gets the server's live rows and no deletes (spec §4.1). Rows this
     // device already holds from the server but that the server no longer has (a first sync cut
     // off after a page was applied, or a table re-pulled after discarding a quarantined record)
     // would then stay forever: so a first sync notes every id it receives, and only once its last
     // page is in does it drop the unseen clean rows and save its cursor. Cut off before that, it
     // starts over.
-    const seen = since === null ? new Set<string>() : null;
+    const seen = since === null || migration ? new Set<string>() : null;
     // Only rows synced before this pull can be unseen: a fresh device (the common first sync) has
     // none, and skips the sweep, which costs about 0.1 s per 100k rows.
     const sweep = seen !== null && (await this.local.hasSyncedRows(table.name));
@@ -232,14 +242,19 @@ export class SyncEngine {
     // parses this one). Nothing else changes: a page is applied, then its cursor saved, strictly
     // in order, and a page fetched but never applied (a failure or a kill meanwhile) is fetched
     // again. Pages asked for and not yet applied: at most PAGES_AHEAD, besides the one applied.
-    const fetchPage = (lastPulledAt: number | null, onHead: (head: PullHead) => void): Promise<Fetched> =>
-      this.transport
+    // `migration` goes on the first page only: the next ones resume after its cursor (docs/protocol.md).
+    let unsent = migration;
+    const fetchPage = (lastPulledAt: number | null, onHead: (head: PullHead) => void): Promise<Fetched> => {
+      const once = unsent;
+      unsent = undefined;
+      return this.transport
         .pull({
           lastPulledAt,
           tables: [table.name],
           // A first sync wants this device's own rows too (it may have lost its database), on every page.
           suppressEcho: seen === null,
           ...(this.options.pullLimit ? { limit: this.options.pullLimit } : {}),
+          ...(once ? { migration: once } : {}),
           onHead,
         })
         // Held as a value: a prefetch that throws while the page before it is applied must not go unhandled.
@@ -247,6 +262,7 @@ export class SyncEngine {
           (result) => ({ result }),
           (thrown: unknown) => ({ thrown }),
         );
+    };
     const ahead: AskedPage[] = [];
     // The cursor to ask for once there is room: null while unknown, or when no page is left.
     let wanted: { readonly at: number | null } | null = { at: since };
@@ -303,6 +319,8 @@ export class SyncEngine {
       if (sweep) tr.pulled += await this.local.dropUnseenSynced(table.name, seen);
       await this.checkpoints.setLastPulledAt(table.name, since);
     }
+    // After the cursor: a kill in between asks once more, which is harmless.
+    if (owed) await this.local.pullCompleted(table.name);
     return ok(undefined);
   }
 

@@ -62,6 +62,17 @@ export function runSyncTransportContract(name: string, make: () => SyncTransport
       expect([pulled.changes['ideas']!.updated, pulled.changes['ideas']!.deleted]).to.deep.equal([[], []]);
     });
 
+    it('sends `migration`: the named table comes from the start (all created, this device\'s own rows too) though the cursor is newer', async () => {
+      const phone = subject.connect('alice', { deviceId: 'phone' });
+      value(await phone.push(push('p-1', { ideas: { created: [idea('i1', 'one')], updated: [], deleted: [] }, todos: { created: [todo], updated: [], deleted: [] } })));
+      const cursor = value(await phone.pull({ lastPulledAt: null, tables: ['ideas'] })).timestamp;
+      const plain = value(await phone.pull({ lastPulledAt: cursor, tables: ['ideas', 'todos'] }));
+      expect([plain.changes['ideas']!.created, plain.changes['todos']!.created]).to.deep.equal([[], []]);
+      const migrated = value(await phone.pull({ lastPulledAt: cursor, tables: ['ideas', 'todos'], migration: { from: 1, tables: [], columns: [{ table: 'ideas', columns: ['text'] }] } }));
+      expect(ids(migrated.changes['ideas']!.created)).to.deep.equal(['i1']);
+      expect(migrated.changes['todos'], 'a table not named: incremental').to.deep.equal({ created: [], updated: [], deleted: [] });
+    });
+
     it('gives a positive cursor to a user with no rows yet', async () => {
       const pulled = value(await subject.connect('nobody').pull({ lastPulledAt: null, tables: ['captures'] }));
       expect(pulled.changes).to.deep.equal({ captures: { created: [], updated: [], deleted: [] } });
@@ -261,6 +272,30 @@ export function runHttpSyncTransportContract(name: string, make: () => HttpSyncT
       for (const r of [await t.pull({ lastPulledAt: null, tables: ['ideas'] }), await t.push(anIdea('i1'))]) {
         expect(failure(r)).to.include({ kind: 'AUTH_ERROR', retryable: false, status: 401, code: 'TOKEN_INVALID' });
       }
+    });
+
+    it('answers a 401 once: getToken({ forceRefresh: true }), then the same request again with the new token', async () => {
+      const asked: boolean[] = [];
+      const { fetch, seen } = recordingFetch();
+      const good = subject.token('u1');
+      const t = subject.create({ baseUrl: subject.baseUrl, getToken: (o) => (asked.push(o?.forceRefresh === true), o?.forceRefresh ? good : 'not-a-jwt'), deviceId: 'd1', schemaVersion: 1, fetch });
+      value(await t.push(anIdea('i1')));
+      expect(asked).to.deep.equal([false, true]);
+      expect(seen.map((r) => [r.method, r.headers.get('authorization')])).to.deep.equal([
+        ['POST', 'Bearer not-a-jwt'],
+        ['POST', `Bearer ${good}`],
+      ]);
+      const pulled = value(await t.pull({ lastPulledAt: null, tables: ['ideas'] }));
+      expect(pulled.changes['ideas']!.created.map((r) => r['id'])).to.deep.equal(['i1']);
+    });
+
+    it('reports a token refused again after the refresh as AUTH_ERROR with the server\'s code, after two requests', async () => {
+      const asked: boolean[] = [];
+      const { fetch, seen } = recordingFetch();
+      const t = subject.create({ baseUrl: subject.baseUrl, getToken: (o) => (asked.push(o?.forceRefresh === true), 'not-a-jwt'), deviceId: 'd1', schemaVersion: 1, fetch });
+      expect(failure(await t.pull({ lastPulledAt: null, tables: ['ideas'] }))).to.include({ kind: 'AUTH_ERROR', retryable: false, status: 401, code: 'TOKEN_INVALID' });
+      expect(asked).to.deep.equal([false, true]);
+      expect(seen).to.have.length(2);
     });
 
     it('reports a getToken that throws as a non-retryable AUTH_ERROR without sending anything', async () => {

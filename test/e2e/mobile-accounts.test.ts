@@ -90,7 +90,7 @@ describeEachDatabase('mobile client: accounts and device identity', (ctx) => {
       expect(r._unsafeUnwrapErr(), bad).to.include({ kind: 'AUTH_ERROR', code: 'WRONG_USER', retryable: false });
       expect(r._unsafeUnwrapErr().message, bad).to.match(/acct-c/);
     }
-    expect(d.client.getStatus()).to.deep.include({ state: 'error', pending: 1 });
+    expect(d.client.getStatus()).to.deep.include({ state: 'unauthenticated', pending: 1 });
     expect(d.client.getStatus().lastError?.code).to.equal('WRONG_USER');
     // Started, the client runs its launch sync (a call meanwhile waits for it, then runs once
     // more), fails the same way and schedules no retry: only the poll waits.

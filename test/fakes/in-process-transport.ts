@@ -94,6 +94,7 @@ export class InProcessTransport implements SyncTransport {
     this.calls.push({ kind: 'pull', params: { ...params, tables: [...params.tables] } });
     const query: Record<string, string> = { last_pulled_at: String(params.lastPulledAt ?? 0), tables: params.tables.join(',') };
     if (params.limit !== undefined) query['limit'] = String(params.limit);
+    if (params.migration !== undefined) query['migration'] = JSON.stringify(params.migration);
     // As FetchSyncTransport leaves X-Device-Id out when echoes are not to be suppressed.
     const deviceId = params.suppressEcho === false ? null : this.deviceId;
     return this.exchange('pull', () => this.useCases.pull.execute({ userId: this.userId, query, schemaVersion: this.schemaVersionText(), deviceId }), (json) => {

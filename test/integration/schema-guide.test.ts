@@ -166,13 +166,13 @@ describe('docs/schema.md, walked on a copy of the repository', function () {
       writeFileSync(script, check(root));
       const s = spawnCommand(process.execPath, ['--import', 'tsx', script, db], copy, {});
       expect((await exitWithin(s, 120_000)).code, s.output()).to.equal(0);
-      return JSON.parse(s.output().trim().split('\n').pop()!) as { result: { from: number; to: number; resync: string[] }; tables: string[]; todos: string[] };
+      return JSON.parse(s.output().trim().split('\n').pop()!) as { result: { from: number; to: number; pull: unknown[] }; tables: string[]; todos: string[] };
     };
     const before = await run(repo);
     expect(before.result).to.deep.include({ from: 0, to: 1 });
     expect(before.tables).to.not.include('bookmarks');
     const upgraded = await run(copy);
-    expect(upgraded.result).to.deep.include({ from: 1, to: 3, resync: ['todos'], instanceCreated: false });
+    expect(upgraded.result, 'the new column is owed a pull with `migration`').to.deep.include({ from: 1, to: 3, pull: [{ table: 'todos', from: 1, columns: ['estimate_minutes'] }], instanceCreated: false });
     expect(upgraded.tables).to.include('bookmarks');
     expect(upgraded.todos).to.include('estimate_minutes');
   });

@@ -99,8 +99,8 @@ describe('the mobile package (npm pack)', function () {
   describe('types, from a consumer project', () => {
     const app = `
 import {
-  AsyncStorageCheckpointStore, KeychainKeyStore, NetInfoNetworkMonitor, OpSqliteDriver, TABLES, createSyncClient, uuidV4,
-  type AsyncStorageLike, type KeychainLike, type NetInfoLike, type OpSqliteDatabase, type SyncClient, type SyncClientOptions, type SyncStatus,
+  AsyncStorageCheckpointStore, KeychainKeyStore, NetInfoNetworkMonitor, OpSqliteDriver, TABLES, createSyncClient, defineLocalSchema, uuidV4,
+  type AsyncStorageLike, type GetToken, type LocalMigration, type KeychainLike, type NetInfoLike, type OpSqliteDatabase, type SyncClient, type SyncClientOptions, type SyncStatus,
 } from '@note-sync/mobile';
 import * as bindings from '@note-sync/mobile/react';
 
@@ -110,25 +110,29 @@ declare const netInfo: NetInfoLike;
 declare const keychain: KeychainLike;
 
 const server: NonNullable<SyncClientOptions['server']> = { baseUrl: 'https://sync.example.com', getToken: async () => 'token', schemaVersion: 1, timeoutMs: 30_000, compressAboveBytes: 1024 };
+const refreshing: GetToken = (o) => (o?.forceRefresh ? 'refreshed' : 'cached');
+const steps: LocalMigration[] = [{ toVersion: 2, sql: ['ALTER TABLE "todos" ADD COLUMN "x" INTEGER'], pullColumns: [{ table: 'todos', columns: ['x'] }] }];
 const options: SyncClientOptions = {
   db: new OpSqliteDriver(database),
   checkpoints: new AsyncStorageCheckpointStore(storage),
   network: new NetInfoNetworkMonitor(netInfo),
-  server,
+  server: { ...server, getToken: refreshing },
   randomBytes: (n) => new Uint8Array(n),
+  localSchema: defineLocalSchema({ migrations: [] }),
 };
 export const keyStore = new KeychainKeyStore(keychain);
 
 export async function init(): Promise<SyncClient> {
   const client = await createSyncClient(options);
   const status: SyncStatus = client.getStatus();
-  const state: 'idle' | 'syncing' | 'offline' | 'error' = status.state;
+  const state: 'idle' | 'syncing' | 'offline' | 'error' | 'unauthenticated' = status.state;
+  const stop: () => void = client.onUnauthenticated((failure) => void failure.code);
   const result = await client.sync({ priority: 1 });
   const retryable: boolean | null = result.isErr() ? result.error.retryable : null;
   const created: Record<string, unknown> = await client.local.create('captures', { type: 'text', raw_content: 'x' });
   const names: string[] = TABLES.map((t) => t.name);
   const id: string = uuidV4();
-  void [state, retryable, created, names, id, bindings];
+  void [state, stop, steps, retryable, created, names, id, bindings];
   return client;
 }
 

@@ -16,12 +16,19 @@ import {
 } from '../../../src/domain';
 import { WrongUserError } from '../identity';
 import type { PullHead, PullParams, PushBody, SyncTransport, TransportFailure } from '../ports';
+import { TokenSource, type GetToken } from '../token-source';
+
+export type { GetToken } from '../token-source';
 
 export interface FetchTransportOptions {
   /** e.g. https://sync.example.com (no trailing slash needed). */
   readonly baseUrl: string;
-  /** The current access token; called before every request, so a refreshed token is picked up. */
-  readonly getToken: () => string | Promise<string>;
+  /**
+   * The current access token; called before every request, so a refreshed token is picked up.
+   * After a 401 it is called once with `{ forceRefresh: true }`: return a fresh token (from your
+   * identity provider's refresh), and the request is sent again with it (docs/mobile.md, "Tokens").
+   */
+  readonly getToken: GetToken;
   readonly deviceId: string;
   readonly schemaVersion?: number;
   readonly timeoutMs?: number;
@@ -36,12 +43,17 @@ export interface FetchTransportOptions {
   readonly onTraffic?: (traffic: { bytesSent: number; bytesReceived: number }) => void;
 }
 
+const noToken = (e: unknown): TransportFailure =>
+  e instanceof WrongUserError ? e.failure : { kind: 'AUTH_ERROR', retryable: false, message: `no token: ${e instanceof Error ? e.message : String(e)}` };
+
 /** SyncTransport over `fetch`, with a timeout, the bearer token and the device id on every request. */
 export class FetchSyncTransport implements SyncTransport {
   private readonly baseUrl: string;
+  private readonly tokens: TokenSource;
 
   constructor(private readonly options: FetchTransportOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.tokens = new TokenSource(options.getToken);
   }
 
   pull(params: PullParams): Promise<Result<PullResponseBody, TransportFailure>> {
@@ -50,6 +62,7 @@ export class FetchSyncTransport implements SyncTransport {
       tables: params.tables.join(','),
       limit: params.limit === undefined ? undefined : String(params.limit),
       schema_version: this.options.schemaVersion === undefined ? undefined : String(this.options.schemaVersion),
+      migration: params.migration === undefined ? undefined : JSON.stringify(params.migration),
     });
     const onHead = params.onHead;
     const tellHead = onHead
@@ -72,15 +85,29 @@ export class FetchSyncTransport implements SyncTransport {
     return this.request('/api/sync/push', init, pushResponseSchema);
   }
 
-  /** `onHeaders` hears a 200 answer's headers as they arrive, before its body is read. */
+  /**
+   * `onHeaders` hears a 200 answer's headers as they arrive, before its body is read. A 401 is
+   * answered once with a refreshed token; a second 401 is the failure (AUTH_ERROR with the
+   * server's code: TOKEN_EXPIRED, TOKEN_INVALID or TOKEN_MISSING).
+   */
   private async request<T>(path: string, init: RequestInit, schema: WireSchema<T>, sendDeviceId = true, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
     let token: string;
     try {
-      token = await this.options.getToken();
+      token = await this.tokens.current();
     } catch (e) {
-      if (e instanceof WrongUserError) return err(e.failure);
-      return err({ kind: 'AUTH_ERROR', retryable: false, message: `no token: ${e instanceof Error ? e.message : String(e)}` });
+      return err(noToken(e));
     }
+    const first = await this.send(token, path, init, schema, sendDeviceId, onHeaders);
+    if (first.isOk() || first.error.status !== 401) return first;
+    try {
+      token = await this.tokens.refresh(token);
+    } catch (e) {
+      return err(noToken(e));
+    }
+    return this.send(token, path, init, schema, sendDeviceId, onHeaders);
+  }
+
+  private async send<T>(token: string, path: string, init: RequestInit, schema: WireSchema<T>, sendDeviceId: boolean, onHeaders?: (headers: Headers) => void): Promise<Result<T, TransportFailure>> {
     const doFetch = this.options.fetch ?? globalThis.fetch;
     // The timeout does not depend on AbortController: the deadline settles the request either way;
     // where the engine has AbortController (React Native has), the request is also cancelled.

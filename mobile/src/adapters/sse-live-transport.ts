@@ -1,10 +1,14 @@
 import { WrongUserError } from '../identity';
 import type { EventSourceEvent, EventSourceFactory, LiveConnection, LiveHandlers, LiveTransport } from '../ports';
+import { TokenSource, type GetToken } from '../token-source';
 
 export interface SseLiveTransportOptions {
   readonly baseUrl: string;
-  /** The bearer token, asked afresh at each connect (a channel closes when its token expires). */
-  readonly getToken: () => string | Promise<string>;
+  /**
+   * The bearer token, asked afresh at each connect (a channel closes when its token expires); a
+   * refusal (401) is answered once with `getToken({ forceRefresh: true })`, as for sync requests.
+   */
+  readonly getToken: GetToken;
   readonly deviceId: string;
   /** Makes the EventSource: `(url, o) => new EventSource(url, o)` with react-native-sse's EventSource. */
   readonly eventSource: EventSourceFactory;
@@ -21,7 +25,11 @@ function parse(event: EventSourceEvent): Record<string, unknown> | null {
 
 /** LiveTransport over Server-Sent Events: `GET /api/sync/live` with the token in a header. */
 export class SseLiveTransport implements LiveTransport {
-  constructor(private readonly options: SseLiveTransportOptions) {}
+  private readonly tokens: TokenSource;
+
+  constructor(private readonly options: SseLiveTransportOptions) {
+    this.tokens = new TokenSource(options.getToken);
+  }
 
   connect(handlers: LiveHandlers): LiveConnection {
     let done = false;
@@ -32,8 +40,9 @@ export class SseLiveTransport implements LiveTransport {
       source?.close();
       handlers.onEnd(status === undefined ? { code } : { code, status });
     };
-    const open = async () => {
-      const token = await this.options.getToken();
+    // A 401 is answered once with a refreshed token; the second is the channel's end (401).
+    const open = async (refused: string | null) => {
+      const token = refused === null ? await this.tokens.current() : await this.tokens.refresh(refused);
       if (done) return;
       const es = this.options.eventSource(`${this.options.baseUrl.replace(/\/$/, '')}/api/sync/live`, {
         headers: { Authorization: `Bearer ${token}`, 'X-Device-Id': this.options.deviceId, Accept: 'text/event-stream' },
@@ -42,7 +51,11 @@ export class SseLiveTransport implements LiveTransport {
       source = es;
       if (done) return es.close();
       // `hello` is the server's first event: the channel is accepted (not just the socket open).
-      es.addEventListener('hello', () => !done && handlers.onOpen());
+      let opened = false;
+      es.addEventListener('hello', () => {
+        opened = true;
+        if (!done) handlers.onOpen();
+      });
       es.addEventListener('change', (e) => {
         const d = parse(e);
         if (done || !d || typeof d['mark'] !== 'number') return;
@@ -53,11 +66,20 @@ export class SseLiveTransport implements LiveTransport {
         const code = parse(e)?.['code'];
         end(typeof code === 'string' ? code : 'CLOSED');
       });
-      es.addEventListener('error', (e) => end(e.xhrStatus && e.xhrStatus >= 400 ? errorCodeOf(e) : 'NETWORK', e.xhrStatus && e.xhrStatus >= 400 ? e.xhrStatus : undefined));
+      es.addEventListener('error', (e) => {
+        if (done) return;
+        if (e.xhrStatus === 401 && refused === null && !opened) {
+          es.close();
+          source = null;
+          open(token).catch((e: unknown) => end(e instanceof WrongUserError ? e.code : 'NETWORK'));
+          return;
+        }
+        end(e.xhrStatus && e.xhrStatus >= 400 ? errorCodeOf(e) : 'NETWORK', e.xhrStatus && e.xhrStatus >= 400 ? e.xhrStatus : undefined);
+      });
       // react-native-sse: `done` when the server ends the stream.
       es.addEventListener('done', () => end('CLOSED'));
     };
-    open().catch((e: unknown) => end(e instanceof WrongUserError ? e.code : 'NETWORK'));
+    open(null).catch((e: unknown) => end(e instanceof WrongUserError ? e.code : 'NETWORK'));
     return {
       close: () => {
         done = true;

@@ -18,6 +18,18 @@ export interface PullParams {
    * resolves, and only for a 200 answer; its values are the body's `timestamp` and `has_more`.
    */
   readonly onHead?: (head: PullHead) => void;
+  /**
+   * WatermelonDB's `migration` (docs/protocol.md): the tables and columns a local schema upgrade
+   * added, read by the server from the beginning. Sent on the first page of such a pull only.
+   */
+  readonly migration?: PullMigration;
+}
+
+export interface PullMigration {
+  /** The local schema version the device upgraded from. */
+  readonly from: number;
+  readonly tables: readonly string[];
+  readonly columns: ReadonlyArray<{ readonly table: string; readonly columns: readonly string[] }>;
 }
 
 /** A pull answer's cursor, told ahead of its body. */

@@ -2,9 +2,10 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalWriteError } from '../../../mobile/src/local-database';
-import { checkpointsAdopted, LOCAL_SCHEMA_VERSION, LocalSchemaTooNewError, migrateLocalDatabase } from '../../../mobile/src/local-schema';
-import { TABLES, columnNames } from '../../../src/domain';
+import { LocalDatabase, LocalWriteError } from '../../../mobile/src/local-database';
+import { checkpointsAdopted, LOCAL_SCHEMA_VERSION, LocalSchemaError, LocalSchemaTooNewError, defineLocalSchema, migrateLocalDatabase, type LocalMigration } from '../../../mobile/src/local-schema';
+import { TABLES, columnNames, type TableSpec } from '../../../src/domain';
+import { ManualTimers } from '../../fakes/manual-timers';
 import { openDriver, openLocal, thrown, type LocalFixture } from './local-fixture';
 
 /** The app's side of the local database: writes and their sync bookkeeping, reads, validation, migrations. */
@@ -171,9 +172,9 @@ describe('local schema migrations', () => {
   it('creates every synced table from the domain schema, with the bookkeeping columns, and sets user_version', async () => {
     const driver = openDriver();
     try {
-      expect(await migrateLocalDatabase(driver, () => 'instance-1')).to.deep.equal({ from: 0, to: LOCAL_SCHEMA_VERSION, resync: [], instanceId: 'instance-1', instanceCreated: true, adoptCheckpoints: false, userId: null });
+      expect(await migrateLocalDatabase(driver, undefined, () => 'instance-1')).to.deep.equal({ from: 0, to: LOCAL_SCHEMA_VERSION, pull: [], instanceId: 'instance-1', instanceCreated: true, adoptCheckpoints: false, userId: null });
       expect(await userVersion(driver)).to.equal(LOCAL_SCHEMA_VERSION);
-      expect(await tableNames(driver)).to.deep.equal([...TABLES.map((t) => t.name), 'sync_meta', 'sync_quarantine'].sort());
+      expect(await tableNames(driver)).to.deep.equal([...TABLES.map((t) => t.name), 'sync_meta', 'sync_pending_pulls', 'sync_quarantine'].sort());
       for (const t of TABLES) {
         const columns = await driver.execute(`SELECT name, "notnull" AS nn FROM pragma_table_info('${t.name}') ORDER BY cid`);
         expect(columns.map((c) => c['name']), t.name).to.deep.equal(['id', ...columnNames(t), 'created_at', 'last_modified_at', '_status', '_changed', '_version']);
@@ -195,7 +196,7 @@ describe('local schema migrations', () => {
     const again = openDriver(dir, 'app.db');
     try {
       // The instance id is the one made with the database: the step that makes it runs again as a no-op.
-      expect(await migrateLocalDatabase(again, () => 'not-this-one')).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, resync: [], instanceId: made.instanceId, instanceCreated: false, adoptCheckpoints: false, userId: null });
+      expect(await migrateLocalDatabase(again, undefined, () => 'not-this-one')).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, pull: [], instanceId: made.instanceId, instanceCreated: false, adoptCheckpoints: false, userId: null });
       expect(await again.execute('SELECT id, text, _changed FROM ideas')).to.deep.equal([{ id: 'i1', text: 'kept', _changed: 'text' }]);
     } finally {
       await again.close();
@@ -208,12 +209,12 @@ describe('local schema migrations', () => {
       await migrateLocalDatabase(driver);
       await driver.execute(`INSERT INTO ideas (id, text, created_at, _changed) VALUES ('i1', 'kept', 1, 'text')`);
       await driver.execute('DROP TABLE sync_meta'); // as an older app version left it
-      const opened = await migrateLocalDatabase(driver, () => 'instance-2');
-      expect(opened).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, resync: [], instanceId: 'instance-2', instanceCreated: true, adoptCheckpoints: true, userId: null });
+      const opened = await migrateLocalDatabase(driver, undefined, () => 'instance-2');
+      expect(opened).to.deep.equal({ from: LOCAL_SCHEMA_VERSION, to: LOCAL_SCHEMA_VERSION, pull: [], instanceId: 'instance-2', instanceCreated: true, adoptCheckpoints: true, userId: null });
       // Until the client has taken over the checkpoints of before, every open says they are to be taken over.
-      expect(await migrateLocalDatabase(driver, () => 'instance-3')).to.deep.include({ instanceId: 'instance-2', instanceCreated: false, adoptCheckpoints: true });
+      expect(await migrateLocalDatabase(driver, undefined, () => 'instance-3')).to.deep.include({ instanceId: 'instance-2', instanceCreated: false, adoptCheckpoints: true });
       await checkpointsAdopted(driver);
-      expect(await migrateLocalDatabase(driver, () => 'instance-4')).to.deep.include({ instanceId: 'instance-2', adoptCheckpoints: false });
+      expect(await migrateLocalDatabase(driver, undefined, () => 'instance-4')).to.deep.include({ instanceId: 'instance-2', adoptCheckpoints: false });
       expect(await driver.execute('SELECT id FROM ideas')).to.deep.equal([{ id: 'i1' }]);
     } finally {
       await driver.close();
@@ -231,5 +232,85 @@ describe('local schema migrations', () => {
     } finally {
       await driver.close();
     }
+  });
+
+  describe('upgrading with a step that adds a column', () => {
+    /** The domain's tables without `table.column`: an older app version's. */
+    const without = (table: string, ...columns: string[]): TableSpec[] =>
+      TABLES.map((t) => (t.name !== table ? t : { ...t, columns: Object.fromEntries(Object.entries(t.columns).filter(([c]) => !columns.includes(c))) }));
+    const v1 = defineLocalSchema({ tables: without('projects', 'color') });
+    const addColor: LocalMigration = { toVersion: 2, sql: ['ALTER TABLE "projects" ADD COLUMN "color" TEXT'], pullColumns: [{ table: 'projects', columns: ['color'] }] };
+    const v2 = defineLocalSchema({ migrations: [addColor] });
+
+    it('adds the column in place, keeps pending rows and their _changed, and owes the column a pull until told it arrived', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'local-schema-'));
+      dirs.push(dir);
+      const old = openDriver(dir, 'app.db');
+      expect(await migrateLocalDatabase(old, v1)).to.deep.include({ from: 0, to: 1, pull: [] });
+      const local = new LocalDatabase(old, new ManualTimers(), () => 'p-new', v1.tables);
+      await local.create('projects', { id: 'p-new', name: 'created offline' });
+      await old.execute(`INSERT INTO projects (id, name, archived, created_at, last_modified_at, _changed) VALUES ('p-synced', 'renamed offline', 0, 1, 5, 'name')`);
+      const before = await old.execute('SELECT id, name, _status, _changed, _version FROM projects ORDER BY id');
+      expect(await old.execute("SELECT name FROM pragma_table_info('projects') WHERE name = 'color'")).to.deep.equal([]);
+      await old.close();
+
+      const upgraded = openDriver(dir, 'app.db');
+      try {
+        const owed = [{ table: 'projects', from: 1, columns: ['color'] }];
+        expect(await migrateLocalDatabase(upgraded, v2)).to.deep.include({ from: 1, to: 2, pull: owed });
+        expect(await userVersion(upgraded)).to.equal(2);
+        expect(await upgraded.execute('SELECT id, name, _status, _changed, _version FROM projects ORDER BY id'), 'pending rows as they were').to.deep.equal(before);
+        expect(await upgraded.execute('SELECT color FROM projects')).to.deep.equal([{ color: null }, { color: null }]);
+        const local2 = new LocalDatabase(upgraded, new ManualTimers(), () => 'x', v2.tables);
+        expect(await local2.countPending()).to.equal(2);
+        // Opened again before any sync: still owed, once.
+        expect(await migrateLocalDatabase(upgraded, v2)).to.deep.include({ from: 2, to: 2, pull: owed });
+        expect(await local2.pendingPull('projects')).to.deep.equal(owed[0]);
+        await local2.pullCompleted('projects');
+        expect(await local2.pendingPull('projects')).to.equal(null);
+        expect(await migrateLocalDatabase(upgraded, v2)).to.deep.include({ from: 2, to: 2, pull: [] });
+      } finally {
+        await upgraded.close();
+      }
+    });
+
+    it('upgrading over two steps owes each table its columns once, from the version it started at', async () => {
+      const driver = openDriver();
+      try {
+        await migrateLocalDatabase(driver, defineLocalSchema({ tables: without('todos', 'deadline', 'project_id') }));
+        const steps: LocalMigration[] = [
+          { toVersion: 2, sql: ['ALTER TABLE "todos" ADD COLUMN "deadline" INTEGER'], pullColumns: [{ table: 'todos', columns: ['deadline'] }] },
+          { toVersion: 3, sql: ['ALTER TABLE "todos" ADD COLUMN "project_id" TEXT'], pullColumns: [{ table: 'todos', columns: ['project_id'] }] },
+        ];
+        expect(await migrateLocalDatabase(driver, defineLocalSchema({ migrations: steps }))).to.deep.include({ from: 1, to: 3, pull: [{ table: 'todos', from: 1, columns: ['deadline', 'project_id'] }] });
+      } finally {
+        await driver.close();
+      }
+    });
+
+    it('refuses a step that does not add a column the schema stores, and leaves the database at its version (bad input: the step without its ALTER)', async () => {
+      const driver = openDriver();
+      try {
+        await migrateLocalDatabase(driver, v1);
+        const e = await thrown(() => migrateLocalDatabase(driver, defineLocalSchema({ migrations: [{ ...addColor, sql: [] }] })));
+        expect(e).to.be.instanceOf(LocalSchemaError);
+        expect(e.message).to.match(/projects lacks color/);
+        expect(await userVersion(driver)).to.equal(1);
+        expect(await driver.execute('SELECT * FROM sync_pending_pulls')).to.deep.equal([]);
+      } finally {
+        await driver.close();
+      }
+    });
+
+    it('refuses a bad schema definition at once, with what is wrong', () => {
+      const bad: Array<[string, () => unknown, RegExp]> = [
+        ['a step numbered out of order', () => defineLocalSchema({ migrations: [{ ...addColor, toVersion: 3 }] }), /toVersion 2, not 3/],
+        ['a pull of a column the schema does not store', () => defineLocalSchema({ tables: v1.tables, migrations: [addColor] }), /projects\.color/],
+        ['a column the server does not have', () => defineLocalSchema({ tables: [{ ...TABLES[0]!, columns: { ...TABLES[0]!.columns, mood: { type: 'text', nullable: true } } }] }), /captures\.mood/],
+        ['a required column left out', () => defineLocalSchema({ tables: without('ideas', 'text') }), /ideas\.text is required/],
+        ['a table the server does not have', () => defineLocalSchema({ tables: [{ name: 'notes', priority: 9, columns: {} }] }), /"notes"/],
+      ];
+      for (const [what, define, message] of bad) expect(define, what).to.throw(LocalSchemaError, message);
+    });
   });
 });

@@ -177,10 +177,10 @@ describe('SyncClient triggers and status', () => {
     expect((await h.client.sync()).isOk()).to.equal(true);
     await h.tick(MINUTE);
     await h.client.local.create('ideas', { id: 'i1', text: 'x' });
-    h.transport.failNext(1, { kind: 'AUTH_ERROR', retryable: false, message: 'token expired', code: 'TOKEN_EXPIRED', status: 401 });
+    h.transport.failNext(1, { kind: 'SERVER_ERROR', retryable: false, message: 'storage full', code: 'QUOTA_EXCEEDED', status: 507 });
     await h.client.sync();
     expect(h.client.getStatus()).to.deep.include({ state: 'error', pending: 1, lastSyncedAt: START });
-    expect(h.client.getStatus().lastError).to.include({ kind: 'AUTH_ERROR', message: 'token expired' });
+    expect(h.client.getStatus().lastError).to.include({ kind: 'SERVER_ERROR', message: 'storage full' });
   });
 
   it('refuses a sync of an unknown table at the call', async () => {
