@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
+import { durationOfBucket } from '../../src/adapters/postgres/knex-sync-log';
 import * as m011 from '../../src/adapters/postgres/migrations/011-sync-stats-minutes';
 import { describeEachDatabase } from '../support/databases';
 
@@ -94,5 +95,19 @@ async function check(db: Knex): Promise<void> {
 describeEachDatabase('migration 011: the per-minute aggregates of the rows written before it', (ctx) => {
   it('match the rows, and what the trigger keeps', async () => {
     await check(ctx.database.db);
+  });
+
+  it("report every duration's bucket within the bound the docs state: exact under 20 ms, within 5 % above", async () => {
+    // Every whole ms up to 20 minutes, and int4's largest: each bucket's shortest and longest.
+    const { rows } = (await ctx.database.db.raw(
+      `SELECT sync_duration_bucket(d) AS b, min(d) AS lo, max(d) AS hi FROM (SELECT generate_series(0, 1200000) AS d UNION ALL SELECT 2147483647) s GROUP BY 1 ORDER BY 1`,
+    )) as { rows: Array<{ b: number; lo: number; hi: number }> };
+    expect(rows.length).to.be.above(130);
+    expect(rows.map((r) => r.b)).to.include.members(Array.from({ length: 20 }, (_, i) => i));
+    for (const { b, lo, hi } of rows) {
+      const reported = durationOfBucket(b);
+      if (lo < 20) expect([lo, hi, reported], `bucket ${b}`).to.deep.equal([b, b, b]);
+      else for (const d of [lo, hi]) expect(Math.abs(reported - d), `bucket ${b}: ${reported} for ${d}`).to.be.at.most(0.05 * d);
+    }
   });
 });
