@@ -11,9 +11,10 @@ import { benchPush } from './push';
 import { benchReplicas } from './replicas';
 import { benchRetention } from './retention';
 import { benchScaleOut } from './scale-out';
+import { benchStats } from './stats';
 
 /** `npm run bench`: every scenario, one JSON line per measurement. Not part of `npm test`. */
-const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts, devices: benchDevices, concurrency: benchConcurrency, memory: benchMemory, 'scale-out': benchScaleOut, replicas: benchReplicas, retention: benchRetention, live: benchLive, 'mobile-size': benchMobileSize, 'example-size': benchExampleSize };
+const scenarios: Record<string, () => Promise<void>> = { compression: benchCompression, push: benchPush, pull: benchPull, conflicts: benchConflicts, devices: benchDevices, concurrency: benchConcurrency, memory: benchMemory, 'scale-out': benchScaleOut, replicas: benchReplicas, retention: benchRetention, stats: benchStats, live: benchLive, 'mobile-size': benchMobileSize, 'example-size': benchExampleSize };
 const only = process.argv.slice(2);
 const unknown = only.filter((name) => !(name in scenarios));
 if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(scenarios).join(', ')}`);

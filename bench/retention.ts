@@ -48,7 +48,7 @@ export async function benchRetention(): Promise<void> {
     users.push(...alone.users);
 
     // Every tombstone older than "now": a retention of 0 ms, with the job's own batch size.
-    const purge = new PurgeExpiredData(new KnexRetentionStore(db), { now: () => Date.now() + 1 }, { tombstonesMs: 0, syncLogsMs: null, conflictsMs: null, receiptsMs: 24 * 3600_000, batchSize: 1000 });
+    const purge = new PurgeExpiredData(new KnexRetentionStore(db), { now: () => Date.now() + 1 }, { tombstonesMs: 0, syncLogsMs: null, conflictsMs: null, statsMs: null, receiptsMs: 24 * 3600_000, batchSize: 1000 });
     const purgeStarted = process.hrtime.bigint();
     let purgeMs = 0;
     const purging = purge

@@ -1,12 +1,13 @@
 import { errAsync, type ResultAsync } from 'neverthrow';
 import { syncError, validationFailed, type ErrorDetail, type QueryParams, type SyncError } from '../domain';
+import { minuteCeil, minuteFloor, STATS_MINUTE_MS } from './get-sync-stats';
 import type { Clock, Principal, SeriesTypeFigures, SyncSeries, SyncStatsQuery } from './ports';
 
 const MS = /^\d{1,16}$/;
 const HOUR_MS = 3_600_000;
 export const SERIES_DEFAULT_BUCKET_MS = 60_000;
-/** A bucket under a second says nothing a log line does not; over a day, use /stats. */
-export const SERIES_MIN_BUCKET_MS = 1_000;
+/** Whole minutes, as the figures are kept (docs/operations.md); over a day, use /stats. */
+export const SERIES_MIN_BUCKET_MS = STATS_MINUTE_MS;
 export const SERIES_MAX_BUCKET_MS = 24 * HOUR_MS;
 /** Enough for a day by the minute; bounds the answer and the work of one request. */
 export const SERIES_MAX_BUCKETS = 1_440;
@@ -37,13 +38,19 @@ export class GetSyncSeries {
     const rawFrom = read('from');
     const bucket = read('bucket') ?? SERIES_DEFAULT_BUCKET_MS;
     if (details.length) return errAsync(validationFailed('from, to and bucket must be integers in milliseconds.', details));
-    const to = rawTo ?? this.clock.now();
-    const from = rawFrom ?? to - HOUR_MS;
-    if (from < 0) return errAsync(validationFailed('The default window starts before the epoch; give from.', [{ column: 'from', reason: 'before the epoch' }]));
-    if (from >= to) return errAsync(validationFailed('from must be before to.', [{ column: 'from', reason: 'not before to' }]));
+    const askedTo = rawTo ?? this.clock.now();
+    const askedFrom = rawFrom ?? askedTo - HOUR_MS;
+    if (askedFrom < 0) return errAsync(validationFailed('The default window starts before the epoch; give from.', [{ column: 'from', reason: 'before the epoch' }]));
+    if (askedFrom >= askedTo) return errAsync(validationFailed('from must be before to.', [{ column: 'from', reason: 'not before to' }]));
     if (bucket < SERIES_MIN_BUCKET_MS || bucket > SERIES_MAX_BUCKET_MS) {
-      return errAsync(validationFailed(`bucket must be between ${SERIES_MIN_BUCKET_MS} and ${SERIES_MAX_BUCKET_MS} ms.`, [{ column: 'bucket', reason: `out of ${SERIES_MIN_BUCKET_MS}..${SERIES_MAX_BUCKET_MS}` }]));
+      return errAsync(validationFailed(`bucket must be between ${SERIES_MIN_BUCKET_MS} (a minute) and ${SERIES_MAX_BUCKET_MS} ms.`, [{ column: 'bucket', reason: `out of ${SERIES_MIN_BUCKET_MS}..${SERIES_MAX_BUCKET_MS}` }]));
     }
+    if (bucket % STATS_MINUTE_MS !== 0) {
+      return errAsync(validationFailed(`bucket must be a whole number of minutes (a multiple of ${STATS_MINUTE_MS} ms): the figures are kept per minute.`, [{ column: 'bucket', reason: `not a multiple of ${STATS_MINUTE_MS}` }]));
+    }
+    // Widened to whole minutes, as the figures are kept.
+    const from = minuteFloor(askedFrom);
+    const to = minuteCeil(askedTo);
     const count = Math.ceil((to - from) / bucket);
     if (count > SERIES_MAX_BUCKETS) {
       return errAsync(validationFailed(`[from, to) holds ${count} buckets of ${bucket} ms; at most ${SERIES_MAX_BUCKETS}: widen bucket or narrow the window.`, [{ column: 'bucket', reason: `more than ${SERIES_MAX_BUCKETS} buckets` }]));

@@ -28,6 +28,8 @@ export interface RetentionSettings {
   readonly tombstonesMs: number | null;
   readonly syncLogsMs: number | null;
   readonly conflictsMs: number | null;
+  /** The per-minute figures of the admin statistics (kept longer than the logs they sum). */
+  readonly statsMs: number | null;
   /** Receipts older than SyncSettings.pushReceiptTtlMs are never honoured: they go after that. */
   readonly receiptsMs: number;
   /** Rows per batch: each batch is one short statement. */

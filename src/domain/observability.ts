@@ -17,3 +17,15 @@ export function countRecords(changes: Record<string, { created?: unknown[]; upda
   }
   return out;
 }
+
+/** A push's resolved conflicts counted by table, type and resolution, in that order. */
+export function countConflicts(conflicts: ReadonlyArray<{ table: string; type: string; resolution: string }>): Array<{ table: string; type: string; resolution: string; count: number }> {
+  const counts = new Map<string, { table: string; type: string; resolution: string; count: number }>();
+  for (const c of conflicts) {
+    const key = JSON.stringify([c.table, c.type, c.resolution]);
+    const seen = counts.get(key);
+    if (seen) seen.count += 1;
+    else counts.set(key, { table: c.table, type: c.type, resolution: c.resolution, count: 1 });
+  }
+  return [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+}

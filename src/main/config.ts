@@ -247,6 +247,7 @@ function retentionConfig(env: Env): AppConfig['retention'] {
     tombstonesMs: days('SYNC_TOMBSTONE_RETENTION_DAYS', 90),
     syncLogsMs: days('SYNC_LOG_RETENTION_DAYS', 30),
     conflictsMs: days('SYNC_CONFLICT_RETENTION_DAYS', 90),
+    statsMs: days('SYNC_STATS_RETENTION_DAYS', 400),
     receiptsMs: DEFAULT_SYNC_SETTINGS.pushReceiptTtlMs,
     batchSize: intVar(env, 'RETENTION_BATCH_SIZE', 1000, 1, 100_000),
     intervalMs: intVar(env, 'RETENTION_INTERVAL_MINUTES', 60, 0, 7 * 24 * 60) * 60_000,

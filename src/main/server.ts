@@ -117,7 +117,7 @@ export async function startServer(config: AppConfig, options: StartOptions = {})
       .execute(() => stopping)
       .match(
         (report) => {
-          if (report.ran && report.tombstones + report.sync_logs + report.sync_conflicts + report.sync_push_receipts > 0) logger.info({ retention: report }, 'retention: purged old data');
+          if (report.ran && report.tombstones + report.sync_logs + report.sync_conflicts + report.sync_push_receipts + report.sync_stats > 0) logger.info({ retention: report }, 'retention: purged old data');
           return report;
         },
         (e) => {

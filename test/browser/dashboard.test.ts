@@ -29,13 +29,11 @@ interface LogRow {
   records_by_table: Record<string, number> | string;
 }
 
-/** PostgreSQL's percentile_cont: linear interpolation between the two closest ranks. */
-function percentileCont(values: number[], p: number): number | null {
+/** The exact percentile by nearest rank: the smallest value with at least p of them at or below it. */
+function nearestRank(values: number[], p: number): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
-  const rn = p * (sorted.length - 1);
-  const lo = Math.floor(rn);
-  return sorted[lo]! + (rn - lo) * (sorted[Math.ceil(rn)]! - sorted[lo]!);
+  return sorted[Math.max(1, Math.ceil(p * sorted.length)) - 1]!;
 }
 
 /** sRGB relative luminance and the WCAG contrast ratio of two `rgb(…)` colours. */
@@ -188,10 +186,11 @@ describe('dashboard in headless Chromium [pglite]', function () {
     expect(total('Pulls/min') + total('Pushes/min')).to.be.closeTo(requests, 1e-9);
     expect(total('Failures/min')).to.be.closeTo(5, 1e-9);
     for (const [label, type, p] of [['Pull p50', 'pull', 0.5], ['Pull p95', 'pull', 0.95], ['Push p50', 'push', 0.5], ['Push p95', 'push', 0.95]] as const) {
-      const want = x.map((s) => percentileCont(inBucket(s, type).map((r) => r.duration_ms), p));
+      const want = x.map((s) => nearestRank(inBucket(s, type).map((r) => r.duration_ms), p));
       const got = durations.series[label] as Array<number | null>;
       expect(got.map((v) => v === null), label).to.deep.equal(want.map((v) => v === null));
-      got.forEach((v, i) => v !== null && expect(v, `${label} at ${x[i]}`).to.be.closeTo(want[i]!, 1e-9));
+      // From the duration histogram (docs/operations.md): exact under 20 ms, within 5 % above.
+      got.forEach((v, i) => v !== null && expect(v, `${label} at ${x[i]}`).to.be.closeTo(want[i]!, want[i]! < 20 ? 0 : 0.05 * want[i]!));
     }
     expect(durations.series['Pull p50'].some((v: number | null) => v !== null)).to.equal(true);
   }

@@ -4,51 +4,80 @@ import { expectError, send, type RawAnswer } from '../support/http-helpers';
 import { startTestServer, type TestServer } from '../support/server';
 
 /**
- * GET /api/admin/sync/series (bucketed in SQL) and GET /api/admin/runtime, over known rows of
- * sync_logs and sync_conflicts: exact counts, failures, percentiles and records per bucket.
+ * GET /api/admin/sync/series (from the per-minute aggregates) and GET /api/admin/runtime, over
+ * known rows of sync_logs: exact counts, failures, records and conflicts per bucket, and p50/p95
+ * within the histogram's bound of the exact nearest-rank percentiles.
  */
 
 const NOW = 1_750_000_020_000;
 const MIN = 60_000;
 const FROM = NOW - 10 * MIN;
-/** Ten and a half minutes: eleven buckets, the last one half a minute long. */
+/** Ten and a half minutes, widened to eleven: eleven whole buckets. */
 const TO = FROM + 10.5 * MIN;
 
+type Kind = [table: string, type: string, resolution: string, count: number];
 interface Row {
   type: 'pull' | 'push';
   at: number;
   ms: number;
   failed?: boolean;
   records?: Record<string, number>;
+  conflicts?: Kind[];
 }
 
 const rows: Row[] = [
-  // outside [FROM, TO)
-  { type: 'pull', at: FROM - 1, ms: 999 },
-  { type: 'push', at: TO, ms: 999, records: { captures: 50 } },
+  // outside [FROM, FROM + 11 min)
+  { type: 'push', at: FROM - 1, ms: 999, conflicts: [['ideas', 'update_update', 'per_column', 1]] },
+  { type: 'push', at: FROM + 11 * MIN, ms: 999, records: { captures: 50 }, conflicts: [['projects', 'update_update', 'per_column', 1]] },
   // bucket 0: four pulls (one failed) and a push, the first and last ms of the bucket
   { type: 'pull', at: FROM, ms: 10, records: { captures: 3, todos: 2 } },
   { type: 'pull', at: FROM + 1000, ms: 40, records: { captures: 1 } },
   { type: 'pull', at: FROM + 2000, ms: 20, failed: true },
   { type: 'pull', at: FROM + MIN - 1, ms: 30, records: {} },
-  { type: 'push', at: FROM + 5000, ms: 100, records: { todos: 4, ideas: 1 } },
+  { type: 'push', at: FROM + 5000, ms: 100, records: { todos: 4, ideas: 1 }, conflicts: [['ideas', 'delete_update', 'delete_wins', 1], ['todos', 'update_update', 'per_column', 1]] },
   // bucket 1 starts exactly at FROM + MIN
   { type: 'push', at: FROM + MIN, ms: 7, failed: true },
-  // bucket 3: two failed pushes
+  // bucket 3: two failed pushes, and one with a conflict
   { type: 'push', at: FROM + 3 * MIN + 10, ms: 5, failed: true },
   { type: 'push', at: FROM + 3 * MIN + 20, ms: 15, failed: true },
-  // bucket 10, the short last one
+  { type: 'push', at: FROM + 3 * MIN + 30, ms: 2500, conflicts: [['todos', 'update_update', 'per_column', 1]] },
+  // bucket 10: before TO, and at TO (inside, once `to` is widened to the minute)
   { type: 'pull', at: TO - 1, ms: 1, records: { projects: 6 } },
+  { type: 'push', at: TO, ms: 3, conflicts: [['todos', 'update_delete', 'delete_wins', 1]] },
 ];
 
-const conflicts = [
-  { entity: 'todos', conflict_type: 'update_update', resolution_strategy: 'per_column', resolved_at: FROM },
-  { entity: 'todos', conflict_type: 'update_update', resolution_strategy: 'per_column', resolved_at: FROM + 3 * MIN },
-  { entity: 'todos', conflict_type: 'update_delete', resolution_strategy: 'delete_wins', resolved_at: TO - 1 },
-  { entity: 'ideas', conflict_type: 'delete_update', resolution_strategy: 'delete_wins', resolved_at: FROM + 1 },
-  { entity: 'ideas', conflict_type: 'update_update', resolution_strategy: 'per_column', resolved_at: FROM - 1 },
-  { entity: 'projects', conflict_type: 'update_update', resolution_strategy: 'per_column', resolved_at: TO },
-];
+/** The exact p-th percentile by nearest rank: the smallest value with at least p of them at or below it. */
+function nearestRank(values: number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(1, Math.ceil(p * sorted.length)) - 1]!;
+}
+
+/** The histogram's promise (docs/operations.md): exact under 20 ms, within 5 % above. */
+function expectEstimate(got: number | null, values: number[], p: number, label: string): void {
+  const exact = nearestRank(values, p);
+  if (exact === null) return void expect(got, label).to.equal(null);
+  if (exact < 20) return void expect(got, label).to.equal(exact);
+  expect(got, label).to.be.a('number');
+  expect(Math.abs(got! - exact), `${label}: ${got} for ${exact}`).to.be.at.most(0.05 * exact);
+}
+
+/** Every bucket's figures against the rows that started in it. */
+function expectBuckets(body: any, from: number, bucket: number, count: number): void {
+  expect(body.to - from).to.be.at.most(count * bucket);
+  expect(body.buckets.map((b: any) => b.start)).to.deep.equal(Array.from({ length: count }, (_, i) => from + i * bucket));
+  for (const b of body.buckets) {
+    for (const type of ['pull', 'push'] as const) {
+      const inside = rows.filter((r) => r.type === type && r.at >= b.start && r.at < Math.min(b.start + bucket, body.to));
+      const label = `${type} at ${b.start}`;
+      expect(b[type].count, label).to.equal(inside.length);
+      expect(b[type].failures, label).to.equal(inside.filter((r) => r.failed).length);
+      expect(b[type].records, label).to.equal(inside.reduce((a, r) => a + Object.values(r.records ?? {}).reduce((x, y) => x + y, 0), 0));
+      expectEstimate(b[type].p50_duration_ms, inside.map((r) => r.ms), 0.5, `${label} p50`);
+      expectEstimate(b[type].p95_duration_ms, inside.map((r) => r.ms), 0.95, `${label} p95`);
+    }
+  }
+}
 
 interface Figures {
   count: number;
@@ -78,7 +107,8 @@ describeEachDatabase('admin sync series', (ctx) => {
           duration_ms: r.ms,
           records_synced: Object.values(records).reduce((a, b) => a + b, 0),
           records_by_table: JSON.stringify(records),
-          conflicts: 0,
+          conflicts: (r.conflicts ?? []).length,
+          conflicts_by_kind: r.conflicts ? JSON.stringify(r.conflicts.map(([entity, conflict_type, resolution_strategy, count]) => ({ entity, conflict_type, resolution_strategy, count }))) : null,
           bytes_in: 0,
           bytes_out: 0,
           status: r.failed ? 'failure' : 'success',
@@ -88,40 +118,33 @@ describeEachDatabase('admin sync series', (ctx) => {
         };
       }),
     );
-    await ctx.database.db('sync_conflicts').insert(conflicts.map((c, i) => ({ ...c, user_id: 'u', record_id: `r${i}`, client_columns: '[]', server_columns: '[]' })));
   }
 
   const series = (query: string, admin = true): Promise<RawAnswer> =>
     send(`${server.url}/api/admin/sync/series${query}`, { headers: { authorization: `Bearer ${server.token('ops', { admin })}` } });
 
-  it('counts, failures, p50/p95 (percentile_cont) and records per bucket of [from, to), every bucket present', async () => {
+  it('counts, failures, p50/p95 (from the histogram) and records per bucket of [from, to) widened to whole minutes, every bucket present', async () => {
     await seed();
     const r = await series(`?from=${FROM}&to=${TO}&bucket=${MIN}`);
     expect(r.status, r.text).to.equal(200);
-    const expected: Array<{ start: number; pull: Figures; push: Figures }> = Array.from({ length: 11 }, (_, i) => ({ start: FROM + i * MIN, pull: none, push: none }));
-    // pulls 10, 40, 20, 30 ms: p50 25; p95 at rank 2.85 of the sorted four: 30 + 0.85 × 10
-    expected[0] = { start: FROM, pull: { count: 4, failures: 1, p50_duration_ms: 25, p95_duration_ms: 38.5, records: 6 }, push: { count: 1, failures: 0, p50_duration_ms: 100, p95_duration_ms: 100, records: 5 } };
-    expected[1] = { start: FROM + MIN, pull: none, push: { count: 1, failures: 1, p50_duration_ms: 7, p95_duration_ms: 7, records: 0 } };
-    // 5 and 15 ms: p50 10, p95 5 + 0.95 × 10
-    expected[3] = { start: FROM + 3 * MIN, pull: none, push: { count: 2, failures: 2, p50_duration_ms: 10, p95_duration_ms: 14.5, records: 0 } };
-    expected[10] = { start: FROM + 10 * MIN, pull: { count: 1, failures: 0, p50_duration_ms: 1, p95_duration_ms: 1, records: 6 }, push: none };
-    expect(r.body).to.deep.equal({
-      from: FROM,
-      to: TO,
-      bucket_ms: MIN,
-      buckets: expected,
-      records_by_table: [
-        { table: 'captures', pulled: 4, pushed: 0 },
-        { table: 'ideas', pulled: 0, pushed: 1 },
-        { table: 'projects', pulled: 6, pushed: 0 },
-        { table: 'todos', pulled: 2, pushed: 4 },
-      ],
-      conflicts: [
-        { table: 'ideas', type: 'delete_update', resolution: 'delete_wins', count: 1 },
-        { table: 'todos', type: 'update_delete', resolution: 'delete_wins', count: 1 },
-        { table: 'todos', type: 'update_update', resolution: 'per_column', count: 2 },
-      ],
-    });
+    expect([r.body.from, r.body.to, r.body.bucket_ms]).to.deep.equal([FROM, FROM + 11 * MIN, MIN]);
+    expectBuckets(r.body, FROM, MIN, 11);
+    // The data exercises what is compared: empty buckets, failures, estimates under and over 20 ms.
+    expect(r.body.buckets[0].pull).to.include({ count: 4, failures: 1, p50_duration_ms: 20.98, records: 6 });
+    expect(r.body.buckets[2]).to.deep.equal({ start: FROM + 2 * MIN, pull: none, push: none });
+    expect(r.body.buckets[3].push).to.include({ count: 3, failures: 2, p50_duration_ms: 15 });
+    expect(r.body.buckets[10].push).to.include({ count: 1, p50_duration_ms: 3, p95_duration_ms: 3 });
+    expect(r.body.records_by_table).to.deep.equal([
+      { table: 'captures', pulled: 4, pushed: 0 },
+      { table: 'ideas', pulled: 0, pushed: 1 },
+      { table: 'projects', pulled: 6, pushed: 0 },
+      { table: 'todos', pulled: 2, pushed: 4 },
+    ]);
+    expect(r.body.conflicts).to.deep.equal([
+      { table: 'ideas', type: 'delete_update', resolution: 'delete_wins', count: 1 },
+      { table: 'todos', type: 'update_delete', resolution: 'delete_wins', count: 1 },
+      { table: 'todos', type: 'update_update', resolution: 'per_column', count: 2 },
+    ]);
   });
 
   it('buckets count from `from`, whatever their size: 5-minute buckets of the same rows', async () => {
@@ -129,13 +152,24 @@ describeEachDatabase('admin sync series', (ctx) => {
     const r = await series(`?from=${FROM}&to=${TO}&bucket=${5 * MIN}`);
     expect(r.status, r.text).to.equal(200);
     expect(r.body.buckets.map((b: any) => [b.start, b.pull.count, b.pull.failures, b.push.count, b.push.failures])).to.deep.equal([
-      [FROM, 4, 1, 4, 3],
+      [FROM, 4, 1, 5, 3],
       [FROM + 5 * MIN, 0, 0, 0, 0],
-      [FROM + 10 * MIN, 1, 0, 0, 0],
+      [FROM + 10 * MIN, 1, 0, 1, 0],
     ]);
-    // pushes 100, 7, 5, 15 ms: p50 11; p95 at rank 2.85: 15 + 0.85 × 85
-    expect(r.body.buckets[0].push.p50_duration_ms).to.equal(11);
-    expect(r.body.buckets[0].push.p95_duration_ms).to.be.closeTo(87.25, 1e-9);
+    expectBuckets(r.body, FROM, 5 * MIN, 3);
+    // pushes 100, 7, 5, 15, 2500 ms: p50 the third, 15 (exact); p95 the fifth, 2500 (within 5 %)
+    expect(r.body.buckets[0].push.p50_duration_ms).to.equal(15);
+    expect(r.body.buckets[0].push.p95_duration_ms).to.be.within(2500 * 0.95, 2500 * 1.05);
+  });
+
+  it('widens a window to whole minutes: from rounded down, to rounded up', async () => {
+    await seed();
+    const r = await series(`?from=${FROM + 1}&to=${FROM + MIN + 1}&bucket=${MIN}`);
+    expect(r.status, r.text).to.equal(200);
+    expect([r.body.from, r.body.to, r.body.buckets.length]).to.deep.equal([FROM, FROM + 2 * MIN, 2]);
+    // The rows of the first minute before from + 1 are counted: a minute is counted whole.
+    expect(r.body.buckets[0].pull.count).to.equal(4);
+    expectBuckets(r.body, FROM, MIN, 2);
   });
 
   it('defaults to the hour before now (the injected clock) in 1-minute buckets', async () => {
@@ -146,7 +180,7 @@ describeEachDatabase('admin sync series', (ctx) => {
     // Every seeded row before NOW is in the hour, but not the one at TO (after NOW).
     const counted = r.body.buckets.reduce((a: number, b: any) => a + b.pull.count + b.push.count, 0);
     expect(counted).to.equal(rows.filter((x) => x.at >= NOW - 60 * MIN && x.at < NOW).length);
-    expect(counted).to.equal(9);
+    expect(counted).to.equal(10);
   });
 
   it('answers 1440 buckets, the most it allows', async () => {
@@ -161,13 +195,15 @@ describeEachDatabase('admin sync series', (ctx) => {
     ['negative to', `?to=-5`, 'to'],
     ['fractional bucket', '?bucket=1.5', 'bucket'],
     ['from twice', `?from=1&from=2&to=${MIN}`, 'from'],
-    ['bucket under a second', `?from=0&to=${MIN}&bucket=999`, 'bucket'],
+    ['bucket under a minute', `?from=0&to=${MIN}&bucket=59999`, 'bucket'],
+    ['bucket of a second, allowed before the figures were kept per minute', `?from=0&to=${MIN}&bucket=1000`, 'bucket'],
+    ['bucket not a whole number of minutes', `?from=0&to=${10 * MIN}&bucket=90000`, 'bucket'],
     ['bucket zero', `?from=0&to=${MIN}&bucket=0`, 'bucket'],
     ['bucket over a day', `?from=0&to=${3 * 86_400_000}&bucket=86400001`, 'bucket'],
     ['from equal to to', `?from=${FROM}&to=${FROM}`, 'from'],
     ['from after to', `?from=${FROM + 1}&to=${FROM}`, 'from'],
     ['1441 buckets', `?from=0&to=${1440 * MIN + 1}&bucket=${MIN}`, 'bucket'],
-    ['a week by the second', `?from=0&to=${7 * 86_400_000}&bucket=1000`, 'bucket'],
+    ['a week by the minute', `?from=0&to=${7 * 86_400_000}&bucket=${MIN}`, 'bucket'],
   ];
   for (const [what, query, column] of bad) {
     it(`refuses ${what} (${query}) with 400 VALIDATION_FAILED naming ${column}`, async () => {

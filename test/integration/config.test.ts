@@ -262,6 +262,7 @@ describe('configuration from the environment', () => {
           tombstonesMs: 90 * DAY,
           syncLogsMs: 30 * DAY,
           conflictsMs: 90 * DAY,
+          statsMs: 400 * DAY,
           receiptsMs: DAY,
           batchSize: 1000,
           intervalMs: 60 * 60 * 1000,
@@ -272,9 +273,9 @@ describe('configuration from the environment', () => {
     });
 
     it('retention: days per kind (0 keeps forever), the batch size, and the interval (0: never in this process)', () => {
-      const r = loadConfig({ ...base, SYNC_TOMBSTONE_RETENTION_DAYS: '0', SYNC_LOG_RETENTION_DAYS: '7', SYNC_CONFLICT_RETENTION_DAYS: '365', RETENTION_BATCH_SIZE: '50', RETENTION_INTERVAL_MINUTES: '0' }).retention;
-      expect(r).to.deep.equal({ tombstonesMs: null, syncLogsMs: 7 * DAY, conflictsMs: 365 * DAY, receiptsMs: DAY, batchSize: 50, intervalMs: 0 });
-      for (const [name, bad] of [['SYNC_TOMBSTONE_RETENTION_DAYS', '-1'], ['SYNC_LOG_RETENTION_DAYS', 'a week'], ['RETENTION_BATCH_SIZE', '0'], ['RETENTION_INTERVAL_MINUTES', '1.5']] as const) {
+      const r = loadConfig({ ...base, SYNC_TOMBSTONE_RETENTION_DAYS: '0', SYNC_LOG_RETENTION_DAYS: '7', SYNC_CONFLICT_RETENTION_DAYS: '365', SYNC_STATS_RETENTION_DAYS: '0', RETENTION_BATCH_SIZE: '50', RETENTION_INTERVAL_MINUTES: '0' }).retention;
+      expect(r).to.deep.equal({ tombstonesMs: null, syncLogsMs: 7 * DAY, conflictsMs: 365 * DAY, statsMs: null, receiptsMs: DAY, batchSize: 50, intervalMs: 0 });
+      for (const [name, bad] of [['SYNC_TOMBSTONE_RETENTION_DAYS', '-1'], ['SYNC_LOG_RETENTION_DAYS', 'a week'], ['SYNC_STATS_RETENTION_DAYS', '-3'], ['RETENTION_BATCH_SIZE', '0'], ['RETENTION_INTERVAL_MINUTES', '1.5']] as const) {
         expectConfigError({ ...base, [name]: bad }, name);
       }
     });

@@ -53,7 +53,7 @@ describeEachDatabase('retention', (ctx, name) => {
     expect(await count('sync_conflicts')).to.be.greaterThan(0);
 
     // Nothing is old yet.
-    expect(await server.purgeExpired()).to.deep.equal({ ran: true, tombstones: 0, sync_logs: 0, sync_conflicts: 0, sync_push_receipts: 0 });
+    expect(await server.purgeExpired()).to.deep.equal({ ran: true, tombstones: 0, sync_logs: 0, sync_conflicts: 0, sync_push_receipts: 0, sync_stats: 0 });
     const before = await snapshotAll(db());
     const logs = await count('sync_logs');
 
@@ -66,6 +66,14 @@ describeEachDatabase('retention', (ctx, name) => {
     expect(await count('ideas', { _status: 'active' })).to.equal(16);
     expect(await count('sync_logs')).to.equal(0);
     expect(await count('sync_push_receipts')).to.equal(0);
+    // The per-minute figures outlive the logs (400 days by default), then go too.
+    expect(report.sync_stats).to.equal(0);
+    const figures = (await Promise.all(['sync_stats_minutes', 'sync_stats_durations', 'sync_stats_tables', 'sync_stats_conflicts'].map((t) => count(t)))).reduce((a, b) => a + b, 0);
+    expect(await count('sync_stats_conflicts')).to.be.greaterThan(0);
+    expect(await count('sync_stats_tables')).to.be.greaterThan(0);
+    offset = 401 * DAY;
+    expect((await server.purgeExpired()).sync_stats).to.equal(figures);
+    for (const t of ['sync_stats_minutes', 'sync_stats_durations', 'sync_stats_tables', 'sync_stats_conflicts']) expect(await count(t), t).to.equal(0);
     // Each user's horizon is the newest stamp of its purged tombstones.
     for (const user of ['ret-a', 'ret-b']) {
       const newestDelete = Math.max(...before['ideas']!.filter((r) => r.user_id === user && r._status === 'deleted').map((r) => Number(r.last_modified_at)));

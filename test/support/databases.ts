@@ -20,7 +20,7 @@ export interface TestDatabase {
   openAnother?(poolMax?: number): Knex;
 }
 
-const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_users', 'sync_conflicts', 'sync_push_receipts', 'sync_logs', 'sync_failure_streaks', 'sync_field_keys'];
+const TABLES = ['captures', 'todos', 'thoughts', 'ideas', 'projects', 'sync_users', 'sync_conflicts', 'sync_push_receipts', 'sync_logs', 'sync_failure_streaks', 'sync_field_keys', 'sync_stats_minutes', 'sync_stats_durations', 'sync_stats_tables', 'sync_stats_conflicts'];
 const opened = new Map<DatabaseName, Promise<TestDatabase>>();
 const schema = `sync_test_${process.pid}_${Date.now().toString(36)}`;
 

@@ -12,7 +12,7 @@ import type { GetSyncStats } from '../../application/get-sync-stats';
 import type { Metrics, Principal, SyncLog, SyncLogEntry, SyncType, TokenVerifier } from '../../application/ports';
 import type { PullChanges } from '../../application/pull-changes';
 import type { PushChanges } from '../../application/push-changes';
-import { countRecords, syncError, type SyncError } from '../../domain';
+import { countConflicts, countRecords, syncError, type SyncError } from '../../domain';
 import { adminDashboard } from './admin-dashboard';
 import { readJsonBody } from './body';
 import type { LiveHub } from './live';
@@ -193,7 +193,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
     readonly bytesIn: number;
     readonly bytesOut: number;
     readonly recordsByTable: Record<string, number>;
-    readonly conflicts: ReadonlyArray<{ table: string; type: string }>;
+    readonly conflicts: ReadonlyArray<{ table: string; type: string; resolution: string }>;
     readonly error?: SyncError;
   }
   const clock = () => ({ at: Date.now(), perf: performance.now() });
@@ -212,6 +212,7 @@ export function createHttpApp(deps: HttpAppDeps): Koa<State> {
       recordsSynced: Object.values(outcome.recordsByTable).reduce((a, b) => a + b, 0),
       recordsByTable: outcome.recordsByTable,
       conflicts: outcome.conflicts.length,
+      conflictsByKind: countConflicts(outcome.conflicts),
       bytesIn: outcome.bytesIn,
       bytesOut: outcome.bytesOut,
       status: outcome.error ? 'failure' : 'success',

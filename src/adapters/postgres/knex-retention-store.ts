@@ -11,7 +11,15 @@ const RETENTION_LOCK = 7_406_151_133_000_001n;
 const quote = (name: string) => `"${name}"`;
 
 /** The column that says how old a record of each kind is. */
-const AGE_COLUMN: Record<AgedRecords, string> = { sync_logs: 'started_at', sync_conflicts: 'resolved_at', sync_push_receipts: 'created_at' };
+const AGE_COLUMN: Record<AgedRecords, string> = {
+  sync_logs: 'started_at',
+  sync_conflicts: 'resolved_at',
+  sync_push_receipts: 'created_at',
+  sync_stats_minutes: 'minute_start',
+  sync_stats_durations: 'minute_start',
+  sync_stats_tables: 'minute_start',
+  sync_stats_conflicts: 'minute_start',
+};
 
 /**
  * Purges on PostgreSQL (or PGlite). A tombstone batch takes the affected users' sync_users row

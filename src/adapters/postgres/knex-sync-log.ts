@@ -8,7 +8,30 @@ const fromDb = <T>(p: Promise<T>): ResultAsync<T, SyncError> => ResultAsync.from
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
-/** sync_logs and sync_failure_streaks (migration 002). */
+/**
+ * The duration histogram's buckets summed per group (`index`, and the sync type) over the minutes
+ * of a window, with each bucket's running total: the percentile p is the first bucket whose
+ * running total reaches ceil(p × total) (the nearest rank). Bindings: the index expression's,
+ * then the window.
+ */
+const HISTOGRAM_RANKS = (index: string): string => `WITH summed AS (
+    SELECT ${index} AS index, sync_type, bucket, sum(count) AS n FROM sync_stats_durations WHERE minute_start >= ? AND minute_start < ? GROUP BY 1, 2, 3
+  ), ranked AS (
+    SELECT index, sync_type, bucket, sum(n) OVER (PARTITION BY index, sync_type ORDER BY bucket) AS cum, sum(n) OVER (PARTITION BY index, sync_type) AS total FROM summed
+  )`;
+
+/** Bucket width ratio of the duration histogram (migration 011's sync_duration_bucket). */
+const RATIO = 1.1;
+/**
+ * A duration for a histogram bucket: the millisecond itself under 20 ms (exact), else the
+ * geometric middle of [20·1.1^k, 20·1.1^(k+1)), within 5 % of any duration in that bucket.
+ */
+export function durationOfBucket(bucket: number): number {
+  if (bucket < 20) return bucket;
+  return Math.round(20 * RATIO ** (bucket - 20) * Math.sqrt(RATIO) * 100) / 100;
+}
+
+/** sync_logs and sync_failure_streaks (migration 002); the admin figures from the aggregates of migration 011. */
 export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
   constructor(private readonly db: Knex) {}
 
@@ -22,6 +45,8 @@ export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
       records_synced: e.recordsSynced,
       records_by_table: JSON.stringify(e.recordsByTable),
       conflicts: e.conflicts,
+      // The statement's trigger adds these to sync_stats_conflicts (migration 011).
+      conflicts_by_kind: e.conflictsByKind?.length ? JSON.stringify(e.conflictsByKind.map((c) => ({ entity: c.table, conflict_type: c.type, resolution_strategy: c.resolution, count: c.count }))) : null,
       bytes_in: e.bytesIn,
       bytes_out: e.bytesOut,
       status: e.status,
@@ -70,32 +95,38 @@ export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
 
   stats(sinceMs: number, untilMs: number, failingOver: number): ResultAsync<SyncStats, SyncError> {
     const read = async (): Promise<SyncStats> => {
+      // The per-minute aggregates (migration 011), never the log rows: the window is whole minutes.
+      const window = [sinceMs, untilMs];
       const perType = await this.db.raw(
-        `SELECT sync_type, count(*) AS count,
-                avg(CASE WHEN status = 'success' THEN 1.0 ELSE 0.0 END) AS success_rate,
-                avg(duration_ms) AS avg_duration_ms,
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_duration_ms,
-                sum(records_synced) AS records, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
-           FROM sync_logs WHERE started_at >= ? AND started_at < ? GROUP BY sync_type`,
-        [sinceMs, untilMs],
+        `SELECT sync_type, sum(count) AS count, sum(failures) AS failures, sum(sum_duration_ms) AS duration,
+                sum(records) AS records, sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out
+           FROM sync_stats_minutes WHERE minute_start >= ? AND minute_start < ? GROUP BY sync_type`,
+        window,
+      );
+      const p95 = await this.db.raw(
+        `${HISTOGRAM_RANKS('0')}
+         SELECT sync_type, min(bucket) FILTER (WHERE cum >= ceil(0.95 * total)) AS p95 FROM ranked GROUP BY sync_type`,
+        window,
       );
       const typeStats = (type: string): TypeStats => {
         const r = perType.rows.find((row: { sync_type: string }) => row.sync_type === type);
+        const count = num(r?.count);
+        const h = p95.rows.find((row: { sync_type: string }) => row.sync_type === type);
         return {
-          count: num(r?.count),
-          success_rate: numOrNull(r?.success_rate),
-          avg_duration_ms: numOrNull(r?.avg_duration_ms),
-          p95_duration_ms: numOrNull(r?.p95_duration_ms),
+          count,
+          success_rate: count ? (count - num(r?.failures)) / count : null,
+          avg_duration_ms: count ? num(r?.duration) / count : null,
+          p95_duration_ms: count ? durationOfBucket(num(h?.p95)) : null,
           records: num(r?.records),
           bytes_in: num(r?.bytes_in),
           bytes_out: num(r?.bytes_out),
         };
       };
-      const conflicts = await this.db('sync_conflicts')
+      const conflicts = await this.db('sync_stats_conflicts')
         .select('entity as table', 'conflict_type as type')
-        .count({ count: '*' })
-        .where('resolved_at', '>=', sinceMs)
-        .andWhere('resolved_at', '<', untilMs)
+        .sum({ count: 'count' })
+        .where('minute_start', '>=', sinceMs)
+        .andWhere('minute_start', '<', untilMs)
         .groupBy('entity', 'conflict_type')
         .orderBy(['entity', 'conflict_type']);
       // The message of each user's latest failure (sync_logs' (user_id, started_at) index finds it).
@@ -120,38 +151,44 @@ export class KnexSyncLogStore implements SyncLogStore, SyncStatsQuery {
 
   series(fromMs: number, toMs: number, bucketMs: number): ResultAsync<SeriesRows, SyncError> {
     const read = async (): Promise<SeriesRows> => {
-      // date_bin on epoch milliseconds: integer division of the offset from `from` is the bucket's
-      // index, exact (no float seconds, no time zone) and the same on PostgreSQL and PGlite.
+      // The bucket's index is the integer division of the minute's offset from `from` (what
+      // date_bin does for a timestamp), exact on epoch milliseconds and the same on PGlite.
       const buckets = await this.db.raw(
-        `SELECT (started_at - ?::bigint) / ?::bigint AS index, sync_type, count(*) AS count,
-                count(*) FILTER (WHERE status = 'failure') AS failures,
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50,
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95,
-                sum(records_synced) AS records
-           FROM sync_logs WHERE started_at >= ? AND started_at < ? GROUP BY 1, 2 ORDER BY 1, 2`,
+        `SELECT (minute_start - ?::bigint) / ?::bigint AS index, sync_type, sum(count) AS count, sum(failures) AS failures, sum(records) AS records
+           FROM sync_stats_minutes WHERE minute_start >= ? AND minute_start < ? GROUP BY 1, 2 ORDER BY 1, 2`,
+        [fromMs, bucketMs, fromMs, toMs],
+      );
+      const percentiles = await this.db.raw(
+        `${HISTOGRAM_RANKS('(minute_start - ?::bigint) / ?::bigint')}
+         SELECT index, sync_type, min(bucket) FILTER (WHERE cum >= ceil(0.5 * total)) AS p50, min(bucket) FILTER (WHERE cum >= ceil(0.95 * total)) AS p95
+           FROM ranked GROUP BY 1, 2`,
         [fromMs, bucketMs, fromMs, toMs],
       );
       const tables = await this.db.raw(
-        `SELECT t.key AS table, sum(t.value::bigint) FILTER (WHERE l.sync_type = 'pull') AS pulled, sum(t.value::bigint) FILTER (WHERE l.sync_type = 'push') AS pushed
-           FROM sync_logs l, jsonb_each_text(l.records_by_table) t
-          WHERE l.started_at >= ? AND l.started_at < ? GROUP BY 1 ORDER BY 1`,
+        `SELECT table_name AS table, sum(records) FILTER (WHERE sync_type = 'pull') AS pulled, sum(records) FILTER (WHERE sync_type = 'push') AS pushed
+           FROM sync_stats_tables WHERE minute_start >= ? AND minute_start < ? GROUP BY 1 ORDER BY 1`,
         [fromMs, toMs],
       );
       const conflicts = await this.db.raw(
-        `SELECT entity, conflict_type, resolution_strategy, count(*) AS count FROM sync_conflicts
-          WHERE resolved_at >= ? AND resolved_at < ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+        `SELECT entity, conflict_type, resolution_strategy, sum(count) AS count FROM sync_stats_conflicts
+          WHERE minute_start >= ? AND minute_start < ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
         [fromMs, toMs],
       );
+      const ranks = new Map<string, { p50: unknown; p95: unknown }>(percentiles.rows.map((r: Record<string, unknown>) => [`${String(r['index'])}/${String(r['sync_type'])}`, { p50: r['p50'], p95: r['p95'] }]));
       return {
-        buckets: buckets.rows.map((r: Record<string, unknown>) => ({
-          index: num(r['index']),
-          type: r['sync_type'] as SyncType,
-          count: num(r['count']),
-          failures: num(r['failures']),
-          p50_duration_ms: numOrNull(r['p50']),
-          p95_duration_ms: numOrNull(r['p95']),
-          records: num(r['records']),
-        })),
+        buckets: buckets.rows.map((r: Record<string, unknown>) => {
+          const count = num(r['count']);
+          const rank = ranks.get(`${String(r['index'])}/${String(r['sync_type'])}`);
+          return {
+            index: num(r['index']),
+            type: r['sync_type'] as SyncType,
+            count,
+            failures: num(r['failures']),
+            p50_duration_ms: count && rank ? durationOfBucket(num(rank.p50)) : null,
+            p95_duration_ms: count && rank ? durationOfBucket(num(rank.p95)) : null,
+            records: num(r['records']),
+          };
+        }),
         records_by_table: tables.rows.map((r: Record<string, unknown>) => ({ table: String(r['table']), pulled: num(r['pulled']), pushed: num(r['pushed']) })),
         conflicts: conflicts.rows.map((r: Record<string, unknown>) => ({ table: String(r['entity']), type: String(r['conflict_type']), resolution: String(r['resolution_strategy']), count: num(r['count']) })),
       };

@@ -1,8 +1,9 @@
 import type { ResultAsync } from 'neverthrow';
 import type { SyncError, TableSpec } from '../../domain';
 
-/** What ages out besides tombstones: sync logs, recorded conflicts and push receipts. */
-export type AgedRecords = 'sync_logs' | 'sync_conflicts' | 'sync_push_receipts';
+/** What ages out besides tombstones: sync logs, recorded conflicts, push receipts and the per-minute figures. */
+export type AgedRecords = 'sync_logs' | 'sync_conflicts' | 'sync_push_receipts' | StatsRecords;
+export type StatsRecords = 'sync_stats_minutes' | 'sync_stats_durations' | 'sync_stats_tables' | 'sync_stats_conflicts';
 
 /**
  * Where old data is purged, in small batches. Contract (test/contract/retention-store.contract.ts):

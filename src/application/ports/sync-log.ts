@@ -13,6 +13,8 @@ export interface SyncLogEntry {
   readonly recordsSynced: number;
   readonly recordsByTable: Readonly<Record<string, number>>;
   readonly conflicts: number;
+  /** The conflicts resolved, counted by table, type and resolution (absent or empty: none). */
+  readonly conflictsByKind?: ReadonlyArray<{ readonly table: string; readonly type: string; readonly resolution: string; readonly count: number }>;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly status: 'success' | 'failure';
