@@ -35,7 +35,7 @@ describeEachDatabase('syncing while sync_logs cannot be written', (ctx, name) =>
   let warnings: any[];
   before(async () => {
     migrated = await columnsOf(ctx.database.db, 'sync_logs');
-    expect(migrated).to.have.length(18);
+    expect(migrated).to.have.length(19);
   });
   beforeEach(async () => {
     warnings = [];
