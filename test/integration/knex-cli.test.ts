@@ -20,6 +20,7 @@ const NAMES = [
   '007-encrypt-derived-text',
   '008-field-key-fingerprints',
   '009-stored-bytes',
+  '010-written-by',
 ];
 const N = NAMES.length;
 const listed = (heading: RegExp) => new RegExp(`${heading.source}\\s+${NAMES.join('\\s+')}`);

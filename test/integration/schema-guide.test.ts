@@ -60,8 +60,8 @@ describe('docs/schema.md, walked on a copy of the repository', function () {
     edit(copy, 'src/domain/schema.ts', insertAfter('      completed_at: optionalInteger(),\n', g.get('column-domain')!));
     edit(copy, 'src/domain/schema.ts', inside('const TABLE_LIST', '];\n\n/** Tables in sync priority order. */', g.get('table-domain')!));
     const migrations = 'src/adapters/postgres/migrations';
-    writeFileSync(join(copy, migrations, '010-todos-estimate.ts'), g.get('column-migration')!);
-    writeFileSync(join(copy, migrations, '011-bookmarks.ts'), g.get('table-migration')!);
+    writeFileSync(join(copy, migrations, '012-todos-estimate.ts'), g.get('column-migration')!);
+    writeFileSync(join(copy, migrations, '013-bookmarks.ts'), g.get('table-migration')!);
     // After the last import of a migration, as the page says.
     edit(copy, `${migrations}/index.ts`, (s) => {
       const last = [...s.matchAll(/^import \* as m\d+ from '[^']+';\n/gm)].at(-1)!;
