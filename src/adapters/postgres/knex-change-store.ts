@@ -33,9 +33,13 @@ const recordConflictsSql = (n: number) =>
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) VALUES ' +
   new Array<string>(n).fill(CONFLICT_ROW).join(', ');
 const SAVE_RECEIPT =
-  'WITH expired AS (DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?) ' +
   'INSERT INTO sync_push_receipts (user_id, push_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?) ' +
   'ON CONFLICT (user_id, push_id) DO UPDATE SET body_hash = EXCLUDED.body_hash, response = EXCLUDED.response, created_at = EXCLUDED.created_at';
+/**
+ * The user's expired receipts, deleted with the COMMIT (one round trip) once a push saved its own.
+ * Not a CTE of the save: Citus cannot plan a DELETE and an INSERT in one statement with parameters.
+ */
+const FORGET_RECEIPTS = 'DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?';
 /**
  * The live poke of a push (see LiveFeed): delivered by PostgreSQL at commit, never for a rolled-back
  * transaction. The channel is the schema's (liveChannelName), so deployments sharing a database
@@ -128,16 +132,18 @@ class TableStatements {
     const encrypted = encrypting && hasSensitiveColumns(table);
     // The writing device goes in every row (written_by; the sync_stamp trigger moves it to
     // last_modified_by and first_written_by, migration 010), so it travels with the row to
-    // whichever node stores it. The answer is the highest stamp given (the push's cursor, see
-    // KnexPushTransaction.cursor).
+    // whichever node stores it. The answer is the stamps given, whose highest is the push's
+    // cursor (see KnexPushTransaction.cursor).
     const target = ['user_id', 'written_by', 'id', 'created_at', '_status', ...columns, ...(encrypted ? ['encrypted'] : [])];
     const updated = target.filter((c) => c !== 'user_id' && c !== 'id' && c !== 'written_by');
-    this.head = `WITH written AS (INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) VALUES `;
+    this.head = `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) VALUES `;
     // EXCLUDED is the proposed row after the BEFORE INSERT trigger, which has cleared written_by
     // and stamped the device into last_modified_by.
     this.tail =
       ` ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}, written_by = EXCLUDED.last_modified_by ` +
-      'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written';
+      // Every stamp, not their max in a CTE around the INSERT: Citus cannot plan that with
+      // parameters (generic plans, FORCE_GENERIC_PLANS).
+      'RETURNING last_modified_at';
     const values = ['?', '?', '?::text', '?::int8', '?::text', ...columns.map((c) => `?::${sqlType(table.columns[c]!.type)}`), ...(encrypted ? ['true'] : [])];
     this.row = `(${values.join(', ')})`;
     this.rowsPerWrite = Math.floor(MAX_PARAMETERS / (5 + columns.length));
@@ -281,6 +287,8 @@ export class KnexChangeStore implements ChangeStore {
   /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
   /** `SELECT set_config(lock_timeout), set_config(statement_timeout)` for the push transaction, or null. */
   private readonly timeouts: string | null;
+  /** PGlite's first statement of a push: the generic plans of FORCE_GENERIC_PLANS, and the timeouts. */
+  private readonly pgliteSettings: string;
 
   constructor(
     private readonly db: Knex,
@@ -293,6 +301,7 @@ export class KnexChangeStore implements ChangeStore {
       ...(timeouts.statementMs > 0 ? [`set_config('statement_timeout', '${Math.floor(timeouts.statementMs)}', true)`] : []),
     ];
     this.timeouts = set.length ? `SELECT ${set.join(', ')}` : null;
+    this.pgliteSettings = `SELECT ${["set_config('plan_cache_mode', 'force_generic_plan', true)", ...set].join(', ')}`;
     this.prepared = usesPgDriver(db);
   }
 
@@ -442,7 +451,9 @@ export class KnexChangeStore implements ChangeStore {
     if (this.prepared) return fromDb(this.pgPushTransaction(userId, work, receipt));
     return fromDb(
       this.db.transaction(async (trx) => {
-        if (this.timeouts) await trx.raw(this.timeouts);
+        // PGlite plans the lookup as PostgreSQL does: a custom plan that knows 1,000 ids reads all
+        // of a large user's rows through (user_id, last_modified_at) when it has no statistics.
+        await trx.raw(this.pgliteSettings);
         // Take the user's write lock first: concurrent pushes of one user queue here.
         const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown; stored_bytes: unknown }> };
         const lastTs = toNumber(locked.rows[0]!.last_ts);
@@ -452,6 +463,7 @@ export class KnexChangeStore implements ChangeStore {
         const result = await work(tx);
         if (result.isErr()) throw new Rollback(result.error);
         if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
+        if (tx.forget) await trx.raw(FORGET_RECEIPTS, [userId, tx.forget.beforeMs, tx.forget.keep]);
         if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
         return result.value;
       }),
@@ -489,6 +501,7 @@ export class KnexChangeStore implements ChangeStore {
       const delta = tx.storedBytesDelta;
       const last = [
         ...(delta !== 0 && Number.isSafeInteger(delta) ? [ADD_STORED_BYTES.replace('?', String(delta)).replace('?', () => user)] : []),
+        ...(tx.forget ? [`DELETE FROM sync_push_receipts WHERE user_id = ${user} AND created_at < ${Math.floor(tx.forget.beforeMs)} AND push_id <> ${conn.escapeLiteral(tx.forget.keep)}`] : []),
         ...(tx.announcement ? [NOTIFY_SQL(conn.escapeLiteral(tx.announcement))] : []),
         'COMMIT',
       ];
@@ -532,6 +545,8 @@ class KnexPushTransaction implements PushTransaction {
 
   /** What this transaction adds to the user's stored bytes (written with its commit). */
   storedBytesDelta = 0;
+  /** The user's receipts to forget with the commit: older than beforeMs, but for the one saved (keep). */
+  forget: { readonly beforeMs: number; readonly keep: string } | null = null;
 
   storedBytes(): number {
     return this.storedAtLock + this.storedBytesDelta;
@@ -597,8 +612,7 @@ class KnexPushTransaction implements PushTransaction {
           }
         }
         const written = await this.run(statements.write(n), bindings);
-        const stamp = written.rows[0]?.['stamp'];
-        if (stamp !== null && stamp !== undefined) this.lastTs = Math.max(this.lastTs, toNumber(stamp));
+        for (const row of written.rows) this.lastTs = Math.max(this.lastTs, toNumber(row['last_modified_at']));
       }
     };
     return fromDb(write());
@@ -617,20 +631,10 @@ class KnexPushTransaction implements PushTransaction {
   }
 
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError> {
-    // One statement: the user's expired receipts go as this one is saved. The same push_id is
-    // left to the INSERT's ON CONFLICT (one statement may not touch a row twice).
-    return fromDb(
-      this.run(SAVE_RECEIPT_STATEMENT, [
-        this.userId,
-        forgetBeforeMs,
-        pushId,
-        this.userId,
-        pushId,
-        receipt.bodyHash,
-        JSON.stringify(receipt.response),
-        nowMs,
-      ]).then(() => undefined),
-    );
+    // The user's expired receipts go with the commit (see FORGET_RECEIPTS); the same push_id is
+    // left to the INSERT's ON CONFLICT.
+    this.forget = { beforeMs: forgetBeforeMs, keep: pushId };
+    return fromDb(this.run(SAVE_RECEIPT_STATEMENT, [this.userId, pushId, receipt.bodyHash, JSON.stringify(receipt.response), nowMs]).then(() => undefined));
   }
 
   /**
