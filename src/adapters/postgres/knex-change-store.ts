@@ -22,10 +22,15 @@ const ADD_STORED_BYTES = 'UPDATE sync_users SET stored_bytes = greatest(stored_b
  * on the coordinator only, where the plan is made, and the statement stays routable.
  */
 const FORCE_GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
+/** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
+const RECORD_CONFLICTS =
+  'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
+  'SELECT ?, ?::int8, u.entity, u.record_id, u.conflict_type, u.resolution_strategy, u.client_columns::jsonb, u.server_columns::jsonb ' +
+  'FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns)';
+const RECORD_CONFLICTS_STATEMENT: Statement = { sql: RECORD_CONFLICTS, name: 'sync_record_conflicts' };
 /**
- * A push's conflicts, as a multi-row VALUES list of 8 parameters a row (built per count): one
- * `user_id`, so Citus routes it to the user's node like the row writes (an INSERT … SELECT over
- * `unnest` it runs through the coordinator).
+ * On Citus, a multi-row VALUES list of 8 parameters a row (built per count), which it routes to the
+ * user's node like the row writes (an INSERT … SELECT over `unnest` it runs through the coordinator).
  */
 const CONFLICT_ROW = '(?, ?::int8, ?, ?, ?, ?, ?::jsonb, ?::jsonb)';
 const CONFLICTS_PER_STATEMENT = Math.floor(65_535 / 8);
@@ -106,19 +111,26 @@ interface LoadStatement {
 const MAX_PARAMETERS = 65_535;
 
 /**
- * The statements of a table's push, built once. Both name one `user_id`, a single value, so a
- * distributed PostgreSQL (Citus, docs/scaling.md) routes each to the node of the user's shard
- * and a push is a single-node transaction there:
- * - the write is a multi-row VALUES list, built per row count. An `INSERT … SELECT … FROM
- *   unnest(…)` is not routed: Citus evaluates the SELECT on the coordinator and copies its rows
- *   into the shard, with a two-phase commit.
+ * The statements of a table's push, built once. Each names one `user_id`, a single value, so a
+ * distributed PostgreSQL (Citus, docs/scaling.md) routes it to the node of the user's shard and a
+ * push is a single-node transaction there:
  * - the lookup is `user_id = ? AND id = ANY(?)` (a LATERAL join over `unnest`, which it was,
- *   Citus cannot plan with parameters).
+ *   Citus cannot plan with parameters);
+ * - on Citus the write is a multi-row VALUES list, built per row count (`write(n)`): an
+ *   `INSERT … SELECT … FROM unnest(…)` is not routed there, Citus runs the SELECT on the
+ *   coordinator and copies its rows into the shard, with a two-phase commit. Elsewhere it is
+ *   `arrays`.
  */
 class TableStatements {
   /** Table columns in the order of a write's values after id, created_at and _status. */
   readonly columns: readonly string[];
   readonly load: LoadStatement;
+  /**
+   * The write of any number of rows on one PostgreSQL: one array per column and `unnest`, one
+   * statement of a fixed text, parsed and planned once per connection (a VALUES list of 1,000 rows
+   * costs PostgreSQL about a third more of a push's time, parsed and planned every time).
+   */
+  readonly arrays: Statement;
   /** Rows per write statement: as many as PostgreSQL's parameter limit allows. */
   readonly rowsPerWrite: number;
   private readonly head: string;
@@ -144,6 +156,17 @@ class TableStatements {
       // Every stamp, not their max in a CTE around the INSERT: Citus cannot plan that with
       // parameters (generic plans, FORCE_GENERIC_PLANS).
       'RETURNING last_modified_at';
+    const set = `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}, written_by = EXCLUDED.last_modified_by `;
+    const arrays = ['?::text[]', '?::int8[]', '?::text[]', ...columns.map((c) => `?::${PG_ARRAY_TYPE[table.columns[c]!.type]}`)];
+    this.arrays = {
+      sql:
+        `WITH written AS (INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) ` +
+        `SELECT ?, ?, u.*${encrypted ? ', true' : ''} FROM unnest(${arrays.join(', ')}) AS u ${set}` +
+        'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written',
+      // The name says whether the text sets `encrypted`: a store with a cipher and one without share
+      // a connection pool (tests, tools), and pg refuses one name prepared with two texts.
+      name: `sync_write_${table.name}${encrypted ? '_encrypted' : ''}`,
+    };
     const values = ['?', '?', '?::text', '?::int8', '?::text', ...columns.map((c) => `?::${sqlType(table.columns[c]!.type)}`), ...(encrypted ? ['true'] : [])];
     this.row = `(${values.join(', ')})`;
     this.rowsPerWrite = Math.floor(MAX_PARAMETERS / (5 + columns.length));
@@ -295,6 +318,8 @@ export class KnexChangeStore implements ChangeStore {
     private readonly cipher: FieldCipher | null = null,
     /** lock_timeout and statement_timeout of a push transaction in ms (0: none): a push never waits without end. */
     timeouts: { readonly lockMs: number; readonly statementMs: number } = { lockMs: 0, statementMs: 0 },
+    /** `citusStatements`: write as on Citus whatever the database (the tests run that path on PostgreSQL and PGlite). */
+    options: { readonly citusStatements?: boolean } = {},
   ) {
     const set = [
       ...(timeouts.lockMs > 0 ? [`set_config('lock_timeout', '${Math.floor(timeouts.lockMs)}', true)`] : []),
@@ -303,6 +328,21 @@ export class KnexChangeStore implements ChangeStore {
     this.timeouts = set.length ? `SELECT ${set.join(', ')}` : null;
     this.pgliteSettings = `SELECT ${["set_config('plan_cache_mode', 'force_generic_plan', true)", ...set].join(', ')}`;
     this.prepared = usesPgDriver(db);
+    if (options.citusStatements) this.distributed = Promise.resolve(true);
+  }
+
+  private distributed: Promise<boolean> | null = null;
+
+  /** Whether the database is a Citus coordinator (asked once; asked again after a failure). */
+  private isDistributed(): Promise<boolean> {
+    this.distributed ??= this.db
+      .raw("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus")
+      .then((r: { rows: Array<{ citus: boolean }> }) => r.rows[0]!.citus === true)
+      .catch((e: unknown) => {
+        this.distributed = null;
+        throw e;
+      });
+    return this.distributed;
   }
 
   private statementsFor(table: TableSpec): TableStatements {
@@ -450,7 +490,12 @@ export class KnexChangeStore implements ChangeStore {
   inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt?: ReceiptLookup): ResultAsync<T, SyncError> {
     if (this.prepared) return fromDb(this.pgPushTransaction(userId, work, receipt));
     return fromDb(
-      this.db.transaction(async (trx) => {
+      this.isDistributed().then((distributed) => this.pgliteTransaction(userId, work, distributed)),
+    );
+  }
+
+  private pgliteTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, distributed: boolean): Promise<T> {
+    return this.db.transaction(async (trx) => {
         // PGlite plans the lookup as PostgreSQL does: a custom plan that knows 1,000 ids reads all
         // of a large user's rows through (user_id, last_modified_at) when it has no statistics.
         await trx.raw(this.pgliteSettings);
@@ -459,15 +504,14 @@ export class KnexChangeStore implements ChangeStore {
         const lastTs = toNumber(locked.rows[0]!.last_ts);
         const purged = toNumber(locked.rows[0]!.purged_through);
         const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes));
+        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes), distributed);
         const result = await work(tx);
         if (result.isErr()) throw new Rollback(result.error);
         if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
         if (tx.forget) await trx.raw(FORGET_RECEIPTS, [userId, tx.forget.beforeMs, tx.forget.keep]);
         if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
         return result.value;
-      }),
-    );
+    });
   }
 
   /**
@@ -481,6 +525,7 @@ export class KnexChangeStore implements ChangeStore {
    */
   private async pgPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt: ReceiptLookup | undefined): Promise<T> {
     const client = this.db.client as unknown as { acquireConnection(): Promise<PgConnection>; releaseConnection(c: PgConnection): Promise<unknown> };
+    const distributed = await this.isDistributed();
     const conn = await client.acquireConnection();
     try {
       const user = conn.escapeLiteral(userId);
@@ -494,7 +539,7 @@ export class KnexChangeStore implements ChangeStore {
       const purged = toNumber(locked.rows[0]!['purged_through']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known, toNumber(locked.rows[0]!['stored_bytes']));
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known, toNumber(locked.rows[0]!['stored_bytes']), distributed);
       const result = await work(tx);
       if (result.isErr()) throw new Rollback(result.error);
       // The stored bytes and the poke go with the COMMIT, in the same round trip (one simple query).
@@ -537,6 +582,8 @@ class KnexPushTransaction implements PushTransaction {
     private readonly known: KnownReceipt | null,
     /** sync_users.stored_bytes as the lock found it. */
     private readonly storedAtLock: number,
+    /** The database is Citus: writes are VALUES lists, which it routes (see TableStatements). */
+    private readonly distributed = false,
   ) {}
 
   purgedThrough(): number {
@@ -597,6 +644,7 @@ class KnexPushTransaction implements PushTransaction {
     if (rows.length === 0) return fromDb(Promise.resolve());
     const statements = this.statements(table);
     const device = byDevice ?? '';
+    if (!this.distributed) return fromDb(this.writeArrays(table, statements, rows, device));
     const write = async () => {
       for (let from = 0; from < rows.length; from += statements.rowsPerWrite) {
         const n = Math.min(statements.rowsPerWrite, rows.length - from);
@@ -618,7 +666,47 @@ class KnexPushTransaction implements PushTransaction {
     return fromDb(write());
   }
 
+  /** The rows as one array per column, in the statement's order: id, created_at, _status, the table's columns. */
+  private async writeArrays(table: TableSpec, statements: TableStatements, rows: readonly RowWrite[], device: string): Promise<void> {
+    const n = rows.length;
+    const ids = new Array<string>(n);
+    const createdAt = new Array<unknown>(n);
+    const status = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const r = rows[i]!;
+      ids[i] = r.id;
+      createdAt[i] = r.values['created_at'] ?? null;
+      status[i] = r.deleted ? 'deleted' : 'active';
+    }
+    const arrays: unknown[][] = [ids, createdAt, status];
+    for (const c of statements.columns) {
+      const values = new Array<unknown>(n);
+      const sensitive = this.cipher !== null && table.columns[c]!.sensitive === true;
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        const v = r.values[c] ?? null;
+        values[i] = sensitive && typeof v === 'string' && !r.storedAsIs ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v;
+      }
+      arrays.push(values);
+    }
+    const written = await this.run(statements.arrays, [this.userId, device, ...arrays]);
+    const stamp = written.rows[0]?.['stamp'];
+    if (stamp !== null && stamp !== undefined) this.lastTs = Math.max(this.lastTs, toNumber(stamp));
+  }
+
   recordConflicts(conflicts: readonly Conflict[], resolvedAtMs: number): ResultAsync<void, SyncError> {
+    if (!this.distributed) {
+      // One array per column: one statement of a fixed text for any number of conflicts.
+      const columns = [
+        conflicts.map((c) => c.table),
+        conflicts.map((c) => c.id),
+        conflicts.map((c) => c.type),
+        conflicts.map((c) => c.resolution),
+        conflicts.map((c) => JSON.stringify(c.clientColumns)),
+        conflicts.map((c) => JSON.stringify(c.serverColumns)),
+      ];
+      return fromDb(this.run(RECORD_CONFLICTS_STATEMENT, [this.userId, resolvedAtMs, ...columns]).then(() => undefined));
+    }
     const record = async () => {
       for (let from = 0; from < conflicts.length; from += CONFLICTS_PER_STATEMENT) {
         const part = conflicts.slice(from, from + CONFLICTS_PER_STATEMENT);
