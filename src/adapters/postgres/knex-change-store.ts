@@ -312,6 +312,8 @@ export class KnexChangeStore implements ChangeStore {
   private readonly timeouts: string | null;
   /** PGlite's first statement of a push: the generic plans of FORCE_GENERIC_PLANS, and the timeouts. */
   private readonly pgliteSettings: string;
+  /** Whether the database is Citus, once asked (see isDistributed). */
+  private distributed: Promise<boolean> | null = null;
 
   constructor(
     private readonly db: Knex,
@@ -330,8 +332,6 @@ export class KnexChangeStore implements ChangeStore {
     this.prepared = usesPgDriver(db);
     if (options.citusStatements) this.distributed = Promise.resolve(true);
   }
-
-  private distributed: Promise<boolean> | null = null;
 
   /** Whether the database is a Citus coordinator (asked once; asked again after a failure). */
   private isDistributed(): Promise<boolean> {
@@ -489,28 +489,26 @@ export class KnexChangeStore implements ChangeStore {
 
   inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt?: ReceiptLookup): ResultAsync<T, SyncError> {
     if (this.prepared) return fromDb(this.pgPushTransaction(userId, work, receipt));
-    return fromDb(
-      this.isDistributed().then((distributed) => this.pgliteTransaction(userId, work, distributed)),
-    );
+    return fromDb(this.isDistributed().then((distributed) => this.pgliteTransaction(userId, work, distributed)));
   }
 
   private pgliteTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, distributed: boolean): Promise<T> {
     return this.db.transaction(async (trx) => {
-        // PGlite plans the lookup as PostgreSQL does: a custom plan that knows 1,000 ids reads all
-        // of a large user's rows through (user_id, last_modified_at) when it has no statistics.
-        await trx.raw(this.pgliteSettings);
-        // Take the user's write lock first: concurrent pushes of one user queue here.
-        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown; stored_bytes: unknown }> };
-        const lastTs = toNumber(locked.rows[0]!.last_ts);
-        const purged = toNumber(locked.rows[0]!.purged_through);
-        const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes), distributed);
-        const result = await work(tx);
-        if (result.isErr()) throw new Rollback(result.error);
-        if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
-        if (tx.forget) await trx.raw(FORGET_RECEIPTS, [userId, tx.forget.beforeMs, tx.forget.keep]);
-        if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
-        return result.value;
+      // PGlite plans the lookup as PostgreSQL does: a custom plan that knows 1,000 ids reads all
+      // of a large user's rows through (user_id, last_modified_at) when it has no statistics.
+      await trx.raw(this.pgliteSettings);
+      // Take the user's write lock first: concurrent pushes of one user queue here.
+      const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown; stored_bytes: unknown }> };
+      const lastTs = toNumber(locked.rows[0]!.last_ts);
+      const purged = toNumber(locked.rows[0]!.purged_through);
+      const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes), distributed);
+      const result = await work(tx);
+      if (result.isErr()) throw new Rollback(result.error);
+      if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
+      if (tx.forget) await trx.raw(FORGET_RECEIPTS, [userId, tx.forget.beforeMs, tx.forget.keep]);
+      if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
+      return result.value;
     });
   }
 
