@@ -318,6 +318,7 @@ describeEachDatabase('bad input', (ctx) => {
       ['ideas', 'text\u0000', 'x'],
       ['ideas', 'first_written_at', 1],
       ['ideas', 'last_modified_by', 'another-device'],
+      ['ideas', 'written_by', 'another-device'],
       ['captures', 'encrypted', true],
     ];
     for (const [table, column, value] of cases) {

@@ -20,6 +20,7 @@ const NAMES = [
   '007-encrypt-derived-text',
   '008-field-key-fingerprints',
   '009-stored-bytes',
+  '010-written-by',
   '011-sync-stats-minutes',
 ];
 const N = NAMES.length;

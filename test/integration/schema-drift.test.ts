@@ -13,6 +13,7 @@ const COMMON = {
   first_written_at: { type: 'bigint', nullable: false },
   last_modified_by: { type: 'text', nullable: true },
   first_written_by: { type: 'text', nullable: true },
+  written_by: { type: 'text', nullable: true },
   _status: { type: 'text', nullable: false },
 };
 
@@ -101,5 +102,29 @@ describeEachDatabase('migrated schema matches the domain schema', (ctx) => {
     const p = await db('projects').where({ user_id: 'm0', id: 'p' }).first();
     expect(Number(p.last_modified_at)).to.be.above(top);
     expect(Number((await db('sync_users').where({ user_id: 'm0' }).first()).last_ts)).to.equal(Number(p.last_modified_at));
+  });
+
+  it('takes the writing device from written_by (never stored); a write without it is no device\'s, as with the session setting', async () => {
+    const db = ctx.database.db;
+    const row = () => db('ideas').where({ user_id: 'w', id: 'i1' }).first('last_modified_by', 'first_written_by', 'written_by');
+    await db('ideas').insert({ user_id: 'w', id: 'i1', text: 't', created_at: 0, written_by: 'phone' });
+    expect(await row()).to.deep.equal({ last_modified_by: 'phone', first_written_by: 'phone', written_by: null });
+    // The push's upsert: EXCLUDED is the proposed row after the BEFORE INSERT trigger (written_by
+    // already cleared), so it passes the device on from EXCLUDED.last_modified_by.
+    await db.raw(
+      "INSERT INTO ideas (user_id, id, text, created_at, written_by) VALUES ('w', 'i1', 'u', 0, 'tablet') ON CONFLICT (user_id, id) DO UPDATE SET text = EXCLUDED.text, written_by = EXCLUDED.last_modified_by",
+    );
+    expect(await row()).to.deep.equal({ last_modified_by: 'tablet', first_written_by: 'phone', written_by: null });
+    // An UPDATE that does not set it (an admin's, re-encryption's) is no device's: every device pulls it.
+    await db('ideas').where({ user_id: 'w', id: 'i1' }).update({ text: 'admin' });
+    expect(await row()).to.deep.equal({ last_modified_by: null, first_written_by: 'phone', written_by: null });
+    // '' is no device; the session setting of a server of the previous version is still read.
+    await db('ideas').insert({ user_id: 'w', id: 'i2', text: 't', created_at: 0, written_by: '' });
+    expect((await db('ideas').where({ user_id: 'w', id: 'i2' }).first('last_modified_by')).last_modified_by).to.equal(null);
+    await db.transaction(async (trx) => {
+      await trx.raw("SELECT set_config('sync.device_id', 'old-server-device', true)");
+      await trx('ideas').insert({ user_id: 'w', id: 'i3', text: 't', created_at: 0 });
+    });
+    expect((await db('ideas').where({ user_id: 'w', id: 'i3' }).first('first_written_by')).first_written_by).to.equal('old-server-device');
   });
 });

@@ -10,25 +10,41 @@ const LOCK_USER = 'INSERT INTO sync_users AS u (user_id, last_ts) VALUES (?, 0) 
 /** A push's change of the user's stored bytes, sent with its COMMIT (the user's row is locked). */
 const ADD_STORED_BYTES = 'UPDATE sync_users SET stored_bytes = greatest(stored_bytes + ?, 0) WHERE user_id = ?';
 /**
- * The same, and in the same round trip the push's statements are set to run with their
- * generic plan. A custom plan is made for the user id at hand, and for a user the statistics call
- * small (a new one, or one grown since the last ANALYZE) PostgreSQL probes each id through the
- * (user_id, last_modified_at) index with a filter on id: a scan of all the user's rows per id. The
- * generic plan knows no user, so it takes the primary key (user_id, id). Seen in the bench:
- * 100,000 new records of one user took 64-69 s instead of 5 s once captures had been analyzed.
+ * Sent with the lock, in the same round trip: the push's statements run with their generic plan.
+ * A custom plan is made for the user id at hand, and for a user the statistics call small (a new
+ * one, or one grown since the last ANALYZE) PostgreSQL probes the ids through the
+ * (user_id, last_modified_at) index with a filter on id, a scan of all the user's rows. The generic
+ * plan knows no user, so it takes the primary key (user_id, id). Seen in the bench: 100,000 new
+ * records of one user took 64-69 s instead of 5 s once captures had been analyzed. No form of the
+ * lookup that names the user (as a distributed PostgreSQL needs, to route it) makes PostgreSQL 15
+ * prefer the primary key in a custom plan: EXPLAIN shows the other index for `id = ANY(…)`, a join
+ * and a LATERAL probe alike. A plain SET LOCAL, not a statement that writes: on Citus it applies
+ * on the coordinator only, where the plan is made, and the statement stays routable.
  */
-const LOCK_USER_GENERIC_PLANS =
-  "WITH plans AS (SELECT set_config('plan_cache_mode', 'force_generic_plan', true)) " +
-  'INSERT INTO sync_users AS u (user_id, last_ts) SELECT ?, 0 FROM plans ON CONFLICT (user_id) DO UPDATE SET last_ts = u.last_ts RETURNING u.last_ts, u.purged_through, u.stored_bytes';
+const FORCE_GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
 /** A push's conflicts, one array per column: any number of them in one statement of fixed text. */
 const RECORD_CONFLICTS =
   'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) ' +
   'SELECT ?, ?::int8, u.entity, u.record_id, u.conflict_type, u.resolution_strategy, u.client_columns::jsonb, u.server_columns::jsonb ' +
   'FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS u(entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns)';
+const RECORD_CONFLICTS_STATEMENT: Statement = { sql: RECORD_CONFLICTS, name: 'sync_record_conflicts' };
+/**
+ * On Citus, a multi-row VALUES list of 8 parameters a row (built per count), which it routes to the
+ * user's node like the row writes (an INSERT … SELECT over `unnest` it runs through the coordinator).
+ */
+const CONFLICT_ROW = '(?, ?::int8, ?, ?, ?, ?, ?::jsonb, ?::jsonb)';
+const CONFLICTS_PER_STATEMENT = Math.floor(65_535 / 8);
+const recordConflictsSql = (n: number) =>
+  'INSERT INTO sync_conflicts (user_id, resolved_at, entity, record_id, conflict_type, resolution_strategy, client_columns, server_columns) VALUES ' +
+  new Array<string>(n).fill(CONFLICT_ROW).join(', ');
 const SAVE_RECEIPT =
-  'WITH expired AS (DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?) ' +
   'INSERT INTO sync_push_receipts (user_id, push_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?) ' +
   'ON CONFLICT (user_id, push_id) DO UPDATE SET body_hash = EXCLUDED.body_hash, response = EXCLUDED.response, created_at = EXCLUDED.created_at';
+/**
+ * The user's expired receipts, deleted with the COMMIT (one round trip) once a push saved its own.
+ * Not a CTE of the save: Citus cannot plan a DELETE and an INSERT in one statement with parameters.
+ */
+const FORGET_RECEIPTS = 'DELETE FROM sync_push_receipts WHERE user_id = ? AND created_at < ? AND push_id <> ?';
 /**
  * The live poke of a push (see LiveFeed): delivered by PostgreSQL at commit, never for a rolled-back
  * transaction. The channel is the schema's (liveChannelName), so deployments sharing a database
@@ -38,7 +54,6 @@ const NOTIFY_SQL = (payload: string) => `SELECT pg_notify(left('sync_live.' || c
 const FIND_RECEIPT_SELECT = 'SELECT body_hash, response, created_at FROM sync_push_receipts';
 const FIND_RECEIPT: Statement = { sql: `${FIND_RECEIPT_SELECT} WHERE user_id = ? AND push_id = ? AND created_at >= ?`, name: undefined };
 /** Named (prepared once per connection) where the connection is PostgreSQL's; PGlite's runner ignores the name. */
-const RECORD_CONFLICTS_STATEMENT: Statement = { sql: RECORD_CONFLICTS, name: 'sync_record_conflicts' };
 const SAVE_RECEIPT_STATEMENT: Statement = { sql: SAVE_RECEIPT, name: 'sync_save_receipt' };
 
 /** A statement of a push, and a name when it is worth preparing once per connection (on PostgreSQL; the PGlite runner ignores it). */
@@ -86,64 +101,93 @@ const quote = (name: string) => `"${name}"`;
 /** The SQL type of a domain column type's values. */
 const sqlType = (type: ColumnType): string => PG_ARRAY_TYPE[type].slice(0, -2);
 
-interface WriteStatement extends Statement {
-  readonly columns: readonly string[];
-}
-
 /** Never named: see TableStatements' constructor. */
 interface LoadStatement {
   readonly sql: string;
   readonly name: undefined;
 }
 
+/** PostgreSQL's limit of parameters in one statement (a 16-bit count in the protocol). */
+const MAX_PARAMETERS = 65_535;
+
 /**
- * The statements of a table's push, built once. A write sends one array per column and inserts
- * `unnest` of them: one statement of a fixed text for any number of rows, so it is parsed and
- * planned once per connection (a multi-row VALUES list is a new statement of ~13 parameters per
- * row, parsed and planned every time).
+ * The statements of a table's push, built once. Each names one `user_id`, a single value, so a
+ * distributed PostgreSQL (Citus, docs/scaling.md) routes it to the node of the user's shard and a
+ * push is a single-node transaction there:
+ * - the lookup is `user_id = ? AND id = ANY(?)` (a LATERAL join over `unnest`, which it was,
+ *   Citus cannot plan with parameters);
+ * - on Citus the write is a multi-row VALUES list, built per row count (`write(n)`): an
+ *   `INSERT … SELECT … FROM unnest(…)` is not routed there, Citus runs the SELECT on the
+ *   coordinator and copies its rows into the shard, with a two-phase commit. Elsewhere it is
+ *   `arrays`.
  */
 class TableStatements {
-  readonly write: WriteStatement;
+  /** Table columns in the order of a write's values after id, created_at and _status. */
+  readonly columns: readonly string[];
   readonly load: LoadStatement;
+  /**
+   * The write of any number of rows on one PostgreSQL: one array per column and `unnest`, one
+   * statement of a fixed text, parsed and planned once per connection (a VALUES list of 1,000 rows
+   * costs PostgreSQL about a third more of a push's time, parsed and planned every time).
+   */
+  readonly arrays: Statement;
+  /** Rows per write statement: as many as PostgreSQL's parameter limit allows. */
+  readonly rowsPerWrite: number;
+  private readonly head: string;
+  private readonly tail: string;
+  private readonly row: string;
+  private readonly writes = new Map<number, Statement>();
 
   /** `encrypting`: the store has a cipher, so a table with sensitive columns marks its rows `encrypted`. */
   constructor(table: TableSpec, encrypting: boolean) {
-    const columns = columnNames(table);
-    const arrays = [
-      { name: 'id', type: 'text[]' },
-      { name: 'created_at', type: 'int8[]' },
-      { name: '_status', type: 'text[]' },
-      ...columns.map((c) => ({ name: c, type: PG_ARRAY_TYPE[table.columns[c]!.type] })),
-    ];
+    const columns = (this.columns = columnNames(table));
     const encrypted = encrypting && hasSensitiveColumns(table);
-    const target = ['user_id', ...arrays.map((a) => a.name), ...(encrypted ? ['encrypted'] : [])];
-    const updated = target.filter((c) => c !== 'user_id' && c !== 'id');
-    // The writing device goes in the same round trip: the sync_stamp trigger reads it from
-    // sync.device_id (transaction-local, so it cannot leak to another request). The CTE is
-    // evaluated once, before the join yields its first row, so before the first row's trigger.
-    // The answer is the highest stamp given (the push's cursor, see KnexPushTransaction.cursor).
-    const sql =
-      "WITH device AS MATERIALIZED (SELECT set_config('sync.device_id', ?, true)), written AS (" +
-      `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) ` +
-      `SELECT ?, u.*${encrypted ? ', true' : ''} FROM device, unnest(${arrays.map((a) => `?::${a.type}`).join(', ')}) AS u ` +
-      `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')} ` +
-      'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written';
-    // The name says whether the text sets `encrypted`: a store with a cipher and one without share
-    // a connection pool (tests, tools), and pg refuses one name prepared with two texts.
-    this.write = { sql, name: `sync_write_${table.name}${encrypted ? '_encrypted' : ''}`, columns };
-    // One probe of the primary key per id, whatever the statistics say: `id = ANY(…)`, or a plain
-    // join, was planned without statistics (PGlite never analyzes, nor does PostgreSQL with
-    // autovacuum off) as a scan of all the user's rows; a LATERAL … LIMIT 1 cannot be flattened.
+    // The writing device goes in every row (written_by; the sync_stamp trigger moves it to
+    // last_modified_by and first_written_by, migration 010), so it travels with the row to
+    // whichever node stores it. The answer is the stamps given, whose highest is the push's
+    // cursor (see KnexPushTransaction.cursor).
+    const target = ['user_id', 'written_by', 'id', 'created_at', '_status', ...columns, ...(encrypted ? ['encrypted'] : [])];
+    const updated = target.filter((c) => c !== 'user_id' && c !== 'id' && c !== 'written_by');
+    this.head = `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) VALUES `;
+    // EXCLUDED is the proposed row after the BEFORE INSERT trigger, which has cleared written_by
+    // and stamped the device into last_modified_by.
+    this.tail =
+      ` ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}, written_by = EXCLUDED.last_modified_by ` +
+      // Every stamp, not their max in a CTE around the INSERT: Citus cannot plan that with
+      // parameters (generic plans, FORCE_GENERIC_PLANS).
+      'RETURNING last_modified_at';
+    const set = `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}, written_by = EXCLUDED.last_modified_by `;
+    const arrays = ['?::text[]', '?::int8[]', '?::text[]', ...columns.map((c) => `?::${PG_ARRAY_TYPE[table.columns[c]!.type]}`)];
+    this.arrays = {
+      sql:
+        `WITH written AS (INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) ` +
+        `SELECT ?, ?, u.*${encrypted ? ', true' : ''} FROM unnest(${arrays.join(', ')}) AS u ${set}` +
+        'RETURNING last_modified_at) SELECT max(last_modified_at) AS stamp FROM written',
+      // The name says whether the text sets `encrypted`: a store with a cipher and one without share
+      // a connection pool (tests, tools), and pg refuses one name prepared with two texts.
+      name: `sync_write_${table.name}${encrypted ? '_encrypted' : ''}`,
+    };
+    const values = ['?', '?', '?::text', '?::int8', '?::text', ...columns.map((c) => `?::${sqlType(table.columns[c]!.type)}`), ...(encrypted ? ['true'] : [])];
+    this.row = `(${values.join(', ')})`;
+    this.rowsPerWrite = Math.floor(MAX_PARAMETERS / (5 + columns.length));
     // Never a named statement: a plan made while the table is empty or tiny (a new deployment's
     // first push) costs both indexes alike, may take (user_id, last_modified_at), and a named
     // statement keeps it for the connection's life, however large the table grows. Planned anew
-    // each time (generic, see LOCK_USER_GENERIC_PLANS), it follows the table's size.
+    // each time, generic on PostgreSQL (see FORCE_GENERIC_PLANS), it follows the table's size.
     this.load = {
-      sql:
-        `SELECT t.* FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL ` +
-        `(SELECT ${selectColumns(table).map(quote).join(', ')} FROM ${quote(table.name)} WHERE user_id = ? AND id = k.id LIMIT 1) AS t`,
+      sql: `SELECT ${selectColumns(table).map(quote).join(', ')} FROM ${quote(table.name)} WHERE user_id = ? AND id = ANY(?::text[])`,
       name: undefined,
     };
+  }
+
+  /** The write of `n` rows (n ≤ rowsPerWrite). Texts are kept per row count, not prepared: each is parsed once per use. */
+  write(n: number): Statement {
+    let statement = this.writes.get(n);
+    if (!statement) {
+      statement = { sql: this.head + new Array<string>(n).fill(this.row).join(', ') + this.tail, name: undefined };
+      if (n <= 64) this.writes.set(n, statement);
+    }
+    return statement;
   }
 }
 
@@ -266,19 +310,39 @@ export class KnexChangeStore implements ChangeStore {
   /** With a cipher, the schema's sensitive columns are encrypted at rest (and read back decrypted). */
   /** `SELECT set_config(lock_timeout), set_config(statement_timeout)` for the push transaction, or null. */
   private readonly timeouts: string | null;
+  /** PGlite's first statement of a push: the generic plans of FORCE_GENERIC_PLANS, and the timeouts. */
+  private readonly pgliteSettings: string;
+  /** Whether the database is Citus, once asked (see isDistributed). */
+  private distributed: Promise<boolean> | null = null;
 
   constructor(
     private readonly db: Knex,
     private readonly cipher: FieldCipher | null = null,
     /** lock_timeout and statement_timeout of a push transaction in ms (0: none): a push never waits without end. */
     timeouts: { readonly lockMs: number; readonly statementMs: number } = { lockMs: 0, statementMs: 0 },
+    /** `citusStatements`: write as on Citus whatever the database (the tests run that path on PostgreSQL and PGlite). */
+    options: { readonly citusStatements?: boolean } = {},
   ) {
     const set = [
       ...(timeouts.lockMs > 0 ? [`set_config('lock_timeout', '${Math.floor(timeouts.lockMs)}', true)`] : []),
       ...(timeouts.statementMs > 0 ? [`set_config('statement_timeout', '${Math.floor(timeouts.statementMs)}', true)`] : []),
     ];
     this.timeouts = set.length ? `SELECT ${set.join(', ')}` : null;
+    this.pgliteSettings = `SELECT ${["set_config('plan_cache_mode', 'force_generic_plan', true)", ...set].join(', ')}`;
     this.prepared = usesPgDriver(db);
+    if (options.citusStatements) this.distributed = Promise.resolve(true);
+  }
+
+  /** Whether the database is a Citus coordinator (asked once; asked again after a failure). */
+  private isDistributed(): Promise<boolean> {
+    this.distributed ??= this.db
+      .raw("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus")
+      .then((r: { rows: Array<{ citus: boolean }> }) => r.rows[0]!.citus === true)
+      .catch((e: unknown) => {
+        this.distributed = null;
+        throw e;
+      });
+    return this.distributed;
   }
 
   private statementsFor(table: TableSpec): TableStatements {
@@ -425,22 +489,27 @@ export class KnexChangeStore implements ChangeStore {
 
   inPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt?: ReceiptLookup): ResultAsync<T, SyncError> {
     if (this.prepared) return fromDb(this.pgPushTransaction(userId, work, receipt));
-    return fromDb(
-      this.db.transaction(async (trx) => {
-        if (this.timeouts) await trx.raw(this.timeouts);
-        // Take the user's write lock first: concurrent pushes of one user queue here.
-        const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown; stored_bytes: unknown }> };
-        const lastTs = toNumber(locked.rows[0]!.last_ts);
-        const purged = toNumber(locked.rows[0]!.purged_through);
-        const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
-        const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes));
-        const result = await work(tx);
-        if (result.isErr()) throw new Rollback(result.error);
-        if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
-        if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
-        return result.value;
-      }),
-    );
+    return fromDb(this.isDistributed().then((distributed) => this.pgliteTransaction(userId, work, distributed)));
+  }
+
+  private pgliteTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, distributed: boolean): Promise<T> {
+    return this.db.transaction(async (trx) => {
+      // PGlite plans the lookup as PostgreSQL does: a custom plan that knows 1,000 ids reads all
+      // of a large user's rows through (user_id, last_modified_at) when it has no statistics.
+      await trx.raw(this.pgliteSettings);
+      // Take the user's write lock first: concurrent pushes of one user queue here.
+      const locked = (await trx.raw(LOCK_USER, [userId])) as { rows: Array<{ last_ts: unknown; purged_through: unknown; stored_bytes: unknown }> };
+      const lastTs = toNumber(locked.rows[0]!.last_ts);
+      const purged = toNumber(locked.rows[0]!.purged_through);
+      const run: Run = (statement, bindings) => trx.raw(statement.sql, bindings as Knex.ValueDict[]) as unknown as Promise<{ rows: Record<string, unknown>[] }>;
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, null, toNumber(locked.rows[0]!.stored_bytes), distributed);
+      const result = await work(tx);
+      if (result.isErr()) throw new Rollback(result.error);
+      if (tx.storedBytesDelta !== 0) await trx.raw(ADD_STORED_BYTES, [tx.storedBytesDelta, userId]);
+      if (tx.forget) await trx.raw(FORGET_RECEIPTS, [userId, tx.forget.beforeMs, tx.forget.keep]);
+      if (tx.announcement) await trx.raw(NOTIFY_SQL('?'), [tx.announcement]);
+      return result.value;
+    });
   }
 
   /**
@@ -454,26 +523,28 @@ export class KnexChangeStore implements ChangeStore {
    */
   private async pgPushTransaction<T>(userId: string, work: (tx: PushTransaction) => ResultAsync<T, SyncError>, receipt: ReceiptLookup | undefined): Promise<T> {
     const client = this.db.client as unknown as { acquireConnection(): Promise<PgConnection>; releaseConnection(c: PgConnection): Promise<unknown> };
+    const distributed = await this.isDistributed();
     const conn = await client.acquireConnection();
     try {
       const user = conn.escapeLiteral(userId);
       const ask = receipt && Number.isSafeInteger(receipt.notBeforeMs) ? receipt : null;
       // The timeouts are transaction-local (SET LOCAL), set in the same round trip, before the lock.
-      const first = [`BEGIN`, ...(this.timeouts ? [this.timeouts] : []), LOCK_USER_GENERIC_PLANS.replace('?', () => user)];
+      const first = [`BEGIN`, ...(this.timeouts ? [this.timeouts] : []), FORCE_GENERIC_PLANS, LOCK_USER.replace('?', () => user)];
       if (ask) first.push(`${FIND_RECEIPT_SELECT} WHERE user_id = ${user} AND push_id = ${conn.escapeLiteral(ask.pushId)} AND created_at >= ${ask.notBeforeMs}`);
       const answers = (await conn.query(first.join('; '))) as unknown as StatementResult[];
-      const [locked, found] = answers.slice(this.timeouts ? 2 : 1) as [StatementResult, StatementResult?];
+      const [locked, found] = answers.slice(this.timeouts ? 3 : 2) as [StatementResult, StatementResult?];
       const lastTs = toNumber(locked.rows[0]!['last_ts']);
       const purged = toNumber(locked.rows[0]!['purged_through']);
       const run: Run = (statement, bindings) => conn.query({ text: positional(statement.sql), values: bindings as unknown[], ...(statement.name ? { name: statement.name } : {}) });
       const known = ask && found ? { ...ask, row: found.rows[0] ?? null } : null;
-      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known, toNumber(locked.rows[0]!['stored_bytes']));
+      const tx = new KnexPushTransaction(run, userId, this.cipher, (t) => this.statementsFor(t), lastTs, purged, known, toNumber(locked.rows[0]!['stored_bytes']), distributed);
       const result = await work(tx);
       if (result.isErr()) throw new Rollback(result.error);
       // The stored bytes and the poke go with the COMMIT, in the same round trip (one simple query).
       const delta = tx.storedBytesDelta;
       const last = [
         ...(delta !== 0 && Number.isSafeInteger(delta) ? [ADD_STORED_BYTES.replace('?', String(delta)).replace('?', () => user)] : []),
+        ...(tx.forget ? [`DELETE FROM sync_push_receipts WHERE user_id = ${user} AND created_at < ${Math.floor(tx.forget.beforeMs)} AND push_id <> ${conn.escapeLiteral(tx.forget.keep)}`] : []),
         ...(tx.announcement ? [NOTIFY_SQL(conn.escapeLiteral(tx.announcement))] : []),
         'COMMIT',
       ];
@@ -509,6 +580,8 @@ class KnexPushTransaction implements PushTransaction {
     private readonly known: KnownReceipt | null,
     /** sync_users.stored_bytes as the lock found it. */
     private readonly storedAtLock: number,
+    /** The database is Citus: writes are VALUES lists, which it routes (see TableStatements). */
+    private readonly distributed = false,
   ) {}
 
   purgedThrough(): number {
@@ -517,6 +590,8 @@ class KnexPushTransaction implements PushTransaction {
 
   /** What this transaction adds to the user's stored bytes (written with its commit). */
   storedBytesDelta = 0;
+  /** The user's receipts to forget with the commit: older than beforeMs, but for the one saved (keep). */
+  forget: { readonly beforeMs: number; readonly keep: string } | null = null;
 
   storedBytes(): number {
     return this.storedAtLock + this.storedBytesDelta;
@@ -542,7 +617,7 @@ class KnexPushTransaction implements PushTransaction {
       const rows = new Map<string, StoredRow>();
       const statement = this.statements(table).load;
       for (let i = 0; i < ids.length; i += READ_CHUNK) {
-        const found = await this.run(statement, [ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK), this.userId]);
+        const found = await this.run(statement, [this.userId, ids.length <= READ_CHUNK ? ids : ids.slice(i, i + READ_CHUNK)]);
         const loaded = found.rows.map((row) => ({ table: table.name, values: wireValues(table, row), encrypted: row['encrypted'] === true }));
         const failed = this.cipher ? await decryptRows([table], loaded, this.userId, this.cipher) : new Set<number>();
         for (let k = 0; k < found.rows.length; k++) {
@@ -565,66 +640,87 @@ class KnexPushTransaction implements PushTransaction {
 
   writeRows(table: TableSpec, rows: readonly RowWrite[], byDevice: string | null): ResultAsync<void, SyncError> {
     if (rows.length === 0) return fromDb(Promise.resolve());
-    const statement = this.statements(table).write;
+    const statements = this.statements(table);
+    const device = byDevice ?? '';
+    if (!this.distributed) return fromDb(this.writeArrays(table, statements, rows, device));
     const write = async () => {
-      // One array per column, in the statement's order: id, created_at, _status, the table's columns.
-      const n = rows.length;
-      const ids = new Array<string>(n);
-      const createdAt = new Array<unknown>(n);
-      const status = new Array<string>(n);
-      for (let i = 0; i < n; i++) {
-        const r = rows[i]!;
-        ids[i] = r.id;
-        createdAt[i] = r.values['created_at'] ?? null;
-        status[i] = r.deleted ? 'deleted' : 'active';
-      }
-      const arrays: unknown[][] = [ids, createdAt, status];
-      for (const c of statement.columns) {
-        const values = new Array<unknown>(n);
-        const sensitive = this.cipher !== null && table.columns[c]!.sensitive === true;
-        for (let i = 0; i < n; i++) {
+      for (let from = 0; from < rows.length; from += statements.rowsPerWrite) {
+        const n = Math.min(statements.rowsPerWrite, rows.length - from);
+        // Per row, in the statement's order: user_id, written_by, id, created_at, _status, the table's columns.
+        const bindings: unknown[] = [];
+        for (let i = from; i < from + n; i++) {
           const r = rows[i]!;
-          const v = r.values[c] ?? null;
-          values[i] = sensitive && typeof v === 'string' && !r.storedAsIs ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v;
+          bindings.push(this.userId, device, r.id, r.values['created_at'] ?? null, r.deleted ? 'deleted' : 'active');
+          for (const c of statements.columns) {
+            const v = r.values[c] ?? null;
+            const sensitive = this.cipher !== null && table.columns[c]!.sensitive === true;
+            bindings.push(sensitive && typeof v === 'string' && !r.storedAsIs ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v);
+          }
         }
-        arrays.push(values);
+        const written = await this.run(statements.write(n), bindings);
+        for (const row of written.rows) this.lastTs = Math.max(this.lastTs, toNumber(row['last_modified_at']));
       }
-      const written = await this.run(statement, [byDevice ?? '', this.userId, ...arrays]);
-      const stamp = written.rows[0]?.['stamp'];
-      if (stamp !== null && stamp !== undefined) this.lastTs = Math.max(this.lastTs, toNumber(stamp));
     };
     return fromDb(write());
   }
 
+  /** The rows as one array per column, in the statement's order: id, created_at, _status, the table's columns. */
+  private async writeArrays(table: TableSpec, statements: TableStatements, rows: readonly RowWrite[], device: string): Promise<void> {
+    const n = rows.length;
+    const ids = new Array<string>(n);
+    const createdAt = new Array<unknown>(n);
+    const status = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const r = rows[i]!;
+      ids[i] = r.id;
+      createdAt[i] = r.values['created_at'] ?? null;
+      status[i] = r.deleted ? 'deleted' : 'active';
+    }
+    const arrays: unknown[][] = [ids, createdAt, status];
+    for (const c of statements.columns) {
+      const values = new Array<unknown>(n);
+      const sensitive = this.cipher !== null && table.columns[c]!.sensitive === true;
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        const v = r.values[c] ?? null;
+        values[i] = sensitive && typeof v === 'string' && !r.storedAsIs ? this.cipher!.encrypt(v, { table: table.name, column: c, userId: this.userId, recordId: r.id }) : v;
+      }
+      arrays.push(values);
+    }
+    const written = await this.run(statements.arrays, [this.userId, device, ...arrays]);
+    const stamp = written.rows[0]?.['stamp'];
+    if (stamp !== null && stamp !== undefined) this.lastTs = Math.max(this.lastTs, toNumber(stamp));
+  }
+
   recordConflicts(conflicts: readonly Conflict[], resolvedAtMs: number): ResultAsync<void, SyncError> {
-    // One array per column, as the row writes do: one statement of a fixed text for any number of
-    // conflicts (knex's batchInsert sent 8 parameters a row, parsed and planned every time).
-    const columns = [
-      conflicts.map((c) => c.table),
-      conflicts.map((c) => c.id),
-      conflicts.map((c) => c.type),
-      conflicts.map((c) => c.resolution),
-      conflicts.map((c) => JSON.stringify(c.clientColumns)),
-      conflicts.map((c) => JSON.stringify(c.serverColumns)),
-    ];
-    return fromDb(this.run(RECORD_CONFLICTS_STATEMENT, [this.userId, resolvedAtMs, ...columns]).then(() => undefined));
+    if (!this.distributed) {
+      // One array per column: one statement of a fixed text for any number of conflicts.
+      const columns = [
+        conflicts.map((c) => c.table),
+        conflicts.map((c) => c.id),
+        conflicts.map((c) => c.type),
+        conflicts.map((c) => c.resolution),
+        conflicts.map((c) => JSON.stringify(c.clientColumns)),
+        conflicts.map((c) => JSON.stringify(c.serverColumns)),
+      ];
+      return fromDb(this.run(RECORD_CONFLICTS_STATEMENT, [this.userId, resolvedAtMs, ...columns]).then(() => undefined));
+    }
+    const record = async () => {
+      for (let from = 0; from < conflicts.length; from += CONFLICTS_PER_STATEMENT) {
+        const part = conflicts.slice(from, from + CONFLICTS_PER_STATEMENT);
+        const bindings: unknown[] = [];
+        for (const c of part) bindings.push(this.userId, resolvedAtMs, c.table, c.id, c.type, c.resolution, JSON.stringify(c.clientColumns), JSON.stringify(c.serverColumns));
+        await this.run({ sql: recordConflictsSql(part.length), name: undefined }, bindings);
+      }
+    };
+    return fromDb(record());
   }
 
   saveReceipt(pushId: string, receipt: PushReceipt, nowMs: number, forgetBeforeMs: number): ResultAsync<void, SyncError> {
-    // One statement: the user's expired receipts go as this one is saved. The same push_id is
-    // left to the INSERT's ON CONFLICT (one statement may not touch a row twice).
-    return fromDb(
-      this.run(SAVE_RECEIPT_STATEMENT, [
-        this.userId,
-        forgetBeforeMs,
-        pushId,
-        this.userId,
-        pushId,
-        receipt.bodyHash,
-        JSON.stringify(receipt.response),
-        nowMs,
-      ]).then(() => undefined),
-    );
+    // The user's expired receipts go with the commit (see FORGET_RECEIPTS); the same push_id is
+    // left to the INSERT's ON CONFLICT.
+    this.forget = { beforeMs: forgetBeforeMs, keep: pushId };
+    return fromDb(this.run(SAVE_RECEIPT_STATEMENT, [this.userId, pushId, receipt.bodyHash, JSON.stringify(receipt.response), nowMs]).then(() => undefined));
   }
 
   /**

@@ -8,6 +8,7 @@ import * as m006 from './006-retention';
 import * as m007 from './007-encrypt-derived-text';
 import * as m008 from './008-field-key-fingerprints';
 import * as m009 from './009-stored-bytes';
+import * as m010 from './010-written-by';
 import * as m011 from './011-sync-stats-minutes';
 
 /**
@@ -29,6 +30,7 @@ const MIGRATIONS: readonly Entry[] = [
   { file: '007-encrypt-derived-text', migration: m007 },
   { file: '008-field-key-fingerprints', migration: m008 },
   { file: '009-stored-bytes', migration: m009 },
+  { file: '010-written-by', migration: m010 },
   { file: '011-sync-stats-minutes', migration: m011 },
 ];
 
