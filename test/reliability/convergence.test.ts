@@ -6,14 +6,14 @@ import { describeEachDatabase } from '../support/databases';
 /**
  * Seeded model-based convergence runs with faults, crash points and clock skew
  * (test/support/convergence/model.ts, docs/testing.md). The regression seeds run first, then
- * CONVERGENCE_RUNS fresh seeds per database (default 200 on the first database, 50 on the next),
+ * CONVERGENCE_RUNS fresh seeds per database (default 120 on the first database, 30 on the next),
  * from CONVERGENCE_BASE_SEED (default 1) so CI is repeatable. CONVERGENCE_SEED=n runs that one seed.
  */
 
 const regressions = (JSON.parse(readFileSync(new URL('./regressions.json', import.meta.url), 'utf8')) as { seeds: Array<{ seed: number; commands?: number; note?: string }> }).seeds;
 const only = process.env['CONVERGENCE_SEED'];
 const base = Number(process.env['CONVERGENCE_BASE_SEED'] ?? 1);
-const runsFor = (db: string) => Number(process.env['CONVERGENCE_RUNS'] ?? (db === 'pglite' && process.env['DATABASE_URL'] ? 50 : 200));
+const runsFor = (db: string) => Number(process.env['CONVERGENCE_RUNS'] ?? (db === 'pglite' && process.env['DATABASE_URL'] ? 30 : 120));
 
 function expectConverged(r: RunResult): void {
   if (!r.ok) console.error(formatFailure(r));
