@@ -15,7 +15,7 @@ import { describeEachDatabase } from '../support/databases';
  */
 describeEachDatabase('push lookup plan', (ctx, name) => {
   if (name !== 'postgres') {
-    it.skip('needs PostgreSQL: only there does the push force generic plans (PGlite takes the plain lock) and do ANALYZE statistics exist');
+    it.skip('needs PostgreSQL: the test opens a second connection to flush the index statistics it counts, which PGlite (one connection) cannot');
     return;
   }
 
