@@ -21,6 +21,12 @@ const AGE_COLUMN: Record<AgedRecords, string> = {
   sync_stats_conflicts: 'minute_start',
 };
 
+/**
+ * The users of the batch's oldest records, oldest first. The inner query reads the age index up
+ * to the batch size, so a batch costs the same however many old records wait.
+ */
+const usersOfOldest = (oldest: string) => `SELECT user_id FROM (${oldest}) AS o GROUP BY user_id ORDER BY min(age), user_id`;
+
 /** Per-user records: purged one user at a time, like tombstones (below). */
 const PER_USER_KEY: Partial<Record<AgedRecords, string>> = { sync_conflicts: 'id', sync_push_receipts: 'push_id' };
 
@@ -75,7 +81,7 @@ export class KnexRetentionStore implements RetentionStore {
 
   purgeTombstones(table: TableSpec, beforeMs: number, limit: number): ResultAsync<number, SyncError> {
     const t = quote(table.name);
-    const users = `SELECT user_id FROM ${t} WHERE _status = 'deleted' AND last_modified_at < ? GROUP BY user_id ORDER BY min(last_modified_at), user_id LIMIT ?`;
+    const users = usersOfOldest(`SELECT user_id, last_modified_at AS age FROM ${t} WHERE _status = 'deleted' AND last_modified_at < ? ORDER BY last_modified_at LIMIT ?`);
     return this.perUser(users, [beforeMs, limit], limit, (user, left) =>
       this.db.transaction(async (trx) => {
         const locked = await trx.raw('SELECT user_id FROM sync_users WHERE user_id = ? FOR UPDATE SKIP LOCKED', [user]);
@@ -97,7 +103,7 @@ export class KnexRetentionStore implements RetentionStore {
     const age = quote(AGE_COLUMN[what]);
     const key = PER_USER_KEY[what];
     if (key) {
-      const users = `SELECT user_id FROM ${t} WHERE ${age} < ? GROUP BY user_id ORDER BY min(${age}), user_id LIMIT ?`;
+      const users = usersOfOldest(`SELECT user_id, ${age} AS age FROM ${t} WHERE ${age} < ? ORDER BY ${age} LIMIT ?`);
       return this.perUser(users, [beforeMs, limit], limit, async (user, left) => {
         const sql = `DELETE FROM ${t} WHERE user_id = ? AND ${quote(key)} IN (SELECT ${quote(key)} FROM ${t} WHERE user_id = ? AND ${age} < ? LIMIT ?) RETURNING 1`;
         return ((await this.db.raw(sql, [user, user, beforeMs, left])) as { rows: unknown[] }).rows.length;
