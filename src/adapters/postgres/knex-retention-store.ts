@@ -32,7 +32,7 @@ const PER_USER_KEY: Partial<Record<AgedRecords, string>> = { sync_conflicts: 'id
 
 /**
  * Purges on PostgreSQL (or PGlite). Tombstones, conflicts and receipts are purged per user: the
- * users with records past the horizon first (oldest first), then, for each, statements that all
+ * users of the batch's oldest records first, then, for each, statements that all
  * name that one user, so that on a database distributed by `user_id` (Citus, docs/scaling.md)
  * each is routed to the user's node (Citus refuses a statement over several users that locks
  * rows, or deletes by a LIMITed subquery). A user's tombstones are purged in one transaction that
