@@ -98,7 +98,7 @@ describe('the production build', function () {
 
   it('migrates from the build, then serves push and pull, logs only JSON lines, and stops on SIGINT to `npm run start:prod`', async () => {
     const migrated = await run(spawnCommand(process.execPath, ['dist/main/migrate.js'], dir, env));
-    expect(migrated).to.match(/applied 001-sync-tables, .*009-stored-bytes, 011-sync-stats-minutes/);
+    expect(migrated).to.match(/applied 001-sync-tables, .*009-stored-bytes, 010-written-by, 011-sync-stats-minutes/);
 
     const s = spawnCommand('npm', ['run', '-s', 'start:prod'], dir, env);
     let serverPid = 0;
@@ -141,7 +141,7 @@ describe('the production build', function () {
 
   it('the built knexfile serves the knex CLI where no TypeScript loader is installed', async () => {
     const out = await run(spawnCommand(process.execPath, [resolve(dir, 'node_modules/knex/bin/cli.js'), '--knexfile', 'dist/knexfile.js', 'migrate:status'], dir, env));
-    expect(out).to.match(/Found 10 Completed Migration file\/files\.\s+001-sync-tables\s+002-sync-logs\s+003-reencrypt-without-stamp\s+004-first-written-by\s+005-stamp-once-per-statement\s+006-retention\s+007-encrypt-derived-text\s+008-field-key-fingerprints\s+009-stored-bytes\s+011-sync-stats-minutes/);
+    expect(out).to.match(/Found 11 Completed Migration file\/files\.\s+001-sync-tables\s+002-sync-logs\s+003-reencrypt-without-stamp\s+004-first-written-by\s+005-stamp-once-per-statement\s+006-retention\s+007-encrypt-derived-text\s+008-field-key-fingerprints\s+009-stored-bytes\s+010-written-by\s+011-sync-stats-minutes/);
     expect(out).to.contain('No Pending Migration files Found.');
   });
 });
