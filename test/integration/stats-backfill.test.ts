@@ -38,21 +38,14 @@ const tables: Array<[string, string]> = [
 ];
 
 async function check(db: Knex): Promise<void> {
-  await db('sync_logs').insert(
-    logs.map((l, i) => ({
-      user_id: `u${i % 4}`, sync_type: l.sync_type, started_at: l.started_at, completed_at: l.started_at + l.duration_ms, duration_ms: l.duration_ms,
-      records_synced: Object.values(l.records).reduce((a, b) => a + b, 0), records_by_table: JSON.stringify(l.records), conflicts: 0,
-      bytes_in: i * 10, bytes_out: i * 100, status: l.status, error_code: null, error_message: null,
-    })).filter((_, i) => i % 2 === 0),
-  );
+  const row = (l: (typeof logs)[number], i: number) => ({
+    user_id: `u${i % 4}`, sync_type: l.sync_type, started_at: l.started_at, completed_at: l.started_at + l.duration_ms, duration_ms: l.duration_ms,
+    records_synced: Object.values(l.records).reduce((a, b) => a + b, 0), records_by_table: JSON.stringify(l.records), conflicts: 0,
+    bytes_in: i * 10, bytes_out: i * 100, status: l.status, error_code: null, error_message: null,
+  });
+  await db('sync_logs').insert(logs.map(row).filter((_, i) => i % 2 === 0));
   // A second statement, as a second batch would be.
-  await db('sync_logs').insert(
-    logs.map((l, i) => ({
-      user_id: `u${i % 4}`, sync_type: l.sync_type, started_at: l.started_at, completed_at: l.started_at + l.duration_ms, duration_ms: l.duration_ms,
-      records_synced: Object.values(l.records).reduce((a, b) => a + b, 0), records_by_table: JSON.stringify(l.records), conflicts: 0,
-      bytes_in: i * 10, bytes_out: i * 100, status: l.status, error_code: null, error_message: null,
-    })).filter((_, i) => i % 2 === 1),
-  );
+  await db('sync_logs').insert(logs.map(row).filter((_, i) => i % 2 === 1));
   const kept = await Promise.all(tables.map(([t, o]) => dump(db, t, o)));
   await db('sync_conflicts').insert(
     [0, 1, 2, MIN + 5, 3 * MIN].map((dt, i) => ({

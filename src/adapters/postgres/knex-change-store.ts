@@ -151,12 +151,10 @@ class TableStatements {
     this.head = `INSERT INTO ${quote(table.name)} (${target.map(quote).join(', ')}) VALUES `;
     // EXCLUDED is the proposed row after the BEFORE INSERT trigger, which has cleared written_by
     // and stamped the device into last_modified_by.
-    this.tail =
-      ` ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}, written_by = EXCLUDED.last_modified_by ` +
-      // Every stamp, not their max in a CTE around the INSERT: Citus cannot plan that with
-      // parameters (generic plans, FORCE_GENERIC_PLANS).
-      'RETURNING last_modified_at';
     const set = `ON CONFLICT (user_id, id) DO UPDATE SET ${updated.map((c) => `${quote(c)} = EXCLUDED.${quote(c)}`).join(', ')}, written_by = EXCLUDED.last_modified_by `;
+    // Every stamp, not their max in a CTE around the INSERT: Citus cannot plan that with
+    // parameters (generic plans, FORCE_GENERIC_PLANS).
+    this.tail = ` ${set}RETURNING last_modified_at`;
     const arrays = ['?::text[]', '?::int8[]', '?::text[]', ...columns.map((c) => `?::${PG_ARRAY_TYPE[table.columns[c]!.type]}`)];
     this.arrays = {
       sql:
